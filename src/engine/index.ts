@@ -1,0 +1,128 @@
+// The one place that starts jax-js. Everything else imports `np`, `jit`, ... from here, so the
+// Node 20 prelude has always run before jax-js touches iterators or Float16Array.
+import "./prelude.js";
+import { readdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { createRequire } from "node:module";
+import * as jax from "@jax-js/jax";
+import { UserError } from "../util/errors.js";
+
+export const { numpy: np, nn, random, lax, tree, jit, grad, valueAndGrad, vmap } = jax;
+export type Arr = jax.Array;
+export type Device = "wasm" | "webgpu";
+
+let current: Device | null = null;
+
+
+/** Starts the requested device once; `webgpu` only when asked, and an error when absent. */
+export async function initDevice(device: Device = "wasm"): Promise<Device> {
+  if (current === device) return device;
+  if (current !== null) throw new Error(`engine already initialised on ${current}; cannot switch to ${device}`);
+  if (device === "webgpu") await installWebGPU();
+  else if (device !== "wasm") throw new UserError(`unknown device "${device}" (expected wasm or webgpu)`);
+  const got = await jax.init(device);
+  if (!got.includes(device)) {
+    throw new UserError(
+      device === "webgpu"
+        ? "--device webgpu: no WebGPU adapter found (install the optional `webgpu` package and a Vulkan driver, or use --device wasm)"
+        : `could not start the ${device} device`,
+    );
+  }
+  jax.defaultDevice(device);
+  current = device;
+  await installBufferCounter(device);
+  return device;
+}
+
+export function currentDevice(): Device {
+  if (current === null) throw new Error("engine not initialised: call initDevice() first");
+  return current;
+}
+
+// Dawn for Node ships in the optional npm `webgpu` package; load it only when asked.
+async function installWebGPU(): Promise<void> {
+  const g = globalThis as Record<string, unknown>;
+  if ((g.navigator as { gpu?: unknown } | undefined)?.gpu) return;
+  let mod: { create: (opts: string[]) => unknown; globals: Record<string, unknown> };
+  try {
+    mod = (await import("webgpu" as string)) as typeof mod;
+  } catch {
+    throw new UserError("--device webgpu: the optional `webgpu` package is not installed (npm install webgpu)");
+  }
+  Object.assign(globalThis, mod.globals);
+  Object.defineProperty(globalThis, "navigator", {
+    value: { gpu: mod.create([]), userAgent: "Node.js" },
+    configurable: true,
+    writable: true,
+  });
+}
+
+// jax-js keeps its buffer table private; the backend object is reachable only through its
+// internal chunk. We mirror malloc/incRef/decRef so tests can assert that a step leaks nothing.
+let live = 0;
+const refs = new Map<number, number>();
+type BackendLike = {
+  malloc(size: number, init?: Uint8Array): number;
+  incRef(slot: number): void;
+  decRef(slot: number): void;
+};
+
+async function loadInternalGetBackend(): Promise<(d: string) => BackendLike> {
+  const require = createRequire(import.meta.url);
+  const dir = dirname(require.resolve("@jax-js/jax"));
+  const chunk = readdirSync(dir).find((f) => /^backend-.*\.js$/.test(f));
+  if (!chunk) throw new Error("jax-js internal backend chunk not found");
+  const mod = (await import(pathToFileURL(join(dir, chunk)).href)) as Record<string, unknown>;
+  // The chunk exports getBackend under a minified name; find it by behaviour.
+  for (const v of Object.values(mod)) {
+    if (typeof v === "function" && v.name === "getBackend") return v as (d: string) => BackendLike;
+  }
+  throw new Error("jax-js getBackend not found in internal chunk");
+}
+async function installBufferCounter(device: Device): Promise<void> {
+  const b = (await loadInternalGetBackend())(device);
+  {
+    const malloc = b.malloc.bind(b);
+    const incRef = b.incRef.bind(b);
+    const decRef = b.decRef.bind(b);
+    b.malloc = (size, init) => {
+      const slot = malloc(size, init);
+      refs.set(slot, 1);
+      live++;
+      return slot;
+    };
+    b.incRef = (slot) => {
+      incRef(slot);
+      refs.set(slot, (refs.get(slot) ?? 0) + 1);
+    };
+    b.decRef = (slot) => {
+      decRef(slot);
+      const r0 = refs.get(slot);
+      if (r0 === undefined) return; // allocated before the counter was installed
+      const r = r0 - 1;
+      if (r <= 0) {
+        refs.delete(slot);
+        live--;
+      } else refs.set(slot, r);
+    };
+  }
+}
+
+/** Number of device buffers allocated since the engine started and not yet freed. */
+export function liveBuffers(): number {
+  return live;
+}
+
+/** Seeded PRNG key. */
+export function key(seed: number): Arr {
+  return random.key(seed);
+}
+
+/** Splits a key into `n` keys (consumes `k`). */
+export function splitKey(k: Arr, n = 2): Arr[] {
+  const ks = random.split(k, n);
+  return np.unstack(ks);
+}
+
+export { jax };
