@@ -8,7 +8,8 @@ import { createRequire } from "node:module";
 import * as jax from "@jax-js/jax";
 import { UserError } from "../util/errors.js";
 
-export const { numpy: np, nn, random, lax, tree, jit, grad, valueAndGrad, vmap } = jax;
+export { numpy as np, nn, random, lax, tree, jit, grad, valueAndGrad, vmap } from "@jax-js/jax";
+import { numpy as np, random } from "@jax-js/jax";
 export type Arr = jax.Array;
 export type Device = "wasm" | "webgpu";
 

@@ -1,0 +1,36 @@
+import { jax, jit, np, tree, type Arr } from "../engine/index.js";
+import type { Model, Params } from "../nn/models.js";
+
+const EVAL_BATCH = 500;
+
+/** Counts the examples each model has been run over, so tests can check teacher caching. */
+export const forwardCounter = { examples: 0 };
+
+const compiled = new WeakMap<Model, (p: Params, x: Arr) => Arr>();
+
+/**
+ * Logits of `model` on N rows of `x` (dim floats each), as a host array [N, classes]. Batches
+ * have a fixed size (the last is zero-padded and its padding dropped) so jit compiles once.
+ */
+export async function predictLogits(model: Model, params: Params, x: Float32Array, dim: number): Promise<Float32Array> {
+  const n = x.length / dim;
+  const classes = model.input.classes;
+  let f = compiled.get(model);
+  if (!f) {
+    f = jit((p: Params, xb: Arr) => model.apply(p, xb, { train: false })) as (p: Params, x: Arr) => Arr;
+    compiled.set(model, f);
+  }
+  const out = new Float32Array(n * classes);
+  const buf = new Float32Array(EVAL_BATCH * dim);
+  for (let start = 0; start < n; start += EVAL_BATCH) {
+    const rows = Math.min(EVAL_BATCH, n - start);
+    buf.fill(0);
+    buf.set(x.subarray(start * dim, (start + rows) * dim));
+    const logits = f(tree.ref(params), np.array(buf).reshape([EVAL_BATCH, dim]));
+    const data = (await logits.data()) as Float32Array;
+    out.set(data.subarray(0, rows * classes), start * classes);
+  }
+  forwardCounter.examples += n;
+  await jax.blockUntilReady(params);
+  return out;
+}

@@ -1,0 +1,215 @@
+// One readable training loop for every role (teacher, scratch student, distilled student):
+// the loss decides what a batch carries (labels, cached teacher logits, or a live teacher pass
+// on the augmented view). Forward, loss, backward and the optimiser run in one jit.
+import { existsSync } from "node:fs";
+import { jax, jit, np, random, tree, valueAndGrad, type Arr } from "../engine/index.js";
+import type { Model, Params } from "../nn/models.js";
+import { buildLoss, lossInfo, type LossSpec } from "../losses/index.js";
+import { adamInit, adamScalars, adamUpdate, checkOptimizer, learningRate, type AdamState, type OptimizerSpec } from "../optim/index.js";
+import { epochOrder, gatherRows, makeBatch, stepsPerEpoch, type Examples } from "../data/batches.js";
+import { loadCheckpoint, saveCheckpoint } from "../checkpoint/checkpoint.js";
+import { disposeParams, paramsFromHost, paramsToHost } from "../checkpoint/params.js";
+import { deriveSeed } from "../util/rng.js";
+import { UserError } from "../util/errors.js";
+import { teacherCounter } from "../teachers/teacher.js";
+
+export interface TrainSpec {
+  epochs: number;
+  batchSize: number;
+  optimizer: OptimizerSpec;
+  loss: LossSpec;
+  /** Random-shift augmentation, in pixels. */
+  shift?: number;
+}
+
+export interface TrainLogRecord {
+  run: string;
+  epoch: number;
+  step: number;
+  loss: number;
+  lr: number;
+  seconds: number;
+}
+
+export interface TrainArgs {
+  name: string;
+  model: Model;
+  spec: TrainSpec;
+  data: Examples;
+  seed: number;
+  /** Frozen teacher; with `cachedTeacherLogits` its outputs are looked up, not recomputed. */
+  teacher?: { model: Model; params: Params };
+  cachedTeacherLogits?: Float32Array;
+  /** Where checkpoints go (`.safetensors`); saved each epoch and on interruption. */
+  checkpoint?: string;
+  resume?: boolean;
+  /** Stored beside the checkpoint; a resumed run must match it. */
+  config?: unknown;
+  log?: (rec: TrainLogRecord) => void;
+  progress?: (done: number, total: number, loss: number) => void;
+  /** Set `requested` (e.g. from SIGINT) to save a checkpoint and stop after the current step. */
+  stop?: { requested: boolean };
+  /** How often the loss is read back to the host (each read is a device sync). */
+  logEvery?: number;
+}
+
+export interface TrainResult {
+  params: Params;
+  status: "done" | "interrupted";
+  steps: number;
+  seconds: number;
+  finalLoss: number;
+}
+
+type StepBatch = {
+  x: Arr;
+  labels?: Arr;
+  teacherLogits?: Arr;
+  key?: Arr;
+};
+
+interface CkptState {
+  epoch: number;
+  stepInEpoch: number;
+  step: number;
+  done: boolean;
+  seconds: number;
+}
+
+export async function train(args: TrainArgs): Promise<TrainResult> {
+  const { model, spec, data, seed } = args;
+  checkOptimizer(spec.optimizer, `${args.name}.train.optimizer`);
+  const info = lossInfo(spec.loss);
+  const lossFn = buildLoss(spec.loss);
+  if (info.needsTeacher && !args.teacher && !args.cachedTeacherLogits) {
+    throw new Error(`${args.name}: loss "${spec.loss.name}" needs a teacher`);
+  }
+  const useCache = info.needsTeacher && !spec.shift && args.cachedTeacherLogits !== undefined;
+  const liveTeacher = info.needsTeacher && !useCache;
+  const classes = model.input.classes;
+  const perEpoch = stepsPerEpoch(data.n, spec.batchSize);
+  if (perEpoch === 0) {
+    throw new UserError(`${args.name}.train.batchSize: ${spec.batchSize} is larger than the ${data.n} training examples`);
+  }
+  const total = perEpoch * spec.epochs;
+  const hasDropout = (model.spec.dropout ?? 0) > 0;
+
+  let params: Params;
+  let opt: AdamState;
+  let state: CkptState = { epoch: 0, stepInEpoch: 0, step: 0, done: false, seconds: 0 };
+  if (args.resume && args.checkpoint && existsSync(args.checkpoint)) {
+    const ck = loadCheckpoint(args.checkpoint);
+    if (JSON.stringify(ck.config) !== JSON.stringify(args.config ?? null)) {
+      throw new UserError(`${args.checkpoint}: --resume with a different config than the checkpoint was made with`);
+    }
+    params = paramsFromHost(ck.tensors, model.shapes, args.checkpoint);
+    opt = {
+      m: paramsFromHost(ck.tensors, model.shapes, args.checkpoint, "optimizer.m."),
+      v: paramsFromHost(ck.tensors, model.shapes, args.checkpoint, "optimizer.v."),
+    };
+    state = ck.state as CkptState;
+  } else {
+    params = model.init(random.key(deriveSeed(seed, args.name, "init") & 0x7fffffff));
+    opt = adamInit(params);
+  }
+
+  const save = async (st: CkptState) => {
+    if (!args.checkpoint) return;
+    const tensors = {
+      ...(await paramsToHost(params)),
+      ...(await paramsToHost(opt.m, "optimizer.m.")),
+      ...(await paramsToHost(opt.v, "optimizer.v.")),
+    };
+    saveCheckpoint(args.checkpoint, { tensors, config: args.config ?? null, state: st });
+  };
+
+  const lossOf = (p: Params, b: StepBatch): Arr => {
+    const logits = model.apply(p, b.x, { train: true, key: b.key });
+    return lossFn(logits, { labels: b.labels, teacherLogits: b.teacherLogits });
+  };
+  const teacher = args.teacher;
+  const step = jit(((p: Params, o: AdamState, scalars: Arr, b: StepBatch, tp: Params) => {
+    if (teacher && Object.keys(tp).length > 0) {
+      const t = teacher.model.apply(tp, b.x.ref, { train: false });
+      b = { ...b, teacherLogits: jax.lax.stopGradient(t) };
+    }
+    const [loss, grads] = valueAndGrad(lossOf)(tree.ref(p), b);
+    const [p2, o2] = adamUpdate(spec.optimizer, p, grads, o, scalars);
+    return [p2, o2, loss];
+  }) as never) as unknown as (p: Params, o: AdamState, s: Arr, b: StepBatch, tp: Params) => [Params, AdamState, Arr];
+
+  const logEvery = args.logEvery ?? 50;
+  const started = performance.now() - state.seconds * 1000;
+  let lossSum: Arr | null = null;
+  let lossCount = 0;
+  let lastLoss = NaN;
+  let status: TrainResult["status"] = "done";
+  const elapsed = () => (performance.now() - started) / 1000;
+
+  const readLoss = async (epoch: number): Promise<void> => {
+    if (!lossSum) return;
+    const v = ((await lossSum.data()) as Float32Array)[0] / lossCount;
+    lossSum = null;
+    lossCount = 0;
+    if (!Number.isFinite(v)) {
+      disposeParams(params);
+      throw new UserError(
+        `${args.name}: loss became ${v} at step ${state.step} (epoch ${epoch + 1}); stopped` +
+          (args.checkpoint && existsSync(args.checkpoint) ? `, last good checkpoint kept at ${args.checkpoint}` : ""),
+      );
+    }
+    lastLoss = v;
+    args.log?.({
+      run: args.name,
+      epoch: epoch + 1,
+      step: state.step,
+      loss: v,
+      lr: learningRate(spec.optimizer, Math.max(0, state.step - 1), total),
+      seconds: elapsed(),
+    });
+  };
+
+  outer: for (let epoch = state.epoch; epoch < spec.epochs; epoch++) {
+    const order = epochOrder(data.n, deriveSeed(seed, args.name), epoch);
+    const first = epoch === state.epoch ? state.stepInEpoch : 0;
+    for (let s = first; s < perEpoch; s++) {
+      const hb = makeBatch(data, order, s, spec.batchSize, { shift: spec.shift, seed: deriveSeed(seed, args.name), epoch });
+      const b: StepBatch = { x: np.array(hb.x).reshape([spec.batchSize, data.dim]) };
+      if (info.needsLabels) b.labels = np.array(hb.labels, { dtype: np.int32 });
+      if (useCache) b.teacherLogits = np.array(gatherRows(args.cachedTeacherLogits!, classes, hb.index)).reshape([spec.batchSize, classes]);
+      if (hasDropout) b.key = random.key(deriveSeed(seed, args.name, "dropout", state.step) & 0x7fffffff);
+      if (liveTeacher) teacherCounter.examples += spec.batchSize;
+      const scalars = np.array(adamScalars(spec.optimizer, state.step, total));
+      const [p2, o2, loss] = step(params, opt, scalars, b, liveTeacher ? tree.ref(teacher!.params) : {});
+      params = p2;
+      opt = o2;
+      lossSum = lossSum ? lossSum.add(loss) : loss;
+      lossCount++;
+      state.step++;
+      state.stepInEpoch = s + 1;
+      // Without a sync per step, jax-js queues work lazily and memory grows without bound.
+      await jax.blockUntilReady(params);
+      if (state.step % logEvery === 0) await readLoss(epoch);
+      args.progress?.(state.step, total, lastLoss);
+      if (args.stop?.requested) {
+        await readLoss(epoch);
+        state = { ...state, epoch, seconds: elapsed() };
+        await save(state);
+        status = "interrupted";
+        break outer;
+      }
+    }
+    await readLoss(epoch);
+    state = { epoch: epoch + 1, stepInEpoch: 0, step: state.step, done: epoch + 1 === spec.epochs, seconds: elapsed() };
+    await save(state);
+  }
+  lossSum?.dispose();
+  if (status === "done" && state.epoch >= spec.epochs && !state.done) {
+    state.done = true;
+    await save(state);
+  }
+  disposeParams(opt.m);
+  disposeParams(opt.v);
+  return { params, status, steps: state.step, seconds: elapsed(), finalLoss: lastLoss };
+}
+
