@@ -82,7 +82,7 @@ export function classificationMetrics(
   }
   return {
     accuracy: right / labels.length,
-    agreement: teacherTop ? agree / labels.length : 1,
+    agreement: teacherTop ? agree / labels.length : NaN,
     ece: expectedCalibrationError(logits, labels, classes),
     loss: meanCrossEntropy(logits, labels, classes),
   };

@@ -109,7 +109,10 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
     };
     state = ck.state as CkptState;
   } else {
-    params = model.init(random.key(deriveSeed(seed, args.name, "init") & 0x7fffffff));
+    // Init and data order depend on the seed and the model alone, not the run's name, so a
+    // scratch and a distilled student of one seed start from the same weights and see the
+    // same batches: the comparison isolates the loss.
+    params = model.init(random.key(deriveSeed(seed, "init", JSON.stringify(model.spec)) & 0x7fffffff));
     opt = adamInit(params);
   }
 
@@ -170,14 +173,14 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
   };
 
   outer: for (let epoch = state.epoch; epoch < spec.epochs; epoch++) {
-    const order = epochOrder(data.n, deriveSeed(seed, args.name), epoch);
+    const order = epochOrder(data.n, deriveSeed(seed, "data"), epoch);
     const first = epoch === state.epoch ? state.stepInEpoch : 0;
     for (let s = first; s < perEpoch; s++) {
-      const hb = makeBatch(data, order, s, spec.batchSize, { shift: spec.shift, seed: deriveSeed(seed, args.name), epoch });
+      const hb = makeBatch(data, order, s, spec.batchSize, { shift: spec.shift, seed: deriveSeed(seed, "data"), epoch });
       const b: StepBatch = { x: np.array(hb.x).reshape([spec.batchSize, data.dim]) };
       if (info.needsLabels) b.labels = np.array(hb.labels, { dtype: np.int32 });
       if (useCache) b.teacherLogits = np.array(gatherRows(args.cachedTeacherLogits!, classes, hb.index)).reshape([spec.batchSize, classes]);
-      if (hasDropout) b.key = random.key(deriveSeed(seed, args.name, "dropout", state.step) & 0x7fffffff);
+      if (hasDropout) b.key = random.key(deriveSeed(seed, "dropout", state.step) & 0x7fffffff);
       if (liveTeacher) teacherCounter.examples += spec.batchSize;
       const scalars = np.array(adamScalars(spec.optimizer, state.step, total));
       const [p2, o2, loss] = step(params, opt, scalars, b, liveTeacher ? tree.ref(teacher!.params) : {});

@@ -1,0 +1,22 @@
+// Library entry: the building blocks behind the `distill` CLI.
+export { initDevice, currentDevice, liveBuffers, key, splitKey, np, nn, random, jit, grad, valueAndGrad, tree } from "./engine/index.js";
+export type { Arr, Device } from "./engine/index.js";
+export * from "./nn/models.js";
+export * from "./losses/index.js";
+export * from "./optim/index.js";
+export * from "./data/batches.js";
+export * from "./data/idx.js";
+export * from "./data/fashion-mnist.js";
+export * from "./data/datasets.js";
+export * from "./teachers/teacher.js";
+export * from "./train/trainer.js";
+export * from "./eval/metrics.js";
+export * from "./eval/predict.js";
+export * from "./checkpoint/safetensors.js";
+export * from "./checkpoint/checkpoint.js";
+export * from "./checkpoint/params.js";
+export * from "./recipe/recipe.js";
+export * from "./report/results.js";
+export { runRecipe, Interrupted } from "./pipeline.js";
+export type { RunOptions, ProgressSink } from "./pipeline.js";
+export { UserError } from "./util/errors.js";

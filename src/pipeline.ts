@@ -1,0 +1,186 @@
+// The data path of `distill run`: recipe → data → teacher → soft labels → students →
+// evaluation → results. Each trained model is a checkpoint named by a hash of everything that
+// determines it, so a finished teacher (or student) with the same config and seed is reused,
+// and different configs never overwrite each other.
+import { createHash } from "node:crypto";
+import { appendFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Device } from "./engine/index.js";
+import { buildModel, paramCount, type Model, type Params } from "./nn/models.js";
+import { lossInfo } from "./losses/index.js";
+import { loadDataset, trainingView, type Dataset } from "./data/datasets.js";
+import { train, type TrainLogRecord } from "./train/trainer.js";
+import { loadCheckpoint } from "./checkpoint/checkpoint.js";
+import { disposeParams, paramsFromHost } from "./checkpoint/params.js";
+import { cacheTeacherLogits } from "./teachers/teacher.js";
+import { predictLogits } from "./eval/predict.js";
+import { argmaxRows, classificationMetrics } from "./eval/metrics.js";
+import type { Recipe, TrainConfig } from "./recipe/recipe.js";
+import { writeResults, type Results, type RunRecord } from "./report/results.js";
+import { UserError } from "./util/errors.js";
+
+export interface ProgressSink {
+  start(label: string, total: number): void;
+  update(done: number, loss: number): void;
+  stop(): void;
+  info(line: string): void;
+}
+
+export interface RunOptions {
+  out: string;
+  seeds: number[];
+  device: Device;
+  dataDir?: string;
+  resume?: boolean;
+  /** Retrain even when a finished checkpoint with the same config exists. */
+  fresh?: boolean;
+  /** Which runs to do: the teacher is always loaded or trained when a student needs it. */
+  only?: string[];
+  progress: ProgressSink;
+  stop: { requested: boolean };
+}
+
+export class Interrupted extends Error {
+  constructor(public checkpoint: string) {
+    super(`interrupted: checkpoint saved at ${checkpoint}; rerun with --resume to continue`);
+  }
+}
+
+function hash(x: unknown): string {
+  return createHash("sha256").update(JSON.stringify(x)).digest("hex").slice(0, 10);
+}
+
+interface Trained {
+  model: Model;
+  params: Params;
+  seconds: number;
+}
+
+/** Loads a finished checkpoint or trains (or resumes) it. */
+async function trainOrReuse(
+  label: string,
+  path: string,
+  model: Model,
+  config: Record<string, unknown>,
+  cfg: TrainConfig,
+  data: Dataset["train"],
+  seed: number,
+  opts: RunOptions,
+  teacher?: { model: Model; params: Params; cached?: Float32Array },
+): Promise<Trained> {
+  const jsonPath = path.replace(/\.safetensors$/, ".json");
+  if (!opts.fresh && existsSync(path) && existsSync(jsonPath)) {
+    const ck = loadCheckpoint(path);
+    const st = ck.state as { done?: boolean; seconds?: number } | undefined;
+    if (st?.done && JSON.stringify(ck.config) === JSON.stringify(config)) {
+      opts.progress.info(`${label}: reusing finished checkpoint ${path}`);
+      return { model, params: paramsFromHost(ck.tensors, model.shapes, path), seconds: st.seconds ?? 0 };
+    }
+  }
+  const logPath = path.replace(/\.safetensors$/, ".metrics.jsonl");
+  const resume = !!opts.resume && existsSync(path);
+  if (!resume) writeFileSync(logPath, "");
+  const steps = Math.floor(data.n / cfg.batchSize) * cfg.epochs;
+  opts.progress.start(`${label} (${model.name})`, steps);
+  try {
+    const r = await train({
+      name: label.split(" ")[0],
+      model,
+      spec: cfg,
+      data,
+      seed,
+      teacher: teacher ? { model: teacher.model, params: teacher.params } : undefined,
+      cachedTeacherLogits: teacher?.cached,
+      checkpoint: path,
+      resume,
+      config,
+      stop: opts.stop,
+      log: (rec: TrainLogRecord) => appendFileSync(logPath, JSON.stringify(rec) + "\n"),
+      progress: (done, _total, loss) => opts.progress.update(done, loss),
+    });
+    if (r.status === "interrupted") {
+      disposeParams(r.params);
+      throw new Interrupted(path);
+    }
+    return { model, params: r.params, seconds: r.seconds };
+  } finally {
+    opts.progress.stop();
+  }
+}
+
+/** Runs teacher → students for every seed and writes OUT/results.json. */
+export async function runRecipe(recipe: Recipe, opts: RunOptions): Promise<Results> {
+  const data = loadDataset(recipe.data.dataset, opts.dataDir ?? recipe.data.dir);
+  opts.progress.info(`data: ${recipe.data.dataset} from ${data.dir} (${data.train.n} train, ${data.test.n} test)`);
+  mkdirSync(opts.out, { recursive: true });
+  const results: Results = { recipe: recipe.name, device: opts.device, runs: [] };
+  const wanted = (name: string) => !opts.only || opts.only.includes(name);
+  const students = recipe.students.filter((s) => wanted(s.name));
+  const needTeacher = wanted("teacher") || students.some((s) => s.role === "distilled");
+
+  for (const seed of opts.seeds) {
+    const dir = join(opts.out, `seed-${seed}`);
+    mkdirSync(dir, { recursive: true });
+    const dataset = { dataset: recipe.data.dataset };
+    let teacher: (Trained & { hash: string }) | null = null;
+    let teacherTop: Int32Array | null = null;
+    const record = (name: string, role: RunRecord["role"], t: Trained, logits: Float32Array) => {
+      const metrics = classificationMetrics(logits, data.test.labels, data.input.classes, teacherTop);
+      results.runs.push({ name, role, model: t.model.name, params: paramCount(t.model), seed, metrics, seconds: t.seconds });
+      writeResults(join(opts.out, "results.json"), results);
+      opts.progress.info(
+        `${name} seed ${seed}: accuracy ${(metrics.accuracy * 100).toFixed(2)}%, agreement ${(metrics.agreement * 100).toFixed(2)}%`,
+      );
+    };
+
+    if (needTeacher) {
+      const model = buildModel(recipe.teacher.model, data.input);
+      const config = { role: "teacher", model: recipe.teacher.model, input: data.input, train: recipe.teacher.train, data: dataset, seed };
+      const h = hash(config);
+      const t = await trainOrReuse(
+        `teacher seed ${seed}`,
+        join(dir, `teacher-${h}.safetensors`),
+        model,
+        config,
+        recipe.teacher.train,
+        trainingView(data.train, recipe.teacher.train.labels, true),
+        seed,
+        opts,
+      );
+      teacher = { ...t, hash: h };
+      const logits = await predictLogits(model, t.params, data.test.x, data.test.dim);
+      teacherTop = argmaxRows(logits, data.input.classes);
+      if (wanted("teacher")) record("teacher", "teacher", t, logits);
+    }
+
+    let cached: Float32Array | undefined;
+    for (const s of students) {
+      const info = lossInfo(s.train.loss);
+      const model = buildModel(s.model, data.input);
+      const config = {
+        role: s.role,
+        model: s.model,
+        input: data.input,
+        train: s.train,
+        data: dataset,
+        seed,
+        teacher: info.needsTeacher ? teacher!.hash : null,
+      };
+      let teacherArg: { model: Model; params: Params; cached?: Float32Array } | undefined;
+      if (info.needsTeacher) {
+        // Soft-label cache: one teacher pass over the training set serves every epoch and
+        // every student of this seed; with augmentation the teacher runs on each view instead.
+        if (!s.train.shift && !cached) cached = await cacheTeacherLogits(teacher!, data.train);
+        teacherArg = { model: teacher!.model, params: teacher!.params, cached: s.train.shift ? undefined : cached };
+      }
+      const view = trainingView(data.train, s.train.labels, info.needsLabels && !info.needsTeacher);
+      const t = await trainOrReuse(`${s.name} seed ${seed}`, join(dir, `${s.name}-${hash(config)}.safetensors`), model, config, s.train, view, seed, opts, teacherArg);
+      const logits = await predictLogits(model, t.params, data.test.x, data.test.dim);
+      record(s.name, s.role, t, logits);
+      disposeParams(t.params);
+    }
+    if (teacher) disposeParams(teacher.params);
+  }
+  if (results.runs.length === 0) throw new UserError("nothing to run: --only matched no run of the recipe");
+  return results;
+}

@@ -1,0 +1,153 @@
+// Recipes: YAML or JSON files validated with zod. Unknown fields are errors (a misspelt field
+// must not be silently ignored), and every error names the file and the field path.
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+import { UserError } from "../util/errors.js";
+import { LOSSES } from "../losses/index.js";
+
+const Model = z.discriminatedUnion("type", [
+  z.strictObject({
+    type: z.literal("mlp"),
+    hidden: z.array(z.number().int().positive()),
+    dropout: z.number().min(0).lt(1).optional(),
+  }),
+  z.strictObject({
+    type: z.literal("cnn"),
+    channels: z.array(z.number().int().positive()).min(1),
+    dense: z.number().int().positive(),
+    kernel: z.number().int().positive().optional(),
+    dropout: z.number().min(0).lt(1).optional(),
+  }),
+]);
+
+const Optimizer = z.strictObject({
+  name: z.enum(["adam", "adamw"]),
+  lr: z.number().positive(),
+  weightDecay: z.number().min(0).optional(),
+  beta1: z.number().min(0).lt(1).optional(),
+  beta2: z.number().min(0).lt(1).optional(),
+  eps: z.number().positive().optional(),
+  schedule: z.enum(["constant", "cosine"]).optional(),
+  warmupSteps: z.number().int().min(0).optional(),
+});
+
+const Loss = z.strictObject({
+  name: z.string().refine((n) => n in LOSSES, { message: `unknown loss (known: ${Object.keys(LOSSES).join(", ")})` }),
+  temperature: z.number().positive().optional(),
+  lambda: z.number().min(0).max(1).optional(),
+});
+
+const Train = z.strictObject({
+  epochs: z.number().int().positive(),
+  batchSize: z.number().int().positive(),
+  optimizer: Optimizer,
+  loss: Loss,
+  /** Random-shift augmentation in pixels (0 = off). */
+  shift: z.number().int().min(0).optional(),
+  /** Only the first `labels` training images keep their labels; the rest are unlabelled. */
+  labels: z.number().int().positive().optional(),
+});
+
+const Data = z.strictObject({
+  dataset: z.literal("fashion-mnist"),
+  /** Directory with the IDX files; else --data, DISTILL_DATA, or the Debian package path. */
+  dir: z.string().optional(),
+});
+
+const Student = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9_.-]+$/, "use letters, digits, '.', '_' or '-'"),
+  role: z.enum(["scratch", "distilled"]),
+  model: Model,
+  train: Train,
+});
+
+export const RecipeSchema = z
+  .strictObject({
+    name: z.string().min(1),
+    description: z.string().optional(),
+    /** Free-form block for YAML anchors shared by the runs below; not read otherwise. */
+    defaults: z.unknown().optional(),
+    data: Data,
+    teacher: z.strictObject({ model: Model, train: Train }),
+    students: z.array(Student).min(1),
+  })
+  .superRefine((r, ctx) => {
+    const seen = new Set<string>();
+    r.students.forEach((s, i) => {
+      if (seen.has(s.name) || s.name === "teacher") {
+        ctx.addIssue({ code: "custom", path: ["students", i, "name"], message: `duplicate run name "${s.name}"` });
+      }
+      seen.add(s.name);
+      const info = LOSSES[s.train.loss.name];
+      if (!info) return;
+      if (s.role === "scratch" && info.needsTeacher) {
+        ctx.addIssue({ code: "custom", path: ["students", i, "train", "loss", "name"], message: `a scratch student cannot use the teacher loss "${s.train.loss.name}"` });
+      }
+      if (s.role === "distilled" && !info.needsTeacher) {
+        ctx.addIssue({ code: "custom", path: ["students", i, "train", "loss", "name"], message: `a distilled student needs a teacher loss, not "${s.train.loss.name}"` });
+      }
+    });
+    if (LOSSES[r.teacher.train.loss.name]?.needsTeacher) {
+      ctx.addIssue({ code: "custom", path: ["teacher", "train", "loss", "name"], message: "the teacher cannot be trained with a distillation loss" });
+    }
+  });
+
+export type Recipe = z.infer<typeof RecipeSchema>;
+export type StudentSpec = Recipe["students"][number];
+export type TrainConfig = z.infer<typeof Train>;
+
+function formatPath(path: PropertyKey[]): string {
+  return path.map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`)).join("").replace(/^\./, "") || "(top level)";
+}
+
+/** Validates a parsed recipe object; `source` names it in errors. */
+export function validateRecipe(raw: unknown, source: string): Recipe {
+  const parsed = RecipeSchema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  if (issue.code === "unrecognized_keys") {
+    const where = issue.path.length ? `${formatPath(issue.path)}: ` : "";
+    throw new UserError(`${source}: ${where}unknown field ${issue.keys.map((k) => `"${k}"`).join(", ")} (misspelt?)`);
+  }
+  throw new UserError(`${source}: ${formatPath(issue.path)}: ${issue.message}`);
+}
+
+/** Sets `a.b[0].c = value` on a plain object; used for `--set a.b.0.c=value` overrides. */
+export function setPath(obj: Record<string, unknown>, path: string, value: unknown): void {
+  const keys = path.split(".");
+  let cur: Record<string, unknown> = obj;
+  for (const k of keys.slice(0, -1)) {
+    if (cur[k] === undefined || typeof cur[k] !== "object" || cur[k] === null) {
+      throw new UserError(`--set ${path}: "${k}" is not an object in the recipe`);
+    }
+    cur = cur[k] as Record<string, unknown>;
+  }
+  cur[keys[keys.length - 1]] = value;
+}
+
+/**
+ * Reads a recipe (`.yaml`, `.yml` or `.json`), applies `--set path=value` overrides (values
+ * parsed as YAML scalars), and validates it.
+ */
+export function loadRecipe(path: string, overrides: string[] = []): Recipe {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    throw new UserError(`${path}: recipe not found or unreadable`);
+  }
+  let raw: unknown;
+  try {
+    raw = path.endsWith(".json") ? JSON.parse(text) : parseYaml(text, { merge: true });
+  } catch (e) {
+    throw new UserError(`${path}: not valid ${path.endsWith(".json") ? "JSON" : "YAML"}: ${(e as Error).message.split("\n")[0]}`);
+  }
+  if (typeof raw !== "object" || raw === null) throw new UserError(`${path}: a recipe must be a mapping`);
+  for (const o of overrides) {
+    const eq = o.indexOf("=");
+    if (eq < 1) throw new UserError(`--set ${o}: expected path=value`);
+    setPath(raw as Record<string, unknown>, o.slice(0, eq), parseYaml(o.slice(eq + 1)));
+  }
+  return validateRecipe(raw, path);
+}
