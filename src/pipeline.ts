@@ -70,7 +70,14 @@ async function trainOrReuse(
 ): Promise<Trained> {
   const jsonPath = path.replace(/\.safetensors$/, ".json");
   if (!opts.fresh && existsSync(path) && existsSync(jsonPath)) {
-    const ck = loadCheckpoint(path);
+    let ck: ReturnType<typeof loadCheckpoint>;
+    try {
+      ck = loadCheckpoint(path);
+    } catch (e) {
+      // A damaged checkpoint is not silently retrained over: say which file and how to redo it.
+      if (e instanceof UserError) throw new UserError(`${e.message}; rerun with --fresh to retrain it`);
+      throw e;
+    }
     const st = ck.state as { done?: boolean; seconds?: number } | undefined;
     if (st?.done && JSON.stringify(ck.config) === JSON.stringify(config)) {
       opts.progress.info(`${label}: reusing finished checkpoint ${path}`);
@@ -127,7 +134,6 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions): Promise<Resul
     const record = (name: string, role: RunRecord["role"], t: Trained, logits: Float32Array) => {
       const metrics = classificationMetrics(logits, data.test.labels, data.input.classes, teacherTop);
       results.runs.push({ name, role, model: t.model.name, params: paramCount(t.model), seed, metrics, seconds: t.seconds });
-      writeResults(join(opts.out, "results.json"), results);
       opts.progress.info(
         `${name} seed ${seed}: accuracy ${(metrics.accuracy * 100).toFixed(2)}%, agreement ${(metrics.agreement * 100).toFixed(2)}%`,
       );
@@ -182,5 +188,9 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions): Promise<Resul
     if (teacher) disposeParams(teacher.params);
   }
   if (results.runs.length === 0) throw new UserError("nothing to run: --only matched no run of the recipe");
+  // Written once, when every run has finished: a command that fails part-way (a damaged
+  // checkpoint, Ctrl-C) leaves the previous results.json as it was. Finished checkpoints are
+  // reused, so rerunning the command rebuilds the table quickly.
+  writeResults(join(opts.out, "results.json"), results);
   return results;
 }

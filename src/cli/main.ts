@@ -75,9 +75,13 @@ async function runCommand(recipePath: string, flags: CommonFlags, only?: string[
 }
 
 export function buildCli(): Command {
+  // exitOverride and configureOutput must come before the subcommands: commander copies them
+  // into each subcommand when it is created. A usage error (bad option value, unknown option)
+  // is then one line, `distill: error: ...`, like every other user error, and main() sees it.
   const program = new Command("distill")
     .description("Knowledge distillation: train a teacher, distil a small student, and report honestly what it bought")
-    .showHelpAfterError();
+    .exitOverride()
+    .configureOutput({ outputError: (str, write) => write(`distill: ${str.trimEnd().replace(/\s*\n\s*/g, " ")}\n`) });
 
   withCommon(program.command("run <recipe>"))
     .description("teacher → scratch student → distilled student for each seed, then the report")
@@ -121,7 +125,6 @@ export function buildCli(): Command {
 
 export async function main(argv: string[]): Promise<number> {
   const program = buildCli();
-  program.exitOverride();
   try {
     await program.parseAsync(argv);
     return 0;
@@ -136,7 +139,9 @@ export async function main(argv: string[]): Promise<number> {
     }
     const ce = e as { code?: string; exitCode?: number };
     if (typeof ce.code === "string" && ce.code.startsWith("commander.")) {
-      return ce.code === "commander.helpDisplayed" || ce.code === "commander.version" ? 0 : (ce.exitCode ?? 2);
+      if (ce.code === "commander.helpDisplayed" || ce.code === "commander.version") return 0;
+      // Help printed because no command was given keeps commander's code; usage errors are 2.
+      return ce.code === "commander.help" ? (ce.exitCode ?? 1) : 2;
     }
     throw e;
   }

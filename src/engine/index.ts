@@ -63,6 +63,8 @@ async function installWebGPU(): Promise<void> {
 // internal chunk. We mirror malloc/incRef/decRef so tests can assert that a step leaks nothing.
 let live = 0;
 const refs = new Map<number, number>();
+// DISTILL_DEBUG_BUFFERS=1 records where each live buffer was allocated (see liveBufferSites).
+const sites = process.env.DISTILL_DEBUG_BUFFERS ? new Map<number, string>() : null;
 type BackendLike = {
   malloc(size: number, init?: Uint8Array): number;
   incRef(slot: number): void;
@@ -90,6 +92,7 @@ async function installBufferCounter(device: Device): Promise<void> {
     b.malloc = (size, init) => {
       const slot = malloc(size, init);
       refs.set(slot, 1);
+      sites?.set(slot, new Error().stack?.split("\n").slice(2, 14).join("\n") ?? "");
       live++;
       return slot;
     };
@@ -104,6 +107,7 @@ async function installBufferCounter(device: Device): Promise<void> {
       const r = r0 - 1;
       if (r <= 0) {
         refs.delete(slot);
+        sites?.delete(slot);
         live--;
       } else refs.set(slot, r);
     };
@@ -113,6 +117,11 @@ async function installBufferCounter(device: Device): Promise<void> {
 /** Number of device buffers allocated since the engine started and not yet freed. */
 export function liveBuffers(): number {
   return live;
+}
+
+/** Allocation stacks of the live buffers, when DISTILL_DEBUG_BUFFERS is set. */
+export function liveBufferSites(): string[] {
+  return sites ? [...sites.values()] : [];
 }
 
 /** Seeded PRNG key. */

@@ -26,7 +26,11 @@ export interface LossSpec {
  */
 export function crossEntropy(logits: Arr, labels: Arr): Arr {
   const classes = logits.shape[logits.shape.length - 1];
-  const onehot = nn.oneHot(labels, classes);
+  // Compare against 0..C−1 rather than nn.oneHot: jax-js's oneHot gathers a row of eye(C), and
+  // for index −1 that row is all ones, not all zeros, so unlabelled rows would count as labelled.
+  const onehot = np
+    .equal(labels.reshape([...labels.shape, 1]), np.arange(classes, undefined, 1, { dtype: np.int32 }))
+    .astype(np.float32);
   const count = np.maximum(onehot.ref.sum(), 1);
   return nn.logSoftmax(logits, -1).mul(onehot).sum().neg().div(count);
 }

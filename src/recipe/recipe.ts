@@ -105,11 +105,20 @@ function formatPath(path: PropertyKey[]): string {
 export function validateRecipe(raw: unknown, source: string): Recipe {
   const parsed = RecipeSchema.safeParse(raw);
   if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0];
-  if (issue.code === "unrecognized_keys") {
-    const where = issue.path.length ? `${formatPath(issue.path)}: ` : "";
-    throw new UserError(`${source}: ${where}unknown field ${issue.keys.map((k) => `"${k}"`).join(", ")} (misspelt?)`);
+  const issues = parsed.error.issues;
+  // A misspelt field shows up twice: as an unknown key and as the real field missing. The
+  // unknown key is the one that names what the user typed, so it wins whatever zod's order.
+  const unknown = issues.find((i) => i.code === "unrecognized_keys");
+  if (unknown && unknown.code === "unrecognized_keys") {
+    const where = unknown.path.length ? `${formatPath(unknown.path)}: ` : "";
+    const base = unknown.path;
+    const missing = issues
+      .filter((i) => i.code === "invalid_type" && i.path.length === base.length + 1 && base.every((p, k) => p === i.path[k]) && / undefined$/.test(i.message))
+      .map((i) => `"${String(i.path[base.length])}"`);
+    const hint = missing.length ? `misspelt? missing: ${missing.join(", ")}` : "misspelt?";
+    throw new UserError(`${source}: ${where}unknown field ${unknown.keys.map((k) => `"${k}"`).join(", ")} (${hint})`);
   }
+  const issue = issues[0];
   throw new UserError(`${source}: ${formatPath(issue.path)}: ${issue.message}`);
 }
 
