@@ -213,6 +213,7 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
   }
   disposeParams(opt.m);
   disposeParams(opt.v);
-  return { params, status, steps: state.step, seconds: elapsed(), finalLoss: lastLoss };
+  // The checkpointed time, so a reused run reports exactly what the original run did.
+  return { params, status, steps: state.step, seconds: state.seconds, finalLoss: lastLoss };
 }
 
