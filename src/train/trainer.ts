@@ -148,6 +148,7 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
   let lastLoss = NaN;
   let status: TrainResult["status"] = "done";
   const elapsed = () => (performance.now() - started) / 1000;
+  let lastYield = performance.now();
 
   const readLoss = async (epoch: number): Promise<void> => {
     if (!lossSum) return;
@@ -194,6 +195,12 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
       await jax.blockUntilReady(params);
       if (state.step % logEvery === 0) await readLoss(epoch);
       args.progress?.(state.step, total, lastLoss);
+      // The device awaits above resolve as microtasks; give the event loop a turn now and then
+      // so signals (Ctrl-C) and progress output get through.
+      if (performance.now() - lastYield > 100) {
+        await new Promise((r) => setImmediate(r));
+        lastYield = performance.now();
+      }
       if (args.stop?.requested) {
         await readLoss(epoch);
         state = { ...state, epoch, seconds: elapsed() };
