@@ -17,6 +17,9 @@ import { predictLogits } from "./eval/predict.js";
 import { argmaxRows, classificationMetrics } from "./eval/metrics.js";
 import type { Recipe, TrainConfig } from "./recipe/recipe.js";
 import { writeResults, type Results, type RunRecord } from "./report/results.js";
+import { renderHtmlReport } from "./report/html.js";
+import { readCurves } from "./report/curves.js";
+import { writeFileAtomic } from "./util/fs.js";
 import { UserError } from "./util/errors.js";
 
 export interface ProgressSink {
@@ -192,5 +195,7 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions): Promise<Resul
   // checkpoint, Ctrl-C) leaves the previous results.json as it was. Finished checkpoints are
   // reused, so rerunning the command rebuilds the table quickly.
   writeResults(join(opts.out, "results.json"), results);
+  const html = renderHtmlReport(results, readCurves(opts.out, results), { generated: new Date().toISOString() });
+  writeFileAtomic(join(opts.out, "report.html"), html);
   return results;
 }

@@ -190,6 +190,9 @@ describe("distill run", () => {
     const after = snapshot(goodOut);
     after.delete("results.json");
     before.delete("results.json");
+    // report.html carries a generation time and the train seconds, like results.json.
+    after.delete("report.html");
+    before.delete("report.html");
     assert.deepEqual(after, before);
     const strip = (res: Results) => ({ ...res, runs: res.runs.map(({ seconds: _s, ...rest }) => rest) });
     assert.deepEqual(strip(readResults(goodOut)), strip(firstRunResults!));

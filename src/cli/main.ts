@@ -1,11 +1,16 @@
 // The `distill` command line. Every user-fixable problem is a UserError: one line on stderr,
 // exit code 2, and no output file is touched (files are written whole, by rename).
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
+import { z } from "zod";
 import { initDevice, type Device } from "../engine/index.js";
 import { loadRecipe } from "../recipe/recipe.js";
 import { Interrupted, runRecipe, type RunOptions } from "../pipeline.js";
-import { formatTable } from "../report/results.js";
+import { formatTable, type Results } from "../report/results.js";
+import { renderHtmlReport } from "../report/html.js";
+import { readCurves } from "../report/curves.js";
+import { writeFileAtomic } from "../util/fs.js";
 import { makeProgress } from "./progress.js";
 import { UserError } from "../util/errors.js";
 import { evalCheckpoint } from "./eval.js";
@@ -72,6 +77,51 @@ async function runCommand(recipePath: string, flags: CommonFlags, only?: string[
   const results = await runRecipe(recipe, opts);
   console.log(formatTable(results));
   console.log(`results: ${join(out, "results.json")}`);
+  console.log(`report: ${join(out, "report.html")}`);
+}
+
+const Metrics = z.object({ accuracy: z.number(), agreement: z.number(), ece: z.number(), loss: z.number() });
+const ResultsSchema = z.object({
+  recipe: z.string(),
+  device: z.string(),
+  runs: z.array(
+    z.object({
+      name: z.string().min(1),
+      role: z.enum(["teacher", "scratch", "distilled"]),
+      model: z.string(),
+      params: z.number().int().min(0),
+      seed: z.number().int().min(0),
+      metrics: Metrics,
+      seconds: z.number(),
+    }),
+  ),
+});
+
+/** OUT/results.json, checked: `distill report` may be pointed at any directory. */
+function loadResults(out: string): Results {
+  const path = join(out, "results.json");
+  if (!existsSync(path)) throw new UserError(`${path}: not found (is ${out} the --out directory of a finished \`distill run\`?)`);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new UserError(`${path}: not valid JSON (${(e as Error).message})`);
+  }
+  const parsed = ResultsSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue.path.map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`)).join("").replace(/^\./, "");
+    throw new UserError(`${path}: not a distill results file: ${where || "(top level)"}: ${issue.message}`);
+  }
+  return parsed.data;
+}
+
+/** Regenerates OUT/report.html from OUT/results.json and the training logs beside it. */
+function reportCommand(out: string): void {
+  const results = loadResults(out);
+  const path = join(out, "report.html");
+  writeFileAtomic(path, renderHtmlReport(results, readCurves(out, results), { generated: new Date().toISOString() }));
+  console.log(`report: ${path}`);
 }
 
 export function buildCli(): Command {
@@ -109,6 +159,11 @@ export function buildCli(): Command {
       if (names.length === 0) throw new UserError(`${recipe}: no distilled student${flags.student ? ` named "${flags.student}"` : ""}`);
       await runCommand(recipe, flags, names);
     });
+
+  program
+    .command("report <out-dir>")
+    .description("regenerate OUT/report.html from OUT/results.json and the training logs")
+    .action((out: string) => reportCommand(out));
 
   program
     .command("eval <checkpoint>")

@@ -1,0 +1,67 @@
+// Training-loss curves for the HTML report, read back from the JSONL logs the pipeline writes
+// beside each checkpoint: OUT/seed-S/<name>-<10 hex config hash>.metrics.jsonl, one
+// {run, epoch, step, loss, lr, seconds} record per line.
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import type { Results } from "./results.js";
+import type { LossCurve } from "./html.js";
+
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+/**
+ * The log of run `name` in `dir`. Several config hashes for one name (the recipe changed
+ * between runs) resolve to the most recently written log, the one the latest results came from.
+ */
+function findLog(dir: string, name: string): string | null {
+  if (!existsSync(dir)) return null;
+  const re = new RegExp(`^${escapeRegExp(name)}-[0-9a-f]{10}\\.metrics\\.jsonl$`);
+  let best: { path: string; mtime: number } | null = null;
+  for (const file of readdirSync(dir).sort()) {
+    if (!re.test(file)) continue;
+    const path = join(dir, file);
+    const st = statSync(path);
+    if (!st.isFile()) continue;
+    if (!best || st.mtimeMs >= best.mtime) best = { path, mtime: st.mtimeMs };
+  }
+  return best?.path ?? null;
+}
+
+/**
+ * Parses one log, skipping blank or malformed lines (a run killed mid-write leaves half a
+ * line). A resumed run appends after its last checkpoint, so a step can appear twice: the later
+ * record wins. Points come back sorted by step.
+ */
+export function parseMetricsLog(textContent: string): { step: number; loss: number }[] {
+  const byStep = new Map<number, number>();
+  for (const raw of textContent.split("\n")) {
+    const s = raw.trim();
+    if (!s) continue;
+    let rec: unknown;
+    try {
+      rec = JSON.parse(s);
+    } catch {
+      continue;
+    }
+    if (typeof rec !== "object" || rec === null) continue;
+    const { step, loss } = rec as { step?: unknown; loss?: unknown };
+    if (typeof step !== "number" || typeof loss !== "number" || !Number.isFinite(step) || !Number.isFinite(loss)) continue;
+    byStep.set(step, loss);
+  }
+  return [...byStep.entries()].sort((a, b) => a[0] - b[0]).map(([step, loss]) => ({ step, loss }));
+}
+
+/** One curve per (run name, seed) in `results` that has a non-empty log under OUT/seed-S/. */
+export function readCurves(out: string, results: Results): LossCurve[] {
+  const curves: LossCurve[] = [];
+  const seen = new Set<string>();
+  for (const r of results.runs) {
+    const key = JSON.stringify([r.name, r.seed]);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const path = findLog(join(out, `seed-${r.seed}`), r.name);
+    if (!path) continue;
+    const points = parseMetricsLog(readFileSync(path, "utf8"));
+    if (points.length > 0) curves.push({ name: r.name, seed: r.seed, points });
+  }
+  return curves;
+}

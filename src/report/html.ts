@@ -1,0 +1,611 @@
+// OUT/report.html: one self-contained page (inline CSS and inline SVG; no scripts, fonts or
+// other assets, and a Content-Security-Policy that forbids loading any) that opens offline and
+// can be mailed or archived as a single file.
+//
+// The charts are hand-written SVG. The maintained charting libraries either need a DOM to
+// render (d3, Chart.js, Plotly: jsdom or a headless browser on the server) or are a large
+// dependency with its own spec language (Vega), all for four simple charts; a linear scale, a
+// log scale and "nice" ticks are a few dozen readable lines below.
+//
+// The output is a pure function of its arguments: same results, curves and `opts.generated`,
+// same bytes.
+import { summarize, verdicts, type Results, type RunRecord, type Summary } from "./results.js";
+
+export interface LossCurve {
+  name: string;
+  seed: number;
+  points: { step: number; loss: number }[];
+}
+
+export interface HtmlReportOptions {
+  /** Replaces the page title (default: recipe, device and seeds). */
+  title?: string;
+  /** Shown as "generated <this>"; left out when not given, so the output stays reproducible. */
+  generated?: string;
+}
+
+// ---------------------------------------------------------------- text and number formatting
+
+const ENTITIES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+
+/** Escapes text for HTML/SVG content and quoted attribute values. */
+export function esc(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ENTITIES[c]);
+}
+
+/** An SVG coordinate: at most two decimals, no exponent, no "-0". */
+function n(x: number): string {
+  const v = Math.round(x * 100) / 100;
+  return String(v === 0 ? 0 : v);
+}
+
+function thousands(x: number): string {
+  return String(Math.round(x)).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+}
+
+/** 101770 → "102k", 1500000 → "1.5M". */
+function shortCount(x: number): string {
+  const p3 = (v: number) => String(parseFloat(v.toPrecision(3)));
+  if (x >= 1e9) return `${p3(x / 1e9)}G`;
+  if (x >= 1e6) return `${p3(x / 1e6)}M`;
+  if (x >= 1e3) return `${p3(x / 1e3)}k`;
+  return p3(x);
+}
+
+function pct(mean: number, std: number, seeds: number): string {
+  return seeds > 1 ? `${(mean * 100).toFixed(2)} ± ${(std * 100).toFixed(2)}` : (mean * 100).toFixed(2);
+}
+
+function signed(x: number, digits = 2): string {
+  return `${x >= 0 ? "+" : ""}${x.toFixed(digits)}`;
+}
+
+function truncate(s: string, max: number): string {
+  return s.length <= max ? s : `${s.slice(0, Math.max(1, max - 1))}…`;
+}
+
+// ---------------------------------------------------------------- scales and ticks
+
+type Scale = (v: number) => number;
+type Domain = [number, number];
+
+function linearScale([d0, d1]: Domain, [r0, r1]: Domain): Scale {
+  const k = d1 === d0 ? 0 : (r1 - r0) / (d1 - d0);
+  return (v) => r0 + (v - d0) * k;
+}
+
+function logScale([d0, d1]: Domain, range: Domain): Scale {
+  const lin = linearScale([Math.log10(d0), Math.log10(d1)], range);
+  return (v) => lin(Math.log10(v));
+}
+
+/** A step of 1, 2 or 5 × 10^k giving about `count` intervals over `span`. */
+function niceStep(span: number, count: number): number {
+  const raw = (span > 0 ? span : 1) / count;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const f = raw / mag;
+  return (f < 1.5 ? 1 : f < 3 ? 2 : f < 7 ? 5 : 10) * mag;
+}
+
+const clean = (v: number) => parseFloat(v.toPrecision(12));
+
+/** Multiples of `step` within [d0, d1]. */
+function linearTicks([d0, d1]: Domain, step: number): number[] {
+  const out: number[] = [];
+  for (let i = Math.ceil(d0 / step - 1e-9); i * step <= d1 + step * 1e-9; i++) out.push(clean(i * step));
+  return out;
+}
+
+/** Decimals that show a tick step exactly: 0.5 → 1, 0.05 → 2, 10 → 0. */
+function decimalsFor(step: number): number {
+  return Math.max(0, Math.ceil(-Math.log10(step) - 1e-9));
+}
+
+/** Powers of ten in the domain; 1-2-5 or 1…9 multiples when that gives fewer than three. */
+function logTicks([d0, d1]: Domain): number[] {
+  const pick = (mults: number[]) => {
+    const out: number[] = [];
+    for (let e = Math.floor(Math.log10(d0)); e <= Math.ceil(Math.log10(d1)); e++) {
+      for (const m of mults) {
+        const v = clean(m * 10 ** e);
+        if (v >= d0 * (1 - 1e-9) && v <= d1 * (1 + 1e-9)) out.push(v);
+      }
+    }
+    return out;
+  };
+  for (const mults of [[1], [1, 2, 5], [1, 2, 3, 4, 5, 6, 7, 8, 9]]) {
+    const t = pick(mults);
+    if (t.length >= 3) return t;
+  }
+  return pick([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+}
+
+/**
+ * A zoomed axis for values in [floor, ceil] (accuracy in %): from a little below the lowest
+ * value to a little above the highest, widened to whole tick steps. Accuracies of 86–89% on an
+ * axis from 0 would all look the same.
+ */
+function zoomedAxis(values: number[], floor: number, ceil: number): { domain: Domain; ticks: number[]; step: number } {
+  const xs = values.filter(Number.isFinite);
+  const lo = xs.length ? Math.min(...xs) : floor;
+  const hi = xs.length ? Math.max(...xs) : ceil;
+  const span = Math.max(hi - lo, 0.5);
+  const step = niceStep(span * 1.5, 5);
+  const d0 = Math.max(floor, Math.floor((lo - span * 0.3) / step) * step);
+  const d1 = Math.min(ceil, Math.ceil((hi + span * 0.15) / step) * step);
+  const domain: Domain = [clean(d0), clean(d1 > d0 ? d1 : d0 + step)];
+  return { domain, ticks: linearTicks(domain, step), step };
+}
+
+// ---------------------------------------------------------------- SVG building blocks
+
+interface Frame {
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+}
+
+function svg(width: number, height: number, label: string, body: string[]): string {
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" role="img" aria-label="${esc(label)}">`,
+    `<title>${esc(label)}</title>`,
+    ...body,
+    `</svg>`,
+  ].join("\n");
+}
+
+function text(x: number, y: number, s: string, attrs = ""): string {
+  return `<text x="${n(x)}" y="${n(y)}"${attrs ? " " + attrs : ""}>${esc(s)}</text>`;
+}
+
+function line(x1: number, y1: number, x2: number, y2: number, attrs: string): string {
+  return `<line x1="${n(x1)}" y1="${n(y1)}" x2="${n(x2)}" y2="${n(y2)}" ${attrs}/>`;
+}
+
+/** Horizontal grid lines with labels on the left, and the rotated axis title. */
+function yAxis(f: Frame, scale: Scale, ticks: number[], fmt: (v: number) => string, title: string): string[] {
+  const out: string[] = [];
+  for (const t of ticks) {
+    const y = scale(t);
+    out.push(line(f.x, y, f.x + f.w, y, `class="grid"`));
+    out.push(text(f.x - 6, y + 4, fmt(t), `class="tick" text-anchor="end"`));
+  }
+  const cy = f.y + f.h / 2;
+  out.push(text(14, cy, title, `class="axis-title" text-anchor="middle" transform="rotate(-90 14 ${n(cy)})"`));
+  out.push(line(f.x, f.y, f.x, f.y + f.h, `class="axis"`));
+  return out;
+}
+
+/** Vertical grid lines with labels below, the axis line and its title. */
+function xAxis(f: Frame, scale: Scale, ticks: number[], fmt: (v: number) => string, title: string): string[] {
+  const out: string[] = [];
+  const bottom = f.y + f.h;
+  for (const t of ticks) {
+    const x = scale(t);
+    out.push(line(x, f.y, x, bottom, `class="grid"`));
+    out.push(line(x, bottom, x, bottom + 4, `class="axis"`));
+    out.push(text(x, bottom + 18, fmt(t), `class="tick" text-anchor="middle"`));
+  }
+  out.push(line(f.x, bottom, f.x + f.w, bottom, `class="axis"`));
+  out.push(text(f.x + f.w / 2, bottom + 38, title, `class="axis-title" text-anchor="middle"`));
+  return out;
+}
+
+function emptyChart(width: number, height: number, label: string, message: string): string {
+  return svg(width, height, label, [text(width / 2, height / 2, message, `class="muted-text" text-anchor="middle"`)]);
+}
+
+// ---------------------------------------------------------------- run styles
+
+const ROLE_COLOR: Record<RunRecord["role"], string> = {
+  teacher: "#4e79a7",
+  scratch: "#e8871e",
+  distilled: "#8e5ea2",
+};
+const DASHES = ["", "8 4", "2 3", "10 3 2 3"];
+
+interface RunStyle {
+  color: string;
+  dash: string;
+}
+
+/** Colour by role; runs sharing a role are told apart by dash pattern (line chart). */
+function runStyles(summary: Summary[]): Map<string, RunStyle> {
+  const perRole = new Map<string, number>();
+  const styles = new Map<string, RunStyle>();
+  for (const s of summary) {
+    const i = perRole.get(s.role) ?? 0;
+    perRole.set(s.role, i + 1);
+    styles.set(s.name, { color: ROLE_COLOR[s.role] ?? "#6b7280", dash: DASHES[i % DASHES.length] });
+  }
+  return styles;
+}
+
+const dashAttr = (dash: string) => (dash ? ` stroke-dasharray="${dash}"` : "");
+
+// ---------------------------------------------------------------- charts
+
+/** Bars of mean test accuracy per run, ±std error bars, one dot per seed. */
+function accuracyChart(summary: Summary[], runs: RunRecord[]): string {
+  const W = 500;
+  const H = 360;
+  const label = "Test accuracy per run";
+  if (summary.length === 0) return emptyChart(W, H, label, "no runs");
+  const f: Frame = { x: 58, y: 24, w: W - 58 - 12, h: H - 24 - 62 };
+  const values = [
+    ...runs.map((r) => r.metrics.accuracy * 100),
+    ...summary.flatMap((s) => [(s.mean.accuracy - s.std.accuracy) * 100, (s.mean.accuracy + s.std.accuracy) * 100]),
+  ];
+  const axis = zoomedAxis(values, 0, 100);
+  const y = linearScale(axis.domain, [f.y + f.h, f.y]);
+  const dec = decimalsFor(axis.step);
+  const out = yAxis(f, y, axis.ticks, (v) => v.toFixed(dec), "test accuracy (%)");
+
+  const band = f.w / summary.length;
+  const bw = Math.min(band * 0.62, 72);
+  const bottom = f.y + f.h;
+  summary.forEach((s, i) => {
+    const cx = f.x + band * (i + 0.5);
+    const color = ROLE_COLOR[s.role] ?? "#6b7280";
+    const m = s.mean.accuracy * 100;
+    const sd = s.std.accuracy * 100;
+    const top = Math.min(y(m), bottom);
+    out.push(
+      `<rect x="${n(cx - bw / 2)}" y="${n(top)}" width="${n(bw)}" height="${n(bottom - top)}" fill="${color}" fill-opacity="0.85">` +
+        `<title>${esc(`${s.name} (${s.role}): ${pct(s.mean.accuracy, s.std.accuracy, s.seeds)}% over ${s.seeds} seed${s.seeds > 1 ? "s" : ""}`)}</title></rect>`,
+    );
+    if (s.seeds > 1) {
+      const cap = Math.min(8, bw / 4);
+      out.push(line(cx, y(m - sd), cx, y(m + sd), `class="errbar"`));
+      out.push(line(cx - cap, y(m - sd), cx + cap, y(m - sd), `class="errbar"`));
+      out.push(line(cx - cap, y(m + sd), cx + cap, y(m + sd), `class="errbar"`));
+    }
+    const own = runs.filter((r) => r.name === s.name).sort((a, b) => a.seed - b.seed);
+    const gap = Math.min(10, bw / (own.length + 1));
+    own.forEach((r, k) => {
+      const dx = (k - (own.length - 1) / 2) * gap;
+      const v = r.metrics.accuracy * 100;
+      out.push(
+        `<circle cx="${n(cx + dx)}" cy="${n(y(v))}" r="3.5" class="seed-dot"><title>${esc(`${s.name} seed ${r.seed}: ${v.toFixed(2)}%`)}</title></circle>`,
+      );
+    });
+    const highest = Math.max(m + sd, ...own.map((r) => r.metrics.accuracy * 100));
+    out.push(text(cx, y(highest) - 8, m.toFixed(2), `class="value" text-anchor="middle"`));
+    const maxChars = Math.max(4, Math.floor(band / 7.2));
+    out.push(text(cx, bottom + 18, truncate(s.name, maxChars), `class="cat" text-anchor="middle"`));
+    if (s.role !== s.name) out.push(text(cx, bottom + 34, s.role, `class="tick" text-anchor="middle"`));
+  });
+  out.push(line(f.x, bottom, f.x + f.w, bottom, `class="axis"`));
+
+  // The bar to beat: a distilled student is worth it only above the best scratch student.
+  const scratch = summary.filter((s) => s.role === "scratch");
+  if (scratch.length > 0 && summary.some((s) => s.role === "distilled")) {
+    const best = scratch.reduce((a, b) => (b.mean.accuracy > a.mean.accuracy ? b : a));
+    const yb = y(best.mean.accuracy * 100);
+    out.push(line(f.x, yb, f.x + f.w, yb, `class="ref"`));
+    // Its key sits above the plot, where it cannot cover a bar or a value.
+    const key = `best scratch: ${best.name}, ${(best.mean.accuracy * 100).toFixed(2)}%`;
+    out.push(line(f.x + f.w - 8 - key.length * 6 - 30, f.y - 12, f.x + f.w - 8 - key.length * 6 - 6, f.y - 12, `class="ref"`));
+    out.push(text(f.x + f.w, f.y - 8, key, `class="ref-label" text-anchor="end"`));
+  }
+  out.push(text(f.x, H - 6, `y axis starts at ${axis.domain[0].toFixed(dec)}%, not 0`, `class="note"`));
+  return svg(W, H, label, out);
+}
+
+/** Mean accuracy against parameter count (log x): what each extra parameter buys. */
+function tradeoffChart(summary: Summary[]): string {
+  const W = 500;
+  const H = 360;
+  const label = "Test accuracy against parameter count";
+  const shown = summary.filter((s) => s.params > 0 && Number.isFinite(s.mean.accuracy));
+  if (shown.length === 0) return emptyChart(W, H, label, "no runs");
+  const f: Frame = { x: 58, y: 24, w: W - 58 - 130, h: H - 24 - 62 };
+  const ps = shown.map((s) => s.params);
+  const xDomain: Domain = [Math.min(...ps) / 1.6, Math.max(...ps) * 1.6];
+  const x = logScale(xDomain, [f.x, f.x + f.w]);
+  const axis = zoomedAxis(
+    shown.flatMap((s) => [(s.mean.accuracy - s.std.accuracy) * 100, (s.mean.accuracy + s.std.accuracy) * 100]),
+    0,
+    100,
+  );
+  const y = linearScale(axis.domain, [f.y + f.h, f.y]);
+  const dec = decimalsFor(axis.step);
+  const out = [
+    ...yAxis(f, y, axis.ticks, (v) => v.toFixed(dec), "test accuracy (%)"),
+    ...xAxis(f, x, logTicks(xDomain), shortCount, "parameters (log scale)"),
+  ];
+
+  // Runs of the same size (a scratch and a distilled student) are dodged sideways a little so
+  // both stay visible. Labels sit right of their point; ones that would overlap are pushed
+  // down, with a leader line.
+  const dodge = (s: Summary) => {
+    const same = shown.filter((t) => t.params === s.params);
+    return { dx: (same.indexOf(s) - (same.length - 1) / 2) * 9, right: ((same.length - 1) / 2) * 9 };
+  };
+  const labels = shown
+    .map((s) => ({ s, px: x(s.params) + dodge(s).dx, lx: x(s.params) + dodge(s).right + 12, py: y(s.mean.accuracy * 100), ly: y(s.mean.accuracy * 100) + 4 }))
+    .sort((a, b) => a.py - b.py || a.px - b.px);
+  labels.forEach((l, i) => {
+    for (const prev of labels.slice(0, i)) {
+      if (Math.abs(prev.px - l.px) < 110 && l.ly - prev.ly < 15) l.ly = prev.ly + 15;
+    }
+  });
+  for (const l of shown.map((s) => labels.find((q) => q.s === s)!)) {
+    const { s, px, py, lx } = l;
+    const color = ROLE_COLOR[s.role] ?? "#6b7280";
+    if (s.seeds > 1) {
+      const m = s.mean.accuracy * 100;
+      const sd = s.std.accuracy * 100;
+      out.push(line(px, y(m - sd), px, y(m + sd), `stroke="${color}" stroke-width="2"`));
+    }
+    out.push(
+      `<circle cx="${n(px)}" cy="${n(py)}" r="6" fill="${color}" stroke="#fff" stroke-width="1.5">` +
+        `<title>${esc(`${s.name}: ${thousands(s.params)} params, ${pct(s.mean.accuracy, s.std.accuracy, s.seeds)}%`)}</title></circle>`,
+    );
+    if (Math.abs(l.ly - 4 - py) > 3 || lx - px > 13) out.push(line(px + 6, py, lx - 2, l.ly - 4, `class="leader"`));
+    out.push(text(lx, l.ly, truncate(s.name, 18), `class="cat"`));
+  }
+  out.push(text(f.x, H - 6, "mean ± std over seeds; y axis zoomed", `class="note"`));
+  return svg(W, H, label, out);
+}
+
+/** Training loss against step, one colour per run name; the first seed thick, others thin. */
+function lossChart(summary: Summary[], curves: LossCurve[], styles: Map<string, RunStyle>): string {
+  const W = 960;
+  const H = 380;
+  const label = "Training loss curves";
+  const order = [...summary.map((s) => s.name), ...curves.map((c) => c.name)];
+  const nameRank = (name: string) => order.indexOf(name);
+  const usable = curves
+    .map((c) => ({ ...c, points: c.points.filter((p) => Number.isFinite(p.step) && Number.isFinite(p.loss)) }))
+    .filter((c) => c.points.length > 0)
+    .sort((a, b) => nameRank(a.name) - nameRank(b.name) || a.seed - b.seed);
+  if (usable.length === 0) return emptyChart(W, H, label, "no training logs found");
+
+  const f: Frame = { x: 62, y: 20, w: W - 62 - 210, h: H - 20 - 58 };
+  const all = usable.flatMap((c) => c.points);
+  const maxStep = Math.max(...all.map((p) => p.step));
+  const xStep = niceStep(maxStep, 8);
+  const xDomain: Domain = [0, clean(Math.max(xStep, Math.ceil(maxStep / xStep) * xStep))];
+  const x = linearScale(xDomain, [f.x, f.x + f.w]);
+  const losses = all.map((p) => p.loss);
+  const lo = Math.min(...losses);
+  const hi = Math.max(...losses);
+  // Log y when it can be: losses fall by an order of magnitude, and on a linear axis the end of
+  // training, where runs differ, would be squashed into a few pixels at the bottom.
+  const useLog = lo > 0 && hi / lo >= 3;
+  let y: Scale;
+  let yTicks: number[];
+  let yFmt: (v: number) => string;
+  if (useLog) {
+    const d: Domain = [lo / 1.15, hi * 1.15];
+    y = logScale(d, [f.y + f.h, f.y]);
+    yTicks = logTicks(d);
+    yFmt = (v) => String(parseFloat(v.toPrecision(3)));
+  } else {
+    const step = niceStep(hi - Math.min(0, lo), 5);
+    const d: Domain = [clean(Math.floor(Math.min(0, lo) / step) * step), clean(Math.max(step, Math.ceil(hi / step) * step))];
+    y = linearScale(d, [f.y + f.h, f.y]);
+    yTicks = linearTicks(d, step);
+    const dec = decimalsFor(step);
+    yFmt = (v) => v.toFixed(dec);
+  }
+  const out = [
+    ...yAxis(f, y, yTicks, yFmt, `training loss${useLog ? " (log scale)" : ""}`),
+    ...xAxis(f, x, linearTicks(xDomain, xStep), shortCount, "step"),
+  ];
+
+  const firstSeed = new Map<string, number>();
+  for (const c of usable) if (!firstSeed.has(c.name)) firstSeed.set(c.name, c.seed);
+  const isMain = (c: LossCurve) => firstSeed.get(c.name) === c.seed;
+  // Thin lines first so the thick ones are drawn over them.
+  for (const c of [...usable.filter((c) => !isMain(c)), ...usable.filter(isMain)]) {
+    const st = styles.get(c.name) ?? { color: "#6b7280", dash: "" };
+    const pts = [...c.points].sort((a, b) => a.step - b.step);
+    const stride = Math.ceil(pts.length / 1000);
+    const kept = pts.filter((_, i) => i % stride === 0 || i === pts.length - 1);
+    const d = kept.map((p, i) => `${i === 0 ? "M" : "L"}${n(x(p.step))} ${n(y(p.loss))}`).join(" ");
+    const width = isMain(c) ? 2.2 : 1;
+    const opacity = isMain(c) ? 1 : 0.45;
+    out.push(
+      `<path d="${d}" fill="none" stroke="${st.color}" stroke-width="${width}" stroke-opacity="${opacity}"${dashAttr(st.dash)} stroke-linejoin="round">` +
+        `<title>${esc(`${c.name} seed ${c.seed}`)}</title></path>`,
+    );
+  }
+
+  // Legend, right of the plot.
+  const lx = f.x + f.w + 22;
+  let ly = f.y + 10;
+  const names = [...new Set(usable.map((c) => c.name))];
+  for (const name of names) {
+    const st = styles.get(name) ?? { color: "#6b7280", dash: "" };
+    out.push(line(lx, ly - 4, lx + 30, ly - 4, `stroke="${st.color}" stroke-width="2.5"${dashAttr(st.dash)}`));
+    out.push(text(lx + 38, ly, truncate(name, 22), `class="cat"`));
+    ly += 20;
+  }
+  const seeds = [...new Set(usable.map((c) => c.seed))];
+  if (seeds.length > 1) {
+    const main = [...new Set(firstSeed.values())];
+    ly += 6;
+    out.push(text(lx, ly, `thick: seed ${main.join(", ")}`, `class="note"`));
+    out.push(text(lx, ly + 16, "thin: other seeds", `class="note"`));
+  }
+  return svg(W, H, label, out);
+}
+
+// ---------------------------------------------------------------- page
+
+const CSS = `
+:root { color-scheme: light; }
+* { box-sizing: border-box; }
+body { margin: 0; background: #f6f7f9; color: #1f2937;
+  font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
+main { max-width: 1140px; margin: 0 auto; padding: 24px 24px 40px; }
+h1 { font-size: 26px; margin: 0 0 2px; overflow-wrap: anywhere; }
+h2 { font-size: 17px; margin: 0 0 10px; }
+.sub { color: #4b5563; margin: 0; }
+.card { background: #fff; border: 1px solid #e3e6ea; border-radius: 10px; padding: 16px 20px; margin: 18px 0; }
+.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(440px, 1fr)); gap: 18px; }
+.grid .card { margin: 0; }
+.verdict { display: flex; gap: 16px; align-items: center; padding: 14px 16px; border-radius: 10px; border: 2px solid; margin: 12px 0 0; }
+.verdict.good { border-color: #15803d; background: #f0fdf4; }
+.verdict.bad { border-color: #b91c1c; background: #fef2f2; }
+.badge { flex: none; min-width: 210px; text-align: center; color: #fff; border-radius: 8px; padding: 8px 14px; line-height: 1.2; }
+.badge b { display: block; font-size: 24px; font-variant-numeric: tabular-nums; }
+.badge span { font-size: 13px; font-weight: 600; letter-spacing: 0.02em; }
+.good .badge { background: #15803d; }
+.bad .badge { background: #b91c1c; }
+.verdict p { margin: 0; overflow-wrap: anywhere; }
+.muted { color: #6b7280; font-size: 13px; }
+.table-wrap { overflow-x: auto; }
+table { border-collapse: collapse; width: 100%; font-size: 14px; }
+th, td { padding: 7px 10px; border-bottom: 1px solid #e8eaee; text-align: left; white-space: nowrap; }
+th { font-weight: 600; color: #374151; border-bottom: 2px solid #d1d5db; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+.swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 6px; vertical-align: baseline; }
+svg { display: block; width: 100%; height: auto; font-family: inherit; }
+svg text { fill: #374151; font-size: 12px; }
+svg .tick { fill: #6b7280; font-size: 11px; }
+svg .axis-title { fill: #374151; font-size: 12px; font-weight: 600; }
+svg .cat { fill: #111827; font-size: 12px; }
+svg .value { fill: #111827; font-size: 12px; font-weight: 600; }
+svg .note, svg .muted-text { fill: #6b7280; font-size: 11px; }
+svg .muted-text { font-size: 14px; }
+svg .grid { stroke: #eceef1; stroke-width: 1; }
+svg .axis { stroke: #9ca3af; stroke-width: 1; }
+svg .errbar { stroke: #111827; stroke-width: 1.5; }
+svg .seed-dot { fill: #111827; fill-opacity: 0.8; stroke: #fff; stroke-width: 1; }
+svg .ref { stroke: #b45309; stroke-width: 1.2; stroke-dasharray: 5 4; }
+svg .ref-label { fill: #b45309; font-size: 11px; }
+svg .leader { stroke: #9ca3af; stroke-width: 1; }
+footer { color: #6b7280; font-size: 13px; margin-top: 24px; }
+`.trim();
+
+function verdictBlocks(summary: Summary[]): string {
+  const lines = verdicts(summary);
+  const scratch = summary.filter((s) => s.role === "scratch");
+  const distilled = summary.filter((s) => s.role === "distilled");
+  if (lines.length === 0) {
+    const why = distilled.length === 0 ? "no distilled student in these results" : "no scratch student to compare the distilled ones with";
+    return `<p class="muted">No verdict: ${esc(why)}.</p>`;
+  }
+  // verdicts() gives one line per distilled student, in summary order, against the best scratch.
+  const best = scratch.reduce((a, b) => (b.mean.accuracy > a.mean.accuracy ? b : a));
+  return distilled
+    .map((d, i) => {
+      const gain = (d.mean.accuracy - best.mean.accuracy) * 100;
+      const good = gain > 0;
+      const noise =
+        d.seeds > 1 || best.seeds > 1
+          ? `<p class="muted">seed-to-seed std: ${esc(d.name)} ±${(d.std.accuracy * 100).toFixed(2)}, ${esc(best.name)} ±${(best.std.accuracy * 100).toFixed(2)} points</p>`
+          : `<p class="muted">one seed: no measure of seed-to-seed noise</p>`;
+      return [
+        `<div class="verdict ${good ? "good" : "bad"}">`,
+        `<div class="badge"><b>${signed(gain)} pts</b><span>${good ? "distillation helped" : "distillation did NOT help"}</span></div>`,
+        `<div><p><strong>${esc(lines[i])}</strong></p>${noise}</div>`,
+        `</div>`,
+      ].join("");
+    })
+    .join("\n");
+}
+
+function summaryTable(summary: Summary[]): string {
+  const head = [
+    ["run", ""],
+    ["role", ""],
+    ["model", ""],
+    ["params", "num"],
+    ["size MB (float32)", "num"],
+    ["accuracy %", "num"],
+    ["agreement %", "num"],
+    ["ECE", "num"],
+    ["test loss", "num"],
+    ["train s", "num"],
+  ];
+  const rows = summary.map((s) => {
+    const cells = [
+      [esc(s.name), ""],
+      [`<span class="swatch" style="background:${ROLE_COLOR[s.role] ?? "#6b7280"}"></span>${esc(s.role)}`, ""],
+      [esc(s.model), ""],
+      [thousands(s.params), "num"],
+      [((s.params * 4) / 1e6).toFixed(2), "num"],
+      [pct(s.mean.accuracy, s.std.accuracy, s.seeds), "num"],
+      [pct(s.mean.agreement, s.std.agreement, s.seeds), "num"],
+      [s.mean.ece.toFixed(4), "num"],
+      [s.mean.loss.toFixed(4), "num"],
+      [s.seconds.toFixed(1), "num"],
+    ];
+    return `<tr>${cells.map(([c, cls]) => `<td${cls ? ` class="${cls}"` : ""}>${c}</td>`).join("")}</tr>`;
+  });
+  return [
+    `<div class="table-wrap"><table>`,
+    `<thead><tr>${head.map(([h, cls]) => `<th${cls ? ` class="${cls}"` : ""}>${esc(h)}</th>`).join("")}</tr></thead>`,
+    `<tbody>`,
+    ...rows,
+    `</tbody></table></div>`,
+  ].join("\n");
+}
+
+/** The whole report page for one results.json and its training-loss logs. */
+export function renderHtmlReport(results: Results, curves: LossCurve[], opts: HtmlReportOptions = {}): string {
+  const summary = summarize(results.runs);
+  const seeds = [...new Set(results.runs.map((r) => r.seed))];
+  const seedText = `seed${seeds.length === 1 ? "" : "s"} ${seeds.join(", ")}`;
+  const title = opts.title ?? `${results.recipe} — ${results.device}, ${seedText}`;
+  const stat = seeds.length > 1 ? `mean ± sample std over ${seeds.length} seeds` : "one seed";
+  const styles = runStyles(summary);
+  const hasDistilled = summary.some((s) => s.role === "distilled");
+
+  return [
+    `<!doctype html>`,
+    `<html lang="en">`,
+    `<head>`,
+    `<meta charset="utf-8">`,
+    `<meta name="viewport" content="width=device-width, initial-scale=1">`,
+    `<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">`,
+    `<title>${esc(title)}</title>`,
+    `<style>\n${CSS}\n</style>`,
+    `</head>`,
+    `<body>`,
+    `<main>`,
+    `<header>`,
+    `<h1>${esc(title)}</h1>`,
+    `<p class="sub">distill report: recipe <strong>${esc(results.recipe)}</strong> on ${esc(results.device)}, ${esc(seedText)} (${esc(stat)})</p>`,
+    `</header>`,
+    `<section class="card">`,
+    `<h2>Did distillation help?</h2>`,
+    hasDistilled
+      ? `<p class="muted">Each distilled student against the best student trained from scratch, in points of test accuracy.</p>`
+      : "",
+    verdictBlocks(summary),
+    `</section>`,
+    `<section class="card">`,
+    `<h2>Summary</h2>`,
+    summaryTable(summary),
+    `<p class="muted">${esc(stat)}. Size is parameters × 4 bytes (float32). Agreement: how often the run's top-1 prediction matches the teacher's on the test set. ECE: expected calibration error. Train s: mean training time per seed.</p>`,
+    `</section>`,
+    `<div class="grid">`,
+    `<section class="card">`,
+    `<h2>Test accuracy</h2>`,
+    accuracyChart(summary, results.runs),
+    `<p class="muted">Bars: mean; whiskers: ± std; dots: individual seeds. The dashed line is the best scratch student.</p>`,
+    `</section>`,
+    `<section class="card">`,
+    `<h2>Size against accuracy</h2>`,
+    tradeoffChart(summary),
+    `<p class="muted">Up and to the left is better: more accuracy for fewer parameters.</p>`,
+    `</section>`,
+    `</div>`,
+    `<section class="card">`,
+    `<h2>Training loss</h2>`,
+    lossChart(summary, curves, styles),
+    `<p class="muted">Each run's own training objective as logged. A distilled student's loss includes the distillation term, so its level is not comparable with a scratch student's; compare shapes, not heights.</p>`,
+    `</section>`,
+    `<footer>distill${opts.generated ? ` · generated ${esc(opts.generated)}` : ""}</footer>`,
+    `</main>`,
+    `</body>`,
+    `</html>`,
+    ``,
+  ].join("\n");
+}
