@@ -31,14 +31,46 @@ export interface TrainLogRecord {
   seconds: number;
 }
 
+/** A batch as host arrays; shapes are fixed per source so jit compiles once. */
+export interface HostBatch {
+  x: Float32Array | Int32Array;
+  xShape: number[];
+  /** Integer targets, −1 where nothing is to be predicted (unlabelled, padding). */
+  labels?: Int32Array;
+  labelShape?: number[];
+  teacherLogits?: Float32Array;
+  teacherShape?: number[];
+  /** 1 where a position counts for the divergence, 0 for padding; shape = labelShape. */
+  mask?: Float32Array;
+}
+
+/**
+ * Where a trainer's batches come from. `batch(epoch, step)` must depend on nothing else (given
+ * the same current parameters), so a resumed run replays the uninterrupted one; on-policy
+ * sources read the current student parameters.
+ */
+export interface BatchSource {
+  stepsPerEpoch: number;
+  batch(epoch: number, step: number, params: Params): HostBatch | Promise<HostBatch>;
+}
+
+/** What the trainer needs of a model: classifiers and language models both fit. */
+export interface TrainableModel {
+  spec: object;
+  shapes: [string, number[]][];
+  init(key: Arr): Params;
+  apply(params: Params, x: Arr, ctx: { train: boolean; key?: Arr }): Arr;
+}
+
 export interface TrainArgs {
   name: string;
-  model: Model;
+  model: TrainableModel;
   spec: TrainSpec;
-  data: Examples;
+  /** Classification examples (batches built here), or any other batch source. */
+  data: Examples | BatchSource;
   seed: number;
   /** Frozen teacher; with `cachedTeacherLogits` its outputs are looked up, not recomputed. */
-  teacher?: { model: Model; params: Params };
+  teacher?: { model: TrainableModel; params: Params };
   cachedTeacherLogits?: Float32Array;
   /** Where checkpoints go (`.safetensors`); saved each epoch and on interruption. */
   checkpoint?: string;
@@ -65,8 +97,56 @@ type StepBatch = {
   x: Arr;
   labels?: Arr;
   teacherLogits?: Arr;
+  mask?: Arr;
   key?: Arr;
 };
+
+function isSource(d: Examples | BatchSource): d is BatchSource {
+  return typeof (d as BatchSource).batch === "function";
+}
+
+/**
+ * Classification batches: the example order and the shifts come from (seed, epoch, step);
+ * cached teacher logits are gathered by example index.
+ */
+export function exampleSource(
+  data: Examples,
+  opts: { batchSize: number; seed: number; shift?: number; labels: boolean; cachedTeacherLogits?: Float32Array; classes: number },
+): BatchSource {
+  const seed = deriveSeed(opts.seed, "data");
+  let cachedEpoch = -1;
+  let order: Int32Array = new Int32Array(0);
+  return {
+    stepsPerEpoch: stepsPerEpoch(data.n, opts.batchSize),
+    batch(epoch, s) {
+      if (epoch !== cachedEpoch) {
+        order = epochOrder(data.n, seed, epoch);
+        cachedEpoch = epoch;
+      }
+      const hb = makeBatch(data, order, s, opts.batchSize, { shift: opts.shift, seed, epoch });
+      const out: HostBatch = { x: hb.x, xShape: [opts.batchSize, data.dim] };
+      if (opts.labels) {
+        out.labels = hb.labels;
+        out.labelShape = [opts.batchSize];
+      }
+      if (opts.cachedTeacherLogits) {
+        out.teacherLogits = gatherRows(opts.cachedTeacherLogits, opts.classes, hb.index);
+        out.teacherShape = [opts.batchSize, opts.classes];
+      }
+      return out;
+    },
+  };
+}
+
+function toDevice(hb: HostBatch): StepBatch {
+  const b: StepBatch = {
+    x: hb.x instanceof Int32Array ? np.array(hb.x, { dtype: np.int32 }).reshape(hb.xShape) : np.array(hb.x).reshape(hb.xShape),
+  };
+  if (hb.labels) b.labels = np.array(hb.labels, { dtype: np.int32 }).reshape(hb.labelShape ?? [hb.labels.length]);
+  if (hb.teacherLogits) b.teacherLogits = np.array(hb.teacherLogits).reshape(hb.teacherShape!);
+  if (hb.mask) b.mask = np.array(hb.mask).reshape(hb.labelShape ?? [hb.mask.length]);
+  return b;
+}
 
 interface CkptState {
   epoch: number;
@@ -86,13 +166,22 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
   }
   const useCache = info.needsTeacher && !spec.shift && args.cachedTeacherLogits !== undefined;
   const liveTeacher = info.needsTeacher && !useCache;
-  const classes = model.input.classes;
-  const perEpoch = stepsPerEpoch(data.n, spec.batchSize);
-  if (perEpoch === 0) {
+  if (!isSource(data) && stepsPerEpoch(data.n, spec.batchSize) === 0) {
     throw new UserError(`${args.name}.train.batchSize: ${spec.batchSize} is larger than the ${data.n} training examples`);
   }
+  const source = isSource(data)
+    ? data
+    : exampleSource(data, {
+        batchSize: spec.batchSize,
+        seed,
+        shift: spec.shift,
+        labels: info.needsLabels,
+        cachedTeacherLogits: useCache ? args.cachedTeacherLogits : undefined,
+        classes: (model as Model).input?.classes ?? 0,
+      });
+  const perEpoch = source.stepsPerEpoch;
   const total = perEpoch * spec.epochs;
-  const hasDropout = (model.spec.dropout ?? 0) > 0;
+  const hasDropout = ((model.spec as { dropout?: number }).dropout ?? 0) > 0;
 
   let params: Params;
   let opt: AdamState;
@@ -128,7 +217,7 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
 
   const lossOf = (p: Params, b: StepBatch): Arr => {
     const logits = model.apply(p, b.x, { train: true, key: b.key });
-    return lossFn(logits, { labels: b.labels, teacherLogits: b.teacherLogits });
+    return lossFn(logits, { labels: b.labels, teacherLogits: b.teacherLogits, mask: b.mask });
   };
   const teacher = args.teacher;
   const step = jit(((p: Params, o: AdamState, scalars: Arr, b: StepBatch, tp: Params) => {
@@ -174,15 +263,13 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
   };
 
   outer: for (let epoch = state.epoch; epoch < spec.epochs; epoch++) {
-    const order = epochOrder(data.n, deriveSeed(seed, "data"), epoch);
     const first = epoch === state.epoch ? state.stepInEpoch : 0;
     for (let s = first; s < perEpoch; s++) {
-      const hb = makeBatch(data, order, s, spec.batchSize, { shift: spec.shift, seed: deriveSeed(seed, "data"), epoch });
-      const b: StepBatch = { x: np.array(hb.x).reshape([spec.batchSize, data.dim]) };
-      if (info.needsLabels) b.labels = np.array(hb.labels, { dtype: np.int32 });
-      if (useCache) b.teacherLogits = np.array(gatherRows(args.cachedTeacherLogits!, classes, hb.index)).reshape([spec.batchSize, classes]);
+      const b = toDevice(await source.batch(epoch, s, params));
+      if (!info.needsLabels) b.labels?.dispose();
+      if (!info.needsLabels) delete b.labels;
       if (hasDropout) b.key = random.key(deriveSeed(seed, "dropout", state.step) & 0x7fffffff);
-      if (liveTeacher) teacherCounter.examples += spec.batchSize;
+      if (liveTeacher) teacherCounter.examples += b.x.shape[0];
       const scalars = np.array(adamScalars(spec.optimizer, state.step, total));
       const [p2, o2, loss] = step(params, opt, scalars, b, liveTeacher ? tree.ref(teacher!.params) : {});
       params = p2;
