@@ -9,7 +9,7 @@ import type { Device } from "./engine/index.js";
 import { buildModel, paramCount, type Model, type Params } from "./nn/models.js";
 import { lossInfo } from "./losses/index.js";
 import { loadDataset, trainingView, type Dataset } from "./data/datasets.js";
-import { train, type TrainLogRecord } from "./train/trainer.js";
+import { train, type BatchSource, type TrainableModel, type TrainLogRecord, type TrainSpec } from "./train/trainer.js";
 import { loadCheckpoint } from "./checkpoint/checkpoint.js";
 import { disposeParams, paramsFromHost } from "./checkpoint/params.js";
 import { cacheTeacherLogits } from "./teachers/teacher.js";
@@ -53,24 +53,30 @@ function hash(x: unknown): string {
   return createHash("sha256").update(JSON.stringify(x)).digest("hex").slice(0, 10);
 }
 
-interface Trained {
-  model: Model;
+export interface Trained<M = Model> {
+  model: M;
   params: Params;
   seconds: number;
+  /** The stored config of a reused checkpoint (e.g. its tokenizer), else the given one. */
+  config: Record<string, unknown>;
+}
+
+export function configHash(x: unknown): string {
+  return hash(x);
 }
 
 /** Loads a finished checkpoint or trains (or resumes) it. */
-async function trainOrReuse(
+export async function trainOrReuse<M extends TrainableModel & { name: string }>(
   label: string,
   path: string,
-  model: Model,
+  model: M,
   config: Record<string, unknown>,
-  cfg: TrainConfig,
-  data: Dataset["train"],
+  cfg: TrainSpec,
+  data: Dataset["train"] | BatchSource,
   seed: number,
-  opts: RunOptions,
-  teacher?: { model: Model; params: Params; cached?: Float32Array },
-): Promise<Trained> {
+  opts: Pick<RunOptions, "fresh" | "resume" | "progress" | "stop">,
+  teacher?: { model: TrainableModel; params: Params; cached?: Float32Array },
+): Promise<Trained<M>> {
   const jsonPath = path.replace(/\.safetensors$/, ".json");
   if (!opts.fresh && existsSync(path) && existsSync(jsonPath)) {
     let ck: ReturnType<typeof loadCheckpoint>;
@@ -84,13 +90,14 @@ async function trainOrReuse(
     const st = ck.state as { done?: boolean; seconds?: number } | undefined;
     if (st?.done && JSON.stringify(ck.config) === JSON.stringify(config)) {
       opts.progress.info(`${label}: reusing finished checkpoint ${path}`);
-      return { model, params: paramsFromHost(ck.tensors, model.shapes, path), seconds: st.seconds ?? 0 };
+      return { model, params: paramsFromHost(ck.tensors, model.shapes, path), seconds: st.seconds ?? 0, config };
     }
   }
   const logPath = path.replace(/\.safetensors$/, ".metrics.jsonl");
   const resume = !!opts.resume && existsSync(path);
   if (!resume) writeFileSync(logPath, "");
-  const steps = Math.floor(data.n / cfg.batchSize) * cfg.epochs;
+  const perEpoch = "batch" in data ? data.stepsPerEpoch : Math.floor(data.n / cfg.batchSize);
+  const steps = perEpoch * cfg.epochs;
   opts.progress.start(`${label} (${model.name})`, steps);
   try {
     const r = await train({
@@ -112,7 +119,7 @@ async function trainOrReuse(
       disposeParams(r.params);
       throw new Interrupted(path);
     }
-    return { model, params: r.params, seconds: r.seconds };
+    return { model, params: r.params, seconds: r.seconds, config };
   } finally {
     opts.progress.stop();
   }

@@ -5,9 +5,10 @@ import { join } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { z } from "zod";
 import { initDevice, type Device } from "../engine/index.js";
-import { loadRecipe } from "../recipe/recipe.js";
+import { loadAnyRecipe } from "../recipe/recipe.js";
+import { runLMRecipe } from "../pipeline-lm.js";
 import { Interrupted, runRecipe, type RunOptions } from "../pipeline.js";
-import { formatTable, type Results } from "../report/results.js";
+import { formatLMTable, formatTable, type Results } from "../report/results.js";
 import { renderHtmlReport } from "../report/html.js";
 import { readCurves } from "../report/curves.js";
 import { writeFileAtomic } from "../util/fs.js";
@@ -60,7 +61,7 @@ function stopOnSigint(): { requested: boolean } {
 }
 
 async function runCommand(recipePath: string, flags: CommonFlags, only?: string[]): Promise<void> {
-  const recipe = loadRecipe(recipePath, flags.set);
+  const recipe = loadAnyRecipe(recipePath, flags.set);
   const device = await initDevice(flags.device);
   const out = flags.out ?? join("runs", recipe.name);
   const opts: RunOptions = {
@@ -74,8 +75,13 @@ async function runCommand(recipePath: string, flags: CommonFlags, only?: string[
     progress: makeProgress(flags.quiet),
     stop: stopOnSigint(),
   };
-  const results = await runRecipe(recipe, opts);
-  console.log(formatTable(results));
+  if (recipe.kind === "lm") {
+    const results = await runLMRecipe(recipe, opts);
+    console.log(formatLMTable(results));
+    for (const s of results.samples) console.log(`sample ${s.name} seed ${s.seed}: ${JSON.stringify(s.prompt)} → ${JSON.stringify(s.text)}`);
+  } else {
+    console.log(formatTable(await runRecipe(recipe, opts)));
+  }
   console.log(`results: ${join(out, "results.json")}`);
   console.log(`report: ${join(out, "report.html")}`);
 }
@@ -142,7 +148,7 @@ export function buildCli(): Command {
     .option("--student <name>", "a scratch student of the recipe")
     .action(async (recipe: string, flags: CommonFlags & { student?: string }) => {
       if (flags.student) {
-        const r = loadRecipe(recipe, flags.set);
+        const r = loadAnyRecipe(recipe, flags.set);
         const s = r.students.find((x) => x.name === flags.student);
         if (!s) throw new UserError(`${recipe}: no student named "${flags.student}" (have: ${r.students.map((x) => x.name).join(", ")})`);
         if (s.role !== "scratch") throw new UserError(`${recipe}: student "${s.name}" is distilled; use \`distill distill\``);
@@ -154,7 +160,7 @@ export function buildCli(): Command {
     .description("distil the recipe's students from its teacher (trained first if missing)")
     .option("--student <name>", "only this distilled student")
     .action(async (recipe: string, flags: CommonFlags & { student?: string }) => {
-      const r = loadRecipe(recipe, flags.set);
+      const r = loadAnyRecipe(recipe, flags.set);
       const names = r.students.filter((s) => s.role === "distilled" && (!flags.student || s.name === flags.student)).map((s) => s.name);
       if (names.length === 0) throw new UserError(`${recipe}: no distilled student${flags.student ? ` named "${flags.student}"` : ""}`);
       await runCommand(recipe, flags, names);

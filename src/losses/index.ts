@@ -4,11 +4,25 @@
 // then multiplied by T² (Hinton's convention, so λ keeps its meaning across temperatures).
 import { np, nn, type Arr } from "../engine/index.js";
 import { UserError } from "../util/errors.js";
+import {
+  checkDivergenceSpec,
+  divergence,
+  sparseDivergence,
+  topKTeacher,
+  type DivergenceName,
+  type DivergenceSpec,
+} from "./divergences.js";
 
-/** What a loss may read: integer labels (−1 = unlabelled) and the teacher's logits. */
+export * from "./divergences.js";
+
+/**
+ * What a loss may read: integer labels (−1 = unlabelled), the teacher's logits, and a mask over
+ * the leading positions (1 = counts, 0 = padding) that the divergence term honours.
+ */
 export interface LossBatch {
   labels?: Arr;
   teacherLogits?: Arr;
+  mask?: Arr;
 }
 
 /** Returns a scalar; consumes its arguments. */
@@ -18,6 +32,22 @@ export interface LossSpec {
   name: string;
   temperature?: number;
   lambda?: number;
+  /** The KD term's divergence (hinton, soft-kd); default forward-kl. */
+  divergence?: DivergenceName;
+  /** Generalised JSD weight β (default 0.5). */
+  beta?: number;
+  /** Skew α of skew-kl / skew-reverse-kl (default 0.1). */
+  alpha?: number;
+  /** Keep only the teacher's k largest probabilities plus a tail bucket. */
+  topK?: number;
+}
+
+/** The divergence options of a KD loss. */
+export interface KDOptions {
+  divergence?: DivergenceName;
+  beta?: number;
+  alpha?: number;
+  topK?: number;
 }
 
 /**
@@ -37,14 +67,7 @@ export function crossEntropy(logits: Arr, labels: Arr): Arr {
 
 /** KL(softmax(t/T) ‖ softmax(s/T)) per example, averaged over the batch ("batchmean"), × T². */
 export function forwardKL(studentLogits: Arr, teacherLogits: Arr, temperature = 1): Arr {
-  const T = temperature;
-  const logp = nn.logSoftmax(teacherLogits.div(T), -1);
-  const logq = nn.logSoftmax(studentLogits.div(T), -1);
-  // p·(log p − log q) with p = 0 contributing 0 even where log p = −∞.
-  const p = np.exp(logp.ref);
-  const terms = np.where(p.ref.greater(0), p.mul(logp.sub(logq)), 0);
-  const batch = studentLogits.shape[0];
-  return terms.sum().mul((T * T) / batch);
+  return divergence({ name: "forward-kl", temperature }, studentLogits, teacherLogits);
 }
 
 /**
@@ -56,18 +79,51 @@ export function articleKLDiv(studentLogits: Arr, teacherLogits: Arr, temperature
   return forwardKL(studentLogits, teacherLogits, temperature).div(classes);
 }
 
-/** Hinton et al. 2015: λ·KL(p‖q)·T² + (1−λ)·CE(s, y), CE on the unscaled student logits. */
-export function hintonKD(lambda: number, temperature: number): LossFn {
-  return (s, { labels, teacherLogits }) => {
+/**
+ * Hinton et al. 2015, generalised: λ·D(p‖q)·T² + (1−λ)·CE(s, y), CE on the unscaled student
+ * logits. D is `opts.divergence` (default forward KL, Hinton's own), dense, or over the teacher's
+ * top-k classes plus a tail bucket when `opts.topK` is set (the sparse teacher is built here from
+ * the teacher logits). `batch.mask` applies to D; CE already skips label −1.
+ */
+export function hintonKD(lambda: number, temperature: number, opts: KDOptions = {}): LossFn {
+  const spec: DivergenceSpec = {
+    name: opts.divergence ?? "forward-kl",
+    temperature,
+    beta: opts.beta,
+    alpha: opts.alpha,
+  };
+  checkDivergenceSpec(spec);
+  const topK = opts.topK;
+  if (topK !== undefined && (!Number.isInteger(topK) || topK < 1)) {
+    throw new UserError(`loss.topK: must be a positive integer, got ${topK}`);
+  }
+  // D(p‖q)·T², averaged over the unmasked positions (the T² is applied inside `divergence`).
+  const kd = (s: Arr, t: Arr, mask?: Arr): Arr => {
+    if (topK === undefined) return divergence(spec, s, t, mask);
+    let teacher;
+    try {
+      teacher = topKTeacher(t, topK, temperature);
+    } catch (e) {
+      s.dispose();
+      mask?.dispose();
+      throw e;
+    }
+    return sparseDivergence(spec, s, teacher, mask);
+  };
+  return (s, { labels, teacherLogits, mask }) => {
     if (!teacherLogits) throw new Error("hinton loss needs teacher logits");
     if (lambda >= 1) {
       labels?.dispose();
-      return forwardKL(s, teacherLogits, temperature);
+      return kd(s, teacherLogits, mask);
     }
     if (!labels) throw new Error("hinton loss with lambda < 1 needs labels");
-    const kd = forwardKL(s.ref, teacherLogits, temperature).mul(lambda);
-    return kd.add(crossEntropy(s, labels).mul(1 - lambda));
+    const d = kd(s.ref, teacherLogits, mask).mul(lambda);
+    return d.add(crossEntropy(s, labels).mul(1 - lambda));
   };
+}
+
+function kdOptions(s: LossSpec): KDOptions {
+  return { divergence: s.divergence, beta: s.beta, alpha: s.alpha, topK: s.topK };
 }
 
 export interface LossInfo {
@@ -77,8 +133,9 @@ export interface LossInfo {
 }
 
 function ce(): LossFn {
-  return (s, { labels, teacherLogits }) => {
+  return (s, { labels, teacherLogits, mask }) => {
     teacherLogits?.dispose();
+    mask?.dispose();
     if (!labels) throw new Error("ce loss needs labels");
     return crossEntropy(s, labels);
   };
@@ -90,10 +147,10 @@ export const LOSSES: Record<string, LossInfo> = {
   hinton: {
     needsTeacher: true,
     needsLabels: true,
-    build: (s) => hintonKD(s.lambda ?? 0.5, s.temperature ?? 1),
+    build: (s) => hintonKD(s.lambda ?? 0.5, s.temperature ?? 1, kdOptions(s)),
   },
   // Pure soft-label KD: λ = 1, no labels read.
-  "soft-kd": { needsTeacher: true, needsLabels: false, build: (s) => hintonKD(1, s.temperature ?? 1) },
+  "soft-kd": { needsTeacher: true, needsLabels: false, build: (s) => hintonKD(1, s.temperature ?? 1, kdOptions(s)) },
 };
 
 export function lossInfo(spec: LossSpec): LossInfo & { needsLabels: boolean } {

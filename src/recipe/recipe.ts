@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { UserError } from "../util/errors.js";
-import { LOSSES } from "../losses/index.js";
+import { DIVERGENCES, LOSSES } from "../losses/index.js";
 
 const Model = z.discriminatedUnion("type", [
   z.strictObject({
@@ -21,7 +21,7 @@ const Model = z.discriminatedUnion("type", [
   }),
 ]);
 
-const Optimizer = z.strictObject({
+export const Optimizer = z.strictObject({
   name: z.enum(["adam", "adamw"]),
   lr: z.number().positive(),
   weightDecay: z.number().min(0).optional(),
@@ -32,10 +32,18 @@ const Optimizer = z.strictObject({
   warmupSteps: z.number().int().min(0).optional(),
 });
 
-const Loss = z.strictObject({
+export const Loss = z.strictObject({
   name: z.string().refine((n) => n in LOSSES, { message: `unknown loss (known: ${Object.keys(LOSSES).join(", ")})` }),
   temperature: z.number().positive().optional(),
   lambda: z.number().min(0).max(1).optional(),
+  /** The KD term's divergence (default forward-kl). */
+  divergence: z.enum(DIVERGENCES).optional(),
+  /** Generalised JSD weight β (default 0.5). */
+  beta: z.number().min(0).max(1).optional(),
+  /** Skew α of skew-kl / skew-reverse-kl (default 0.1). */
+  alpha: z.number().min(0).max(1).optional(),
+  /** Sparse teacher: its k largest probabilities plus one tail bucket. */
+  topK: z.number().int().positive().optional(),
 });
 
 const Train = z.strictObject({
@@ -64,6 +72,7 @@ const Student = z.strictObject({
 
 export const RecipeSchema = z
   .strictObject({
+    kind: z.literal("classification").optional(),
     name: z.string().min(1),
     description: z.string().optional(),
     /** Free-form block for YAML anchors shared by the runs below; not read otherwise. */
@@ -103,7 +112,15 @@ function formatPath(path: PropertyKey[]): string {
 
 /** Validates a parsed recipe object; `source` names it in errors. */
 export function validateRecipe(raw: unknown, source: string): Recipe {
-  const parsed = RecipeSchema.safeParse(raw);
+  return validateWith(RecipeSchema, raw, source);
+}
+
+export function validateLMRecipe(raw: unknown, source: string): LMRecipe {
+  return validateWith(LMRecipeSchema, raw, source);
+}
+
+function validateWith<S extends z.ZodType>(schema: S, raw: unknown, source: string): z.infer<S> {
+  const parsed = schema.safeParse(raw);
   if (parsed.success) return parsed.data;
   const issues = parsed.error.issues;
   // A misspelt field shows up twice: as an unknown key and as the real field missing. The
@@ -137,9 +154,22 @@ export function setPath(obj: Record<string, unknown>, path: string, value: unkno
 
 /**
  * Reads a recipe (`.yaml`, `.yml` or `.json`), applies `--set path=value` overrides (values
- * parsed as YAML scalars), and validates it.
+ * parsed as YAML scalars), and validates it as a classification or (`kind: lm`) a language-
+ * model recipe.
  */
+export function loadAnyRecipe(path: string, overrides: string[] = []): Recipe | LMRecipe {
+  const raw = readRecipeFile(path, overrides);
+  return (raw as { kind?: unknown }).kind === "lm" ? validateLMRecipe(raw, path) : validateRecipe(raw, path);
+}
+
+/** A classification recipe; a language-model recipe here is an error naming the file. */
 export function loadRecipe(path: string, overrides: string[] = []): Recipe {
+  const r = loadAnyRecipe(path, overrides);
+  if (r.kind === "lm") throw new UserError(`${path}: a language-model recipe (kind: lm); this command takes a classification recipe`);
+  return r;
+}
+
+function readRecipeFile(path: string, overrides: string[]): unknown {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
@@ -158,5 +188,110 @@ export function loadRecipe(path: string, overrides: string[] = []): Recipe {
     if (eq < 1) throw new UserError(`--set ${o}: expected path=value`);
     setPath(raw as Record<string, unknown>, o.slice(0, eq), parseYaml(o.slice(eq + 1)));
   }
-  return validateRecipe(raw, path);
+  return raw;
 }
+
+// Language-model recipes (kind: lm).
+
+const LlamaModel = z.strictObject({
+  type: z.literal("llama"),
+  layers: z.number().int().positive(),
+  width: z.number().int().positive(),
+  heads: z.number().int().positive(),
+  context: z.number().int().min(2),
+  hidden: z.number().int().positive().optional(),
+  tied: z.boolean().optional(),
+  ropeTheta: z.number().positive().optional(),
+  normEps: z.number().positive().optional(),
+});
+
+const Sampling = z.strictObject({
+  temperature: z.number().min(0).optional(),
+  topK: z.number().int().positive().optional(),
+  topP: z.number().gt(0).max(1).optional(),
+});
+
+const LMTrain = z.strictObject({
+  steps: z.number().int().positive(),
+  batchSize: z.number().int().positive(),
+  optimizer: Optimizer,
+  loss: Loss,
+  /**
+   * Where batches come from, as fractions (GKD-style mixing): corpus windows (token-level
+   * KD), teacher-generated continuations (sequence-level KD), student-generated continuations
+   * scored by the teacher (on-policy). Default: corpus only.
+   */
+  modes: z
+    .strictObject({
+      corpus: z.number().min(0).optional(),
+      teacher: z.number().min(0).optional(),
+      student: z.number().min(0).optional(),
+    })
+    .optional(),
+  /** Prompt length of generated batches (default half the context) and how they are sampled. */
+  promptLength: z.number().int().positive().optional(),
+  sampling: Sampling.optional(),
+});
+
+const LMStudent = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9_.-]+$/, "use letters, digits, '.', '_' or '-'"),
+  role: z.enum(["scratch", "distilled"]),
+  model: LlamaModel,
+  train: LMTrain,
+});
+
+export const LMRecipeSchema = z
+  .strictObject({
+    kind: z.literal("lm"),
+    name: z.string().min(1),
+    description: z.string().optional(),
+    defaults: z.unknown().optional(),
+    data: z.strictObject({
+      /** A text file, a folder of them, or JSONL; default Debian's fortunes. */
+      corpus: z.string().optional(),
+      /** char | byte | a path to a Hugging Face tokenizer.json. */
+      tokenizer: z.string(),
+      heldOut: z.number().gt(0).lt(1).optional(),
+      /** At most this many held-out windows are evaluated (spread over the held-out text). */
+      evalWindows: z.number().int().positive().optional(),
+    }),
+    teacher: z.strictObject({ model: LlamaModel, train: LMTrain }),
+    students: z.array(LMStudent).min(1),
+    samples: z
+      .strictObject({
+        prompts: z.number().int().min(0),
+        promptLength: z.number().int().positive(),
+        tokens: z.number().int().positive(),
+        sampling: Sampling.optional(),
+      })
+      .optional(),
+  })
+  .superRefine((r, ctx) => {
+    const seen = new Set<string>();
+    r.students.forEach((s, i) => {
+      if (seen.has(s.name) || s.name === "teacher") ctx.addIssue({ code: "custom", path: ["students", i, "name"], message: `duplicate run name "${s.name}"` });
+      seen.add(s.name);
+      const info = LOSSES[s.train.loss.name];
+      if (!info) return;
+      const modes = s.train.modes ?? {};
+      if (s.role === "scratch" && (info.needsTeacher || (modes.teacher ?? 0) > 0 || (modes.student ?? 0) > 0)) {
+        ctx.addIssue({ code: "custom", path: ["students", i, "train"], message: "a scratch student uses neither the teacher's loss nor its generations" });
+      }
+      if (s.role === "distilled" && !info.needsTeacher && !((modes.teacher ?? 0) > 0)) {
+        ctx.addIssue({ code: "custom", path: ["students", i, "train", "loss", "name"], message: `a distilled student needs a teacher loss or teacher-generated data, not "${s.train.loss.name}" on the corpus alone` });
+      }
+      if ((modes.corpus ?? (modes.teacher || modes.student ? 0 : 1)) + (modes.teacher ?? 0) + (modes.student ?? 0) <= 0) {
+        ctx.addIssue({ code: "custom", path: ["students", i, "train", "modes"], message: "the mode fractions add up to 0" });
+      }
+      if (s.model.context > r.teacher.model.context) {
+        ctx.addIssue({ code: "custom", path: ["students", i, "model", "context"], message: `${s.model.context} is longer than the teacher's context of ${r.teacher.model.context}` });
+      }
+    });
+    if (LOSSES[r.teacher.train.loss.name]?.needsTeacher) {
+      ctx.addIssue({ code: "custom", path: ["teacher", "train", "loss", "name"], message: "the teacher cannot be trained with a distillation loss" });
+    }
+  });
+
+export type LMRecipe = z.infer<typeof LMRecipeSchema>;
+export type LMStudentSpec = LMRecipe["students"][number];
+export type LMTrainConfig = z.infer<typeof LMTrain>;

@@ -113,3 +113,49 @@ export function formatTable(results: Results): string {
 export function writeResults(path: string, results: Results): void {
   writeFileAtomic(path, JSON.stringify(results, null, 2) + "\n");
 }
+
+/**
+ * Language models: lower held-out loss is better. One line per distilled student against the
+ * scratch student, in nats/token, whichever way it goes.
+ */
+export function lmVerdicts(runs: RunRecord[]): string[] {
+  const mean = (name: string) => {
+    const rs = runs.filter((r) => r.name === name);
+    return rs.reduce((a, r) => a + r.metrics.loss, 0) / rs.length;
+  };
+  const names = [...new Set(runs.map((r) => r.name))];
+  const scratch = names.filter((n) => runs.find((r) => r.name === n)!.role === "scratch");
+  if (scratch.length === 0) return [];
+  const best = scratch.reduce((a, b) => (mean(b) < mean(a) ? b : a));
+  return names
+    .filter((n) => runs.find((r) => r.name === n)!.role === "distilled")
+    .map((n) => {
+      const gain = mean(best) - mean(n);
+      return `${n} vs ${best}: held-out loss ${gain >= 0 ? "−" : "+"}${Math.abs(gain).toFixed(4)} nats/token: distillation ${gain > 0 ? "helped" : "did NOT help"} on this measure`;
+    });
+}
+
+export function formatLMTable(results: Results): string {
+  const names = [...new Set(results.runs.map((r) => r.name))];
+  const header = ["run", "role", "model", "params", "loss nats/tok", "perplexity", "bits/char", "agreement %", "accuracy %", "train s"];
+  const avg = (rs: RunRecord[], f: (r: RunRecord) => number | undefined) => {
+    const xs = rs.map(f).filter((v): v is number => typeof v === "number" && Number.isFinite(v));
+    return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
+  };
+  const fmt = (v: number, d: number) => (Number.isFinite(v) ? v.toFixed(d) : "-");
+  const rows = names.map((n) => {
+    const rs = results.runs.filter((r) => r.name === n);
+    const m = (k: string) => avg(rs, (r) => (r.metrics as unknown as Record<string, number>)[k]);
+    return [n, rs[0].role, rs[0].model, rs[0].params.toLocaleString("en-US"), fmt(m("loss"), 4), fmt(m("perplexity"), 3), fmt(m("bitsPerChar"), 3), fmt(m("agreement") * 100, 2), fmt(m("accuracy") * 100, 2), fmt(avg(rs, (r) => r.seconds), 1)];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ");
+  const seeds = [...new Set(results.runs.map((r) => r.seed))];
+  return [
+    `recipe ${results.recipe} on ${results.device}, seeds ${seeds.join(",")} (held-out metrics${seeds.length > 1 ? ", mean over seeds" : ""})`,
+    line(header),
+    line(widths.map((w) => "-".repeat(w))),
+    ...rows.map(line),
+    ...lmVerdicts(results.runs),
+  ].join("\n");
+}

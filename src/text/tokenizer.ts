@@ -4,8 +4,17 @@
 
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
+import { Tokenizer as HfTokenizerClass } from "@huggingface/tokenizers";
 import { UserError } from "../util/errors.js";
+
+// The package's .d.ts files import each other without extensions, which NodeNext resolution
+// cannot follow, so its class arrives untyped: this is the part of its API used here.
+interface HfTokenizer {
+  model: { vocab: (string | undefined)[] } | null;
+  encode(text: string, options: { add_special_tokens: boolean }): { ids: number[]; tokens: string[] };
+  decode(ids: number[], options: { skip_special_tokens: boolean; clean_up_tokenization_spaces: boolean }): string;
+}
+const HfTokenizerCtor = HfTokenizerClass as unknown as new (tokenizer: object, config: object) => HfTokenizer;
 
 export type TokenizerJSON =
   | { kind: "char"; chars: string[] }
@@ -179,7 +188,7 @@ class HfTokenizerWrapper implements Tokenizer {
     // The library requires every top-level key; a hand-written file may leave out the null ones.
     const full = { normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null, added_tokens: [], ...json };
     try {
-      this.tok = new HfTokenizer(full, config ?? {});
+      this.tok = new HfTokenizerCtor(full, config ?? {});
     } catch (e) {
       throw new UserError(`${source}: cannot build the tokenizer: ${errorText(e)}`);
     }

@@ -1,0 +1,81 @@
+// Language-model batches, mixed by fraction as in GKD: corpus windows (token-level KD),
+// teacher-generated continuations of corpus prompts (sequence-level KD), and student-generated
+// continuations that the teacher scores (on-policy). Every batch is [B, context] tokens with
+// next-token labels (−1 = not trained on) and a mask for the divergence, whatever its mode,
+// so one compiled step serves all three.
+import { generate, type SampleOptions } from "../nn/generate.js";
+import type { LanguageModel } from "../nn/llama.js";
+import type { Params } from "../nn/models.js";
+import type { BatchSource, HostBatch } from "../train/trainer.js";
+import { sampleWindows } from "../text/corpus.js";
+import { Rng, deriveSeed } from "../util/rng.js";
+
+export type Mode = "corpus" | "teacher" | "student";
+
+export interface ModeFractions {
+  corpus?: number;
+  teacher?: number;
+  student?: number;
+}
+
+export interface TextSourceOptions {
+  ids: Int32Array;
+  context: number;
+  batchSize: number;
+  steps: number;
+  seed: number;
+  modes?: ModeFractions;
+  /** Prompt tokens of generated batches; default half the context. */
+  promptLength?: number;
+  sampling?: Omit<SampleOptions, "seed">;
+  teacher?: { model: LanguageModel; params: Params };
+  student: LanguageModel;
+  /** Counts batches per mode, for logs and tests. */
+  counts?: Record<Mode, number>;
+}
+
+/** The mode of step `step`, drawn from the fractions with a per-step seeded stream. */
+export function modeOf(fractions: ModeFractions, seed: number, step: number): Mode {
+  const c = fractions.corpus ?? (fractions.teacher || fractions.student ? 0 : 1);
+  const t = fractions.teacher ?? 0;
+  const s = fractions.student ?? 0;
+  const u = (new Rng(deriveSeed(seed, "mode", step)).nextU32() / 4294967296) * (c + t + s);
+  return u < c ? "corpus" : u < c + t ? "teacher" : "student";
+}
+
+export function textSource(o: TextSourceOptions): BatchSource {
+  const C = o.context;
+  const B = o.batchSize;
+  const P = o.promptLength ?? Math.floor(C / 2);
+  return {
+    stepsPerEpoch: o.steps,
+    async batch(_epoch, step, params): Promise<HostBatch> {
+      const rng = new Rng(deriveSeed(o.seed, "windows", step));
+      const { x, y } = sampleWindows(o.ids, C, B, rng);
+      const mode = modeOf(o.modes ?? {}, o.seed, step);
+      if (o.counts) o.counts[mode]++;
+      const shape = [B, C];
+      if (mode === "corpus") return { x, xShape: shape, labels: y, labelShape: shape, mask: new Float32Array(B * C).fill(1) };
+
+      // Generated batch: corpus prompts of P tokens, continued to the full context.
+      const prompts = Array.from({ length: B }, (_, b) => x.slice(b * C, b * C + P));
+      const gen = mode === "teacher" ? o.teacher! : { model: o.student, params };
+      if (!gen.model) throw new Error(`${mode}-generated batches need a teacher`);
+      const seqs = await generate(gen.model, gen.params, prompts, C - P, { ...o.sampling, seed: deriveSeed(o.seed, "generate", step) });
+      const xs = new Int32Array(B * C);
+      const labels = new Int32Array(B * C).fill(-1);
+      const mask = new Float32Array(B * C);
+      seqs.forEach((seq, b) => {
+        xs.set(seq, b * C);
+        // Train on predicting the generated tokens: positions P−1 .. C−2 predict P .. C−1.
+        for (let t = P - 1; t < C - 1; t++) {
+          mask[b * C + t] = 1;
+          // Sequence-level KD learns the teacher's text; on-policy learns only from the
+          // teacher's distributions over the student's own text (no label term).
+          if (mode === "teacher") labels[b * C + t] = seq[t + 1];
+        }
+      });
+      return { x: xs, xShape: shape, labels, labelShape: shape, mask };
+    },
+  };
+}

@@ -1,0 +1,144 @@
+// `distill run` for language models: corpus → tokenizer → teacher → students (token-level,
+// sequence-level or on-policy KD, by fraction) → held-out metrics and samples → results.
+// Reuses the classification pipeline's checkpoint reuse, trainer, progress and results.
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import type { Device } from "./engine/index.js";
+import { llama, type LanguageModel } from "./nn/llama.js";
+import { paramCount } from "./nn/models.js";
+import { generate } from "./nn/generate.js";
+import { disposeParams } from "./checkpoint/params.js";
+import { lossInfo } from "./losses/index.js";
+import { textSource } from "./data/text-source.js";
+import { DEBIAN_FORTUNES, evalWindows, readCorpus, splitHeldOut } from "./text/corpus.js";
+import { byteTokenizer, charTokenizer, checkSameVocab, loadTokenizerFile, tokenizerFromJSON, type Tokenizer, type TokenizerJSON } from "./text/tokenizer.js";
+import { lmLogits, lmMetrics } from "./eval/lm-metrics.js";
+import { argmaxRows } from "./eval/metrics.js";
+import { configHash, trainOrReuse, type RunOptions } from "./pipeline.js";
+import type { LMRecipe, LMTrainConfig } from "./recipe/recipe.js";
+import { writeResults, type Results, type RunRecord } from "./report/results.js";
+import { writeFileAtomic } from "./util/fs.js";
+import { renderHtmlReport } from "./report/html.js";
+import { readCurves } from "./report/curves.js";
+import type { TrainSpec } from "./train/trainer.js";
+
+export interface Sample {
+  name: string;
+  seed: number;
+  prompt: string;
+  text: string;
+}
+
+export type LMResults = Results & { samples: Sample[] };
+
+function buildTokenizer(spec: string, trainText: string): Tokenizer {
+  if (spec === "char") return charTokenizer(trainText);
+  if (spec === "byte") return byteTokenizer();
+  return loadTokenizerFile(spec);
+}
+
+/** The trainer's view of an LM training config: one "epoch" of `steps` steps. */
+function trainSpec(t: LMTrainConfig): TrainSpec {
+  return { epochs: 1, batchSize: t.batchSize, optimizer: t.optimizer, loss: t.loss };
+}
+
+export async function runLMRecipe(recipe: LMRecipe, opts: RunOptions & { device: Device }): Promise<LMResults> {
+  const corpusPath = opts.dataDir ?? recipe.data.corpus ?? DEBIAN_FORTUNES;
+  const corpus = readCorpus(corpusPath);
+  const { train: trainText, heldOut } = splitHeldOut(corpus.text, recipe.data.heldOut ?? 0.1);
+  const tokenizer = buildTokenizer(recipe.data.tokenizer, trainText);
+  const trainIds = tokenizer.encode(trainText);
+  const heldIds = tokenizer.encode(heldOut);
+  opts.progress.info(
+    `corpus: ${corpusPath} (${corpus.files.length} files, ${corpus.text.length} characters; ${trainIds.length} train and ${heldIds.length} held-out tokens; ${tokenizer.kind} vocabulary of ${tokenizer.vocabSize})`,
+  );
+  const tokJSON = tokenizer.toJSON();
+  const data = { corpus: corpusPath, characters: corpus.text.length, tokenizer: configHash(tokJSON), heldOut: recipe.data.heldOut ?? 0.1 };
+  const charLevel = tokenizer.kind === "char";
+  mkdirSync(opts.out, { recursive: true });
+  const results: LMResults = { recipe: recipe.name, device: opts.device, runs: [], samples: [] };
+  const wanted = (name: string) => !opts.only || opts.only.includes(name);
+  const students = recipe.students.filter((s) => wanted(s.name));
+  const needTeacher = wanted("teacher") || students.some((s) => s.role === "distilled");
+
+  for (const seed of opts.seeds) {
+    const dir = join(opts.out, `seed-${seed}`);
+    mkdirSync(dir, { recursive: true });
+    let teacher: { model: LanguageModel; params: ReturnType<LanguageModel["init"]>; hash: string } | null = null;
+    let teacherTop: Int32Array | null = null;
+    // Held-out windows, evaluated with each model's own context (≤ the teacher's).
+    const evalSet = (context: number) => evalWindows(heldIds, context, recipe.data.evalWindows);
+
+    const finish = async (name: string, role: RunRecord["role"], model: LanguageModel, params: typeof teacher extends null ? never : ReturnType<LanguageModel["init"]>, seconds: number) => {
+      const ev = evalSet(model.spec.context);
+      const logits = await lmLogits(model, params, ev.x, model.spec.context);
+      if (role === "teacher") teacherTop = argmaxRows(logits, model.vocab);
+      const sameWindows = teacher && teacher.model.spec.context === model.spec.context;
+      const m = lmMetrics(logits, ev.y, model.vocab, sameWindows || role === "teacher" ? teacherTop : null, charLevel);
+      results.runs.push({ name, role, model: model.name, params: paramCount(model as never), seed, metrics: m as never, seconds });
+      opts.progress.info(`${name} seed ${seed}: held-out ${m.loss.toFixed(4)} nats/token (perplexity ${m.perplexity.toFixed(3)}), agreement ${(m.agreement * 100).toFixed(2)}%`);
+      const s = recipe.samples ?? { prompts: 3, promptLength: 24, tokens: 40 };
+      if (s.prompts > 0) {
+        const P = Math.min(s.promptLength, model.spec.context - 1);
+        const n = Math.min(s.tokens, model.spec.context - P);
+        const prompts = Array.from({ length: s.prompts }, (_, i) => {
+          const start = Math.floor((i * (heldIds.length - P)) / s.prompts);
+          return heldIds.slice(start, start + P);
+        });
+        const seqs = await generate(model, params, prompts, n, { temperature: 0.8, ...s.sampling, seed });
+        seqs.forEach((seq) => results.samples.push({ name, seed, prompt: tokenizer.decode(seq.subarray(0, P)), text: tokenizer.decode(seq.subarray(P)) }));
+      }
+    };
+
+    if (needTeacher) {
+      const model = llama(recipe.teacher.model, tokenizer.vocabSize);
+      const config = { role: "teacher", model: recipe.teacher.model, train: recipe.teacher.train, data, tokenizer: tokJSON, seed };
+      const h = configHash(config);
+      const source = textSource({ ids: trainIds, context: model.spec.context, batchSize: recipe.teacher.train.batchSize, steps: recipe.teacher.train.steps, seed, student: model });
+      const t = await trainOrReuse(`teacher seed ${seed}`, join(dir, `teacher-${h}.safetensors`), model, config, trainSpec(recipe.teacher.train), source, seed, opts);
+      checkSameVocab(tokenizerFromJSON(t.config.tokenizer as TokenizerJSON, "teacher checkpoint"), tokenizer, `teacher seed ${seed}`);
+      teacher = { model, params: t.params, hash: h };
+      if (wanted("teacher")) await finish("teacher", "teacher", model, t.params, t.seconds);
+      else {
+        const ev = evalSet(model.spec.context);
+        teacherTop = argmaxRows(await lmLogits(model, t.params, ev.x, model.spec.context), model.vocab);
+      }
+    }
+
+    for (const s of students) {
+      const model = llama(s.model, tokenizer.vocabSize);
+      const info = lossInfo(s.train.loss);
+      const usesTeacher = info.needsTeacher || (s.train.modes?.teacher ?? 0) > 0 || (s.train.modes?.student ?? 0) > 0;
+      const config = { role: s.role, model: s.model, train: s.train, data, tokenizer: tokJSON, seed, teacher: usesTeacher ? teacher!.hash : null };
+      const source = textSource({
+        ids: trainIds,
+        context: model.spec.context,
+        batchSize: s.train.batchSize,
+        steps: s.train.steps,
+        seed,
+        modes: s.train.modes,
+        promptLength: s.train.promptLength,
+        sampling: s.train.sampling,
+        teacher: usesTeacher ? teacher! : undefined,
+        student: model,
+      });
+      const t = await trainOrReuse(
+        `${s.name} seed ${seed}`,
+        join(dir, `${s.name}-${configHash(config)}.safetensors`),
+        model,
+        config,
+        trainSpec(s.train),
+        source,
+        seed,
+        opts,
+        info.needsTeacher ? teacher! : undefined,
+      );
+      await finish(s.name, s.role, model, t.params, t.seconds);
+      disposeParams(t.params);
+    }
+    if (teacher) disposeParams(teacher.params);
+  }
+  writeResults(join(opts.out, "results.json"), results);
+  writeFileAtomic(join(opts.out, "report.html"), renderHtmlReport(results, readCurves(opts.out, results), { generated: new Date().toISOString() }));
+  return results;
+}
