@@ -4,10 +4,13 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Device } from "./engine/index.js";
-import { llama, type LanguageModel } from "./nn/llama.js";
+import { llama, type LanguageModel, type LlamaSpec } from "./nn/llama.js";
 import { paramCount } from "./nn/models.js";
 import { generate } from "./nn/generate.js";
-import { disposeParams } from "./checkpoint/params.js";
+import { disposeParams, paramsFromHost } from "./checkpoint/params.js";
+import { loadCheckpoint } from "./checkpoint/checkpoint.js";
+import type { Params } from "./nn/models.js";
+import { UserError } from "./util/errors.js";
 import { lossInfo } from "./losses/index.js";
 import { textSource } from "./data/text-source.js";
 import { DEBIAN_FORTUNES, evalWindows, readCorpus, splitHeldOut } from "./text/corpus.js";
@@ -40,6 +43,38 @@ function buildTokenizer(spec: string, trainText: string): Tokenizer {
 /** The trainer's view of an LM training config: one "epoch" of `steps` steps. */
 function trainSpec(t: LMTrainConfig): TrainSpec {
   return { epochs: 1, batchSize: t.batchSize, optimizer: t.optimizer, loss: t.loss };
+}
+
+/**
+ * The teacher: trained (or reused) from the recipe, or loaded from a finished checkpoint,
+ * whose vocabulary must be the one the students will use.
+ */
+async function lmTeacher(
+  recipe: LMRecipe,
+  tokenizer: Tokenizer,
+  tokJSON: TokenizerJSON,
+  data: Record<string, unknown>,
+  trainIds: Int32Array,
+  seed: number,
+  dir: string,
+  opts: RunOptions,
+): Promise<{ model: LanguageModel; params: Params; hash: string; seconds: number }> {
+  if ("checkpoint" in recipe.teacher) {
+    const path = recipe.teacher.checkpoint;
+    const ck = loadCheckpoint(path);
+    const cfg = ck.config as { model?: LlamaSpec; tokenizer?: TokenizerJSON } | null;
+    if (!cfg?.model || cfg.model.type !== "llama" || !cfg.tokenizer) throw new UserError(`${path}: not a distill language-model checkpoint (no llama model or tokenizer in its config)`);
+    checkSameVocab(tokenizerFromJSON(cfg.tokenizer, path), tokenizer, `teacher ${path}`);
+    const model = llama(cfg.model, tokenizer.vocabSize);
+    const st = ck.state as { seconds?: number } | undefined;
+    return { model, params: paramsFromHost(ck.tensors, model.shapes, path), hash: configHash(cfg), seconds: st?.seconds ?? 0 };
+  }
+  const model = llama(recipe.teacher.model, tokenizer.vocabSize);
+  const config = { role: "teacher", model: recipe.teacher.model, train: recipe.teacher.train, data, tokenizer: tokJSON, seed };
+  const h = configHash(config);
+  const source = textSource({ ids: trainIds, context: model.spec.context, batchSize: recipe.teacher.train.batchSize, steps: recipe.teacher.train.steps, seed, student: model });
+  const t = await trainOrReuse(`teacher seed ${seed}`, join(dir, `teacher-${h}.safetensors`), model, config, trainSpec(recipe.teacher.train), source, seed, opts);
+  return { model, params: t.params, hash: h, seconds: t.seconds };
 }
 
 export async function runLMRecipe(recipe: LMRecipe, opts: RunOptions & { device: Device }): Promise<LMResults> {
@@ -91,17 +126,22 @@ export async function runLMRecipe(recipe: LMRecipe, opts: RunOptions & { device:
     };
 
     if (needTeacher) {
-      const model = llama(recipe.teacher.model, tokenizer.vocabSize);
-      const config = { role: "teacher", model: recipe.teacher.model, train: recipe.teacher.train, data, tokenizer: tokJSON, seed };
-      const h = configHash(config);
-      const source = textSource({ ids: trainIds, context: model.spec.context, batchSize: recipe.teacher.train.batchSize, steps: recipe.teacher.train.steps, seed, student: model });
-      const t = await trainOrReuse(`teacher seed ${seed}`, join(dir, `teacher-${h}.safetensors`), model, config, trainSpec(recipe.teacher.train), source, seed, opts);
-      checkSameVocab(tokenizerFromJSON(t.config.tokenizer as TokenizerJSON, "teacher checkpoint"), tokenizer, `teacher seed ${seed}`);
-      teacher = { model, params: t.params, hash: h };
-      if (wanted("teacher")) await finish("teacher", "teacher", model, t.params, t.seconds);
+      const t = await lmTeacher(recipe, tokenizer, tokJSON, data, trainIds, seed, dir, opts);
+      teacher = { model: t.model, params: t.params, hash: t.hash };
+      // A student's windows (and its vocabulary) must fit the teacher it learns from.
+      for (const s of students) {
+        if (s.model.context > t.model.spec.context) {
+          throw new UserError(`students.${s.name}.model.context: ${s.model.context} is longer than the teacher's context of ${t.model.spec.context}`);
+        }
+        const k = s.train.loss.topK;
+        if (k !== undefined && k > tokenizer.vocabSize) {
+          throw new UserError(`students.${s.name}.train.loss.topK: ${k} is larger than the vocabulary of ${tokenizer.vocabSize} tokens`);
+        }
+      }
+      if (wanted("teacher")) await finish("teacher", "teacher", t.model, t.params, t.seconds);
       else {
-        const ev = evalSet(model.spec.context);
-        teacherTop = argmaxRows(await lmLogits(model, t.params, ev.x, model.spec.context), model.vocab);
+        const ev = evalSet(t.model.spec.context);
+        teacherTop = argmaxRows(await lmLogits(t.model, t.params, ev.x, t.model.spec.context), t.model.vocab);
       }
     }
 

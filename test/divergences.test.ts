@@ -3,7 +3,7 @@
 // below; finite-difference gradients; −∞ logits; masking; top-k sparse teachers; the registry.
 import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { np, grad, jit, valueAndGrad, initDevice, type Arr } from "../src/engine/index.js";
+import { np, grad, jit, valueAndGrad, initDevice, liveBuffers, type Arr } from "../src/engine/index.js";
 import {
   DIVERGENCES,
   buildLoss,
@@ -347,13 +347,11 @@ describe("gradients w.r.t. the student logits (central finite differences)", () 
   const s = randomLogits(rand, 2, 5);
   const t = randomLogits(rand, 2, 5);
   for (const spec of ALL) {
-    test(`${tag(spec)}: dense T = 1, T = 2 and sparse k = 2 < V`, async () => {
-      for (const T of [1, 2]) {
-        await checkGrad(`${tag(spec)} dense T=${T}`, (x) => divergence(specAt(spec, T), x, np.array(t)), s);
-      }
+    test(`${tag(spec)}: dense (T = 2) and sparse k = 2 < V (T = 1)`, async () => {
+      await checkGrad(`${tag(spec)} dense T=2`, (x) => divergence(specAt(spec, 2), x, np.array(t)), s);
       await checkGrad(
-        `${tag(spec)} sparse k=2 T=2`,
-        (x) => sparseDivergence(specAt(spec, 2), x, topKTeacher(np.array(t), 2, 2)),
+        `${tag(spec)} sparse k=2 T=1`,
+        (x) => sparseDivergence(specAt(spec, 1), x, topKTeacher(np.array(t), 2, 1)),
         s,
       );
     });
@@ -409,8 +407,11 @@ describe("−∞ logits (probability 0): no NaN", () => {
           close(v, ref64(spec, c.s, c.t, T), 1e-4, 1e-6, name);
           const g = await vals(grad(dense)(np.array(c.s)));
           assert.ok(g.every(Number.isFinite), `${name}: gradient ${g}`);
-          const numeric = await finiteDiff(dense, c.s);
-          g.forEach((a, i) => assert.ok(Math.abs(a - numeric[i]) <= 2e-3, `${name}: grad[${i}] ${a} vs numeric ${numeric[i]}`));
+          if (T === 2) {
+            // Finite differences on the finite logits; a −∞ logit's gradient must be 0.
+            const numeric = await finiteDiff(dense, c.s);
+            g.forEach((a, i) => assert.ok(Math.abs(a - numeric[i]) <= 2e-3, `${name}: grad[${i}] ${a} vs numeric ${numeric[i]}`));
+          }
 
           for (const k of [3, 5]) {
             const sparse = (x: Arr) => sparseDivergence(specAt(spec, T), x, topKTeacher(np.array(c.t), k, T));
@@ -490,6 +491,20 @@ describe("masks and [B, T, V] logits", () => {
       const g = await vals(grad((x: Arr) => divergence(specAt(spec, 2), x, asBTV(t), maskArr(zero)))(asBTV(s)));
       assert.ok(g.every((x) => x === 0), `${tag(spec)} all-masked gradient ${g}`);
     }
+  });
+
+  test("no buffer leaks: every function consumes its inputs (eager, dense and sparse, masked)", async () => {
+    await scalar(divergence({ name: "tv" }, asBTV(s), asBTV(t))); // warm-up
+    const before = liveBuffers();
+    for (const spec of ALL) {
+      await scalar(divergence(specAt(spec, 2), asBTV(s), asBTV(t), maskArr(maskRows)));
+      await scalar(divergence(specAt(spec, 2), asBTV(s), asBTV(t)));
+      await scalar(sparseDivergence(specAt(spec, 2), asBTV(s), topKTeacher(asBTV(t), 2, 2), maskArr(maskRows)));
+      await scalar(sparseDivergence(specAt(spec, 1), asBTV(s), topKTeacher(asBTV(t), V, 1)));
+      await vals(grad((x: Arr) => sparseDivergence(specAt(spec, 2), x, topKTeacher(asBTV(t), 3, 2), maskArr(maskRows)))(asBTV(s)));
+    }
+    assert.throws(() => topKTeacher(asBTV(t), V + 1, 1), UserError);
+    assert.equal(liveBuffers(), before, "live device buffers after the calls");
   });
 
   test("a mask of the wrong shape is an error", () => {

@@ -255,7 +255,11 @@ export const LMRecipeSchema = z
       /** At most this many held-out windows are evaluated (spread over the held-out text). */
       evalWindows: z.number().int().positive().optional(),
     }),
-    teacher: z.strictObject({ model: LlamaModel, train: LMTrain }),
+    /** A teacher trained here (model + train), or a finished distill LM checkpoint. */
+    teacher: z.union([
+      z.strictObject({ model: LlamaModel, train: LMTrain }),
+      z.strictObject({ checkpoint: z.string().min(1) }),
+    ]),
     students: z.array(LMStudent).min(1),
     samples: z
       .strictObject({
@@ -283,11 +287,11 @@ export const LMRecipeSchema = z
       if ((modes.corpus ?? (modes.teacher || modes.student ? 0 : 1)) + (modes.teacher ?? 0) + (modes.student ?? 0) <= 0) {
         ctx.addIssue({ code: "custom", path: ["students", i, "train", "modes"], message: "the mode fractions add up to 0" });
       }
-      if (s.model.context > r.teacher.model.context) {
+      if ("model" in r.teacher && s.model.context > r.teacher.model.context) {
         ctx.addIssue({ code: "custom", path: ["students", i, "model", "context"], message: `${s.model.context} is longer than the teacher's context of ${r.teacher.model.context}` });
       }
     });
-    if (LOSSES[r.teacher.train.loss.name]?.needsTeacher) {
+    if ("train" in r.teacher && LOSSES[r.teacher.train.loss.name]?.needsTeacher) {
       ctx.addIssue({ code: "custom", path: ["teacher", "train", "loss", "name"], message: "the teacher cannot be trained with a distillation loss" });
     }
   });
