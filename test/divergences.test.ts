@@ -426,6 +426,30 @@ describe("−∞ logits (probability 0): no NaN", () => {
     });
   }
 
+  test("extreme finite logits (probabilities that underflow float32): finite values and gradients", async () => {
+    const s = [
+      [0, -150, -300, 5, 40],
+      [-90, 60, 0, -200, 1],
+    ];
+    const t = [
+      [-200, 0, 10, -100, 30],
+      [50, -300, 0, 2, -80],
+    ];
+    for (const spec of ALL) {
+      for (const T of [1, 2]) {
+        const name = `${tag(spec)} extreme T=${T}`;
+        const dense = (x: Arr) => divergence(specAt(spec, T), x, np.array(t));
+        close(await scalar(dense(np.array(s))), ref64(spec, s, t, T), 1e-4, 1e-5, name);
+        const g = await vals(grad(dense)(np.array(s)));
+        assert.ok(g.every(Number.isFinite), `${name}: gradient ${g}`);
+        const sparse = (x: Arr) => sparseDivergence(specAt(spec, T), x, topKTeacher(np.array(t), 2, T));
+        close(await scalar(sparse(np.array(s))), ref64(spec, s, t, T, undefined, 2), 1e-4, 1e-5, `${name} sparse`);
+        const sg = await vals(grad(sparse)(np.array(s)));
+        assert.ok(sg.every(Number.isFinite), `${name} sparse: gradient ${sg}`);
+      }
+    }
+  });
+
   test("forward KL with a −∞ teacher logit: the gradient is T·(q − p)/batch", async () => {
     const g = await vals(grad((x: Arr) => divergence({ name: "forward-kl", temperature: 2 }, x, np.array(tInf)))(np.array(sFin)));
     const expected = sFin.flatMap((row, i) => {

@@ -7,6 +7,7 @@ import { z } from "zod";
 import { initDevice, type Device } from "../engine/index.js";
 import { loadAnyRecipe } from "../recipe/recipe.js";
 import { runLMRecipe } from "../pipeline-lm.js";
+import { WORKLOADS, formatBench, runWorkload, type BenchResult } from "../bench/bench.js";
 import { Interrupted, runRecipe, type RunOptions } from "../pipeline.js";
 import { formatLMTable, formatTable, type Results } from "../report/results.js";
 import { renderHtmlReport } from "../report/html.js";
@@ -170,6 +171,25 @@ export function buildCli(): Command {
     .command("report <out-dir>")
     .description("regenerate OUT/report.html from OUT/results.json and the training logs")
     .action((out: string) => reportCommand(out));
+
+  program
+    .command("bench")
+    .description("time the training and inference paths (ms/step, samples/s or tokens/s, peak RSS)")
+    .option("--workload <names>", `comma-separated, from ${WORKLOADS.join(", ")}`, WORKLOADS.join(","))
+    .option("--steps <n>", "timed steps per workload", (v) => Number(v), 200)
+    .option("--json <file>", "also write the results as JSON")
+    .addOption(new Option("--device <device>", "compute device").choices(["wasm", "webgpu"]).default("wasm"))
+    .action(async (flags: { workload: string; steps: number; json?: string; device: Device }) => {
+      if (!Number.isInteger(flags.steps) || flags.steps <= 0) throw new UserError(`--steps: expected a positive integer, got ${flags.steps}`);
+      const device = await initDevice(flags.device);
+      const out: BenchResult[] = [];
+      for (const w of flags.workload.split(",")) {
+        const r = await runWorkload(w.trim(), flags.steps);
+        console.log(formatBench(r));
+        out.push(r);
+      }
+      if (flags.json) writeFileAtomic(flags.json, JSON.stringify({ device, date: new Date().toISOString(), results: out }, null, 2) + "\n");
+    });
 
   program
     .command("eval <checkpoint>")

@@ -50,24 +50,47 @@ export function checkDivergenceSpec(spec: DivergenceSpec): void {
 }
 
 /**
- * log x for x > 0. jax-js's wasm `log` errs by up to ~1.3e-5 (absolute) just below powers of
- * two, which is 10% of a divergence of 1e-4; one Newton step on exp(y) = x,
- * y ← y + x·e^(−y) − 1, brings it to float32 rounding (exp is accurate). The autodiff
- * gradient is still 1/x. Not for x = 0 (0·e^∞ = NaN): see `safeLog`. Consumes `x`.
+ * log x, for x ≥ 1e-30 (e^(−y) must not overflow; every caller passes a sum ≥ 1 or a tail
+ * ≥ 2^−24). jax-js's wasm `log` errs by up to ~1.3e-5 (absolute) just below powers of two,
+ * which is 10% of a divergence of 1e-4; one Newton step on e^y = x, y ← y + x·e^(−y) − 1,
+ * brings it to float32 rounding (its exp is accurate). The autodiff gradient is still 1/x.
+ * Consumes `x`.
  */
 function preciseLog(x: Arr): Arr {
   const y = np.log(x.ref);
   return y.ref.add(x.mul(np.exp(y.neg()))).sub(1);
 }
 
-/** log softmax over the last axis, with `preciseLog` for the log-sum-exp. Consumes `x`. */
-function logSoftmax(x: Arr): Arr {
-  const shifted = x.ref.sub(lax.stopGradient(x.max(-1, { keepdims: true })));
+/**
+ * log Σ exp over the last axis (keepdims), −∞ for a row that is all −∞, with finite gradients
+ * everywhere (a row of −∞ is computed on zeros and then replaced). Consumes `x`.
+ */
+function logSumExp(x: Arr): Arr {
+  const hi = lax.stopGradient(x.ref.max(-1, { keepdims: true }));
+  const finite = hi.ref.greater(-Infinity);
+  const hiSafe = np.where(finite.ref, hi, 0);
+  const xSafe = np.where(finite.ref, x, 0);
   // The sum is ≥ 1 (the max term is e^0), so the log is safe.
-  return shifted.ref.sub(preciseLog(np.exp(shifted).sum(-1, { keepdims: true })));
+  const r = hiSafe.ref.add(preciseLog(np.exp(xSafe.sub(hiSafe)).sum(-1, { keepdims: true })));
+  return np.where(finite, r, -Infinity);
 }
 
-/** log m where m > 0, −∞ where m = 0, with a gradient that is never NaN. Consumes `m`. */
+/** log softmax over the last axis (with `preciseLog`). Consumes `x`. */
+function logSoftmax(x: Arr): Arr {
+  return x.ref.sub(logSumExp(x));
+}
+
+/**
+ * log(wa·e^la + wb·e^lb) elementwise, in log space: no tiny probabilities are formed, so no
+ * 1/m overflows in the gradient; −∞ where both are −∞. wa, wb > 0. Consumes la and lb.
+ */
+function logMix(wa: number, la: Arr, wb: number, lb: Arr): Arr {
+  const a = la.add(Math.log(wa));
+  const b = lb.add(Math.log(wb));
+  return np.squeeze(logSumExp(np.stack([a, b], -1)), -1);
+}
+
+/** log m where m ≥ 0 is 0 or ≥ 1e-30: −∞ where m = 0, never a NaN gradient. Consumes `m`. */
 function safeLog(m: Arr): Arr {
   const pos = m.ref.greater(0);
   return np.where(pos.ref, preciseLog(np.where(pos, m, 1)), -Infinity);
@@ -103,20 +126,22 @@ function perPosition(spec: DivergenceSpec, logq: Arr, logp: Arr): Arr {
       // tends to 0 at both ends.
       if (beta === 0) return klSum(p(), logp, logq);
       if (beta === 1) return klSum(q(), logq, logp);
-      const logm = safeLog(p().mul(beta).add(q().mul(1 - beta)));
+      const logm = logMix(beta, logp.ref, 1 - beta, logq.ref);
       const toTeacher = klSum(p(), logp, logm.ref).mul(beta);
       return toTeacher.add(klSum(q(), logq, logm).mul(1 - beta));
     }
     case "skew-kl": {
-      // KL(p ‖ α·p + (1−α)·q)
-      const logm = safeLog(p().mul(alpha).add(q().mul(1 - alpha)));
-      logq.dispose();
+      // KL(p ‖ α·p + (1−α)·q); α = 0 is forward KL.
+      if (alpha === 0) return klSum(p(), logp, logq);
+      const logm = alpha === 1 ? logp.ref : logMix(alpha, logp.ref, 1 - alpha, logq);
+      if (alpha === 1) logq.dispose();
       return klSum(p(), logp, logm);
     }
     case "skew-reverse-kl": {
-      // KL(q ‖ (1−α)·p + α·q)
-      const logm = safeLog(p().mul(1 - alpha).add(q().mul(alpha)));
-      logp.dispose();
+      // KL(q ‖ (1−α)·p + α·q); α = 0 is reverse KL.
+      if (alpha === 0) return klSum(q(), logq, logp);
+      const logm = alpha === 1 ? logq.ref : logMix(1 - alpha, logp, alpha, logq.ref);
+      if (alpha === 1) logp.dispose();
       return klSum(q(), logq, logm);
     }
     case "tv": {
@@ -294,16 +319,16 @@ export function sparseDivergence(spec: DivergenceSpec, studentLogits: Arr, teach
     logP = teacherLogp;
     logQ = logqK;
   } else {
-    // Student tail: the sum over the classes *not* kept, rather than 1 − Σ_k q, which cancels
-    // catastrophically when the tail is small (float32 noise ~1e-7 could make it 0 and a
-    // forward KL infinite). Exactly 0 only when the student gives the rest probability 0.
+    // Student tail: the log-sum-exp of the classes *not* kept, rather than log(1 − Σ_k q),
+    // which cancels catastrophically when the tail is small (float32 noise ~1e-7 could make it
+    // 0 and a forward KL infinite). −∞ only when the student gives the rest probability 0.
     const kept = onehot.any(-2);
-    const qTail = np.where(kept, 0, np.exp(logqFull)).sum(-1, { keepdims: true });
+    const logQTail = logSumExp(np.where(kept, -Infinity, logqFull));
     // Teacher tail: only the k log-probabilities are known, so 1 − Σ_k p, clipped at 0 (a
-    // tail of exactly 0 contributes 0·log 0 = 0).
+    // tail of exactly 0 contributes 0·log 0 = 0; a non-zero one is ≥ 2^−24 in float32).
     const pTail = np.maximum(np.exp(teacherLogp.ref).sum(-1, { keepdims: true }).neg().add(1), 0);
     logP = np.concatenate([teacherLogp, safeLog(pTail)], -1);
-    logQ = np.concatenate([logqK, safeLog(qTail)], -1);
+    logQ = np.concatenate([logqK, logQTail], -1);
   }
   return reducePositions(perPosition(spec, logQ, logP), T, keep);
 }

@@ -161,11 +161,12 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
   checkOptimizer(spec.optimizer, `${args.name}.train.optimizer`);
   const info = lossInfo(spec.loss);
   const lossFn = buildLoss(spec.loss);
-  if (info.needsTeacher && !args.teacher && !args.cachedTeacherLogits) {
+  // A batch source may carry the teacher's logits itself; examples need a teacher or a cache.
+  if (info.needsTeacher && !args.teacher && !args.cachedTeacherLogits && !isSource(data)) {
     throw new Error(`${args.name}: loss "${spec.loss.name}" needs a teacher`);
   }
   const useCache = info.needsTeacher && !spec.shift && args.cachedTeacherLogits !== undefined;
-  const liveTeacher = info.needsTeacher && !useCache;
+  const liveTeacher = info.needsTeacher && !useCache && args.teacher !== undefined;
   if (!isSource(data) && stepsPerEpoch(data.n, spec.batchSize) === 0) {
     throw new UserError(`${args.name}.train.batchSize: ${spec.batchSize} is larger than the ${data.n} training examples`);
   }
