@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { renderHtmlReport, type LossCurve } from "../src/report/html.js";
+import { renderHtmlReport, showText, type LossCurve, type ReportResults } from "../src/report/html.js";
 import { parseMetricsLog, readCurves } from "../src/report/curves.js";
 import type { Results, RunRecord } from "../src/report/results.js";
 import { runCli } from "./helpers/fixtures.js";
@@ -101,6 +101,132 @@ describe("renderHtmlReport", () => {
   });
 });
 
+/** A language-model run: held-out loss in nats/token, perplexity and bits/char beside it. */
+function lmRun(name: string, role: RunRecord["role"], params: number, seed: number, loss: number, charLevel = true): RunRecord {
+  const metrics = {
+    accuracy: 0.5 - loss / 10,
+    agreement: role === "teacher" ? 1 : 0.8 - loss / 10,
+    ece: 0.01,
+    loss,
+    perplexity: Math.exp(loss),
+    ...(charLevel ? { bitsPerChar: loss / Math.LN2 } : {}),
+  };
+  return { name, role, model: role === "teacher" ? "llama 4x128 h4 ctx64" : "llama 2x64 h2 ctx64", params, seed, metrics, seconds: 2 + seed };
+}
+
+/** Two seeds; forward KL beats scratch by 0.05 nats/token, reverse KL loses by as much. */
+function lmSample(charLevel = true): ReportResults {
+  const runs: RunRecord[] = [];
+  for (const seed of [0, 1]) {
+    runs.push(lmRun("teacher", "teacher", 1078656, seed, 1.2 + seed * 0.02, charLevel));
+    runs.push(lmRun("scratch", "scratch", 145856, seed, 1.6 + seed * 0.02, charLevel));
+    runs.push(lmRun("fkl", "distilled", 145856, seed, 1.55 + seed * 0.02, charLevel));
+    runs.push(lmRun("rkl", "distilled", 145856, seed, 1.65 + seed * 0.02, charLevel));
+  }
+  const samples = ["teacher", "scratch", "fkl", "rkl"].flatMap((name) =>
+    [0, 1].map((seed) => ({ name, seed, prompt: `Q${seed}: `, text: `${name} said <b>hi</b>\tthen "left" & rang\u0007\nnext line\u009d` })),
+  );
+  return { recipe: EVIL, device: "wasm", runs, samples };
+}
+
+describe("renderHtmlReport for language models", () => {
+  const curves = sampleCurves().map((c) => ({ ...c, name: c.name.replace("kd-good", "fkl").replace("kd-bad", "rkl") }));
+  const html = renderHtmlReport(lmSample(), curves, { generated: "2025-01-02T03:04:05.000Z" });
+
+  test("is one self-contained HTML document, text escaped", () => {
+    assert.match(html, /^<!doctype html>\n<html lang="en">/);
+    assert.doesNotMatch(html, /<script/i);
+    assert.doesNotMatch(html, /\b(src|href)=|url\(|@import|<link/i);
+    assert.ok(html.includes("tiny &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;co&#39;"));
+  });
+
+  test("judges by held-out loss: lower than scratch helped, higher did NOT", () => {
+    assert.match(html, /fkl vs scratch: held-out loss −0\.0500 nats\/token: distillation helped/);
+    assert.match(html, /rkl vs scratch: held-out loss \+0\.0500 nats\/token: distillation did NOT help/);
+    // Each badge beside its own run's line: green for the lower loss, red for the higher.
+    assert.match(html, /<div class="verdict good"><div class="badge"><b>−0\.0500 nats\/tok<\/b><span>distillation helped<\/span><\/div><div><p><strong>fkl vs scratch:/);
+    assert.match(html, /<div class="verdict bad"><div class="badge"><b>\+0\.0500 nats\/tok<\/b><span>distillation did NOT help<\/span><\/div><div><p><strong>rkl vs scratch:/);
+    assert.ok(html.includes("seed-to-seed std: rkl ±0.0141, scratch ±0.0141 nats/token"));
+    assert.doesNotMatch(html, /points of test accuracy/);
+  });
+
+  test("has the language-model table", () => {
+    for (const h of ["held-out loss (nats/token)", "perplexity", "bits/char", "agreement %", "next-token accuracy %", "train s"]) {
+      assert.ok(html.includes(`<th class="num">${h}</th>`), h);
+    }
+    assert.doesNotMatch(html, /<th[^>]*>ECE</);
+    assert.ok(html.includes(`<td class="num">1.6100 ± 0.0141</td>`), "scratch held-out loss, mean ± std");
+    assert.ok(html.includes(`<td class="num">${((Math.exp(1.6) + Math.exp(1.62)) / 2).toFixed(3)}</td>`), "scratch perplexity");
+    assert.ok(html.includes(`<td class="num">${((1.6 + 1.62) / 2 / Math.LN2).toFixed(3)}</td>`), "scratch bits/char");
+    assert.ok(html.includes(`<td class="num">0.58</td>`), "size in MB");
+    // Without a char tokenizer there is no bits/char column.
+    const bpe = renderHtmlReport(lmSample(false), []);
+    assert.doesNotMatch(bpe, /bits\/char/);
+    assert.ok(bpe.includes(`<th class="num">perplexity</th>`));
+  });
+
+  test("charts held-out loss, lower is better, with scratch as the line to beat", () => {
+    assert.equal(html.match(/<svg /g)?.length, 3);
+    for (const t of ["Held-out loss per run", "Held-out loss against parameter count", "Training loss curves"]) {
+      assert.ok(html.includes(`<title>${t}</title>`), t);
+    }
+    assert.doesNotMatch(html, /Test accuracy/);
+    assert.ok(html.includes("held-out loss (nats/token)</text>"), "y axis title");
+    assert.match(html, /Lower is better/);
+    assert.ok(html.includes("best scratch: scratch, 1.6100 nats/token</text>"));
+    assert.equal(html.match(/<line [^>]*class="ref"\/>/g)?.length, 2, "the dashed line and its key");
+    assert.equal(html.match(/<path d="M/g)?.length, 8, "loss curves as for classification");
+  });
+
+  test("shows every run's samples: prompt muted, text escaped, control characters visible", () => {
+    assert.match(html, /<h2>Samples<\/h2>/);
+    for (const name of ["teacher", "scratch", "fkl", "rkl"]) {
+      assert.ok(html.includes(`<span class="prompt">Q1: </span>${name} said &lt;b&gt;hi&lt;/b&gt;`), name);
+    }
+    assert.doesNotMatch(html, /<b>hi/);
+    assert.equal(html.match(/<pre class="sample-text">/g)?.length, 8);
+    assert.ok(html.includes(`<span class="ctl" title="U+0009 tab">\\t</span>then &quot;left&quot; &amp; rang<span class="ctl" title="U+0007 bell">\\a</span>`));
+    // A line feed is marked and still breaks the line; a C1 control is shown as \xNN.
+    assert.ok(html.includes(`<span class="ctl" title="U+000A line feed">\\n</span>\nnext line<span class="ctl" title="U+009D control character">\\x9D</span></pre>`));
+    assert.doesNotMatch(html, /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/, "no raw control characters left");
+    // Runs in table order, each seed's samples in seed order.
+    const order = [...html.matchAll(/<h3><span><span class="swatch"[^>]*><\/span>([^<]+)<\/span>/g)].map((m) => m[1]);
+    assert.deepEqual(order, ["teacher", "scratch", "fkl", "rkl"]);
+  });
+
+  test("showText escapes HTML and makes every control character visible", () => {
+    assert.equal(showText(`a<b>&"'`), "a&lt;b&gt;&amp;&quot;&#39;");
+    assert.equal(showText("\b\u0000\u007f\u001b"), [
+      `<span class="ctl" title="U+0008 backspace">\\b</span>`,
+      `<span class="ctl" title="U+0000 null">\\0</span>`,
+      `<span class="ctl" title="U+007F delete">\\x7F</span>`,
+      `<span class="ctl" title="U+001B escape">\\x1B</span>`,
+    ].join(""));
+    assert.equal(showText("plain é ü ✓"), "plain é ü ✓");
+  });
+
+  test("is deterministic", () => {
+    assert.equal(renderHtmlReport(lmSample(), curves, { generated: "2025-01-02T03:04:05.000Z" }), html);
+  });
+
+  test("still renders with no samples, no curves, no scratch student", () => {
+    const r = lmSample();
+    const page = renderHtmlReport({ ...r, runs: r.runs.filter((x) => x.role !== "scratch"), samples: [] }, []);
+    assert.ok(page.includes("No verdict: no scratch student"));
+    assert.ok(page.includes("No samples in these results."));
+    assert.ok(page.includes("no training logs found"));
+    assert.equal(page.match(/<svg /g)?.length, 3);
+  });
+
+  test("a run without a finite perplexity makes it a classification report", () => {
+    const r = lmSample();
+    const mixed = { ...r, runs: r.runs.map((x, i) => (i === 0 ? run("teacher", "teacher", 100, 0, 0.9) : x)) };
+    const page = renderHtmlReport(mixed, []);
+    assert.ok(page.includes("<title>Test accuracy per run</title>"));
+    assert.doesNotMatch(page, /Samples/);
+  });
+});
+
 describe("readCurves", () => {
   let out = "";
   before(() => {
@@ -166,6 +292,36 @@ describe("distill report", () => {
     const html = readFileSync(join(out, "report.html"), "utf8");
     assert.match(html, /did NOT help/);
     assert.equal(html.match(/<path d="M/g)?.length, 1);
+  });
+
+  test("regenerates a language-model report, keeping perplexity, bits/char and samples", () => {
+    const out = join(tmp, "lm");
+    mkdirSync(join(out, "seed-0"), { recursive: true });
+    const results = lmSample();
+    writeFileSync(join(out, "results.json"), JSON.stringify(results, null, 2));
+    writeFileSync(join(out, "seed-0", "rkl-0123456789.metrics.jsonl"), `{"run":"rkl","epoch":1,"step":5,"loss":0.7,"lr":0.001,"seconds":1}\n`);
+    const r = runCli(["report", out]);
+    assert.equal(r.code, 0, r.stderr);
+    const html = readFileSync(join(out, "report.html"), "utf8");
+    assert.match(html, /rkl vs scratch: held-out loss \+0\.0500 nats\/token: distillation did NOT help/);
+    assert.ok(html.includes("<title>Held-out loss per run</title>"));
+    assert.ok(html.includes(`<th class="num">bits/char</th>`));
+    assert.equal(html.match(/<pre class="sample-text">/g)?.length, 8);
+    assert.ok(html.includes("fkl said &lt;b&gt;hi&lt;/b&gt;"));
+    // The lone logged point is drawn, as a dot.
+    assert.match(html, /<circle [^>]*><title>rkl seed 0: step 5, loss 0\.7000<\/title><\/circle>/);
+    // Same results and logs, same page (apart from the generation time).
+    const strip = (s: string) => s.replace(/ · generated [^<]*/, "");
+    assert.equal(strip(html), strip(renderHtmlReport(results, readCurves(out, results))));
+  });
+
+  test("a malformed sample in results.json is a one-line user error", () => {
+    const out = join(tmp, "lm-bad");
+    mkdirSync(out);
+    writeFileSync(join(out, "results.json"), JSON.stringify({ ...lmSample(), samples: [{ name: "x", seed: 0, prompt: 1, text: "" }] }));
+    const r = runCli(["report", out]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /^distill: error: .*results\.json: not a distill results file: samples\[0\]\.prompt: .*\n$/);
   });
 
   test("a missing or invalid results.json is a one-line user error", () => {

@@ -9,8 +9,8 @@ import { loadAnyRecipe } from "../recipe/recipe.js";
 import { runLMRecipe } from "../pipeline-lm.js";
 import { WORKLOADS, formatBench, runWorkload, type BenchResult } from "../bench/bench.js";
 import { Interrupted, runRecipe, type RunOptions } from "../pipeline.js";
-import { formatLMTable, formatTable, type Results } from "../report/results.js";
-import { renderHtmlReport } from "../report/html.js";
+import { formatLMTable, formatTable } from "../report/results.js";
+import { renderHtmlReport, type ReportResults } from "../report/html.js";
 import { readCurves } from "../report/curves.js";
 import { writeFileAtomic } from "../util/fs.js";
 import { makeProgress } from "./progress.js";
@@ -87,12 +87,22 @@ async function runCommand(recipePath: string, flags: CommonFlags, only?: string[
   console.log(`report: ${join(out, "report.html")}`);
 }
 
-const Metrics = z.object({ accuracy: z.number(), agreement: z.number(), ece: z.number(), loss: z.number() });
-const ResultsSchema = z.object({
+// Loose objects: fields this schema does not name (a newer metric) are kept, not stripped, so
+// a regenerated report shows what the run wrote. Language-model runs add perplexity and, for
+// char tokenizers, bitsPerChar to their metrics, and their results carry seeded samples.
+const Metrics = z.looseObject({
+  accuracy: z.number(),
+  agreement: z.number(),
+  ece: z.number(),
+  loss: z.number(),
+  perplexity: z.number().optional(),
+  bitsPerChar: z.number().optional(),
+});
+const ResultsSchema = z.looseObject({
   recipe: z.string(),
   device: z.string(),
   runs: z.array(
-    z.object({
+    z.looseObject({
       name: z.string().min(1),
       role: z.enum(["teacher", "scratch", "distilled"]),
       model: z.string(),
@@ -102,10 +112,11 @@ const ResultsSchema = z.object({
       seconds: z.number(),
     }),
   ),
+  samples: z.array(z.object({ name: z.string(), seed: z.number().int().min(0), prompt: z.string(), text: z.string() })).optional(),
 });
 
 /** OUT/results.json, checked: `distill report` may be pointed at any directory. */
-function loadResults(out: string): Results {
+function loadResults(out: string): ReportResults {
   const path = join(out, "results.json");
   if (!existsSync(path)) throw new UserError(`${path}: not found (is ${out} the --out directory of a finished \`distill run\`?)`);
   let raw: unknown;

@@ -32,6 +32,13 @@ export interface SparseTeacher {
   indices: Arr;
   /** [..., k] log softmax(t/T) at those indices. */
   logprobs: Arr;
+  /**
+   * Optional [...] (the leading shape): log of the teacher's tail mass, log Σ_{j ∉ k} p_j,
+   * computed exactly (`topKTeacher` fills it in). Without it the tail is 1 − Σ exp(logprobs),
+   * which float32 rounds to 0 below ~6e-8: a tiny but real teacher tail then counts as empty,
+   * and reverse KL, say, becomes +∞ wherever the student puts mass there.
+   */
+  logTail?: Arr;
 }
 
 /** Checks a divergence spec (name, T > 0, β and α in [0, 1]); throws a UserError naming the field. */
@@ -230,11 +237,19 @@ export function divergence(spec: DivergenceSpec, studentLogits: Arr, teacherLogi
   return reducePositions(perPosition(spec, logq, logp), T, keep);
 }
 
+/** onehot[..., i, j] = (indices[..., i] == j), boolean [..., k, V]. Consumes `indices`. */
+function oneHotOf(indices: Arr, V: number): Arr {
+  const k = indices.shape[indices.shape.length - 1];
+  const lead = indices.shape.slice(0, -1);
+  return np.equal(indices.reshape([...lead, k, 1]), np.arange(V, undefined, 1, { dtype: np.int32 }));
+}
+
 /**
  * The k largest teacher probabilities at temperature T, as indices and log-probabilities
- * (log softmax(t/T), not renormalised over the k). The teacher is a fixed target, so no gradient
- * flows back to its logits (top-k's gradient would need a scatter, which jax-js cannot jit).
- * Consumes `teacherLogits`.
+ * (log softmax(t/T), not renormalised over the k), plus the exact log tail mass (a log-sum-exp
+ * of the classes not kept; an [..., k, V] one-hot, see `sparseDivergence` on the cost). The
+ * teacher is a fixed target, so no gradient flows back to its logits (top-k's gradient would
+ * need a scatter, which jax-js cannot jit). Consumes `teacherLogits`.
  */
 export function topKTeacher(teacherLogits: Arr, k: number, temperature: number): SparseTeacher {
   const V = teacherLogits.shape[teacherLogits.shape.length - 1];
@@ -251,15 +266,18 @@ export function topKTeacher(teacherLogits: Arr, k: number, temperature: number):
     throw new UserError(`loss.temperature: must be > 0, got ${temperature}`);
   }
   const logp = logSoftmax(lax.stopGradient(teacherLogits).div(temperature));
-  const [logprobs, indices] = lax.topK(logp, k, -1);
-  return { indices, logprobs };
+  const [logprobs, indices] = lax.topK(logp.ref, k, -1);
+  const kept = oneHotOf(indices.ref, V).any(-2);
+  const logTail = np.squeeze(logSumExp(np.where(kept, -Infinity, logp)), -1);
+  return { indices, logprobs, logTail };
 }
 
 /**
  * The divergence over k + 1 outcomes: the teacher's k kept classes plus one tail bucket,
  * p_tail = 1 − Σ_k p_i and q_tail = 1 − Σ_k q_i over the same indices (the sheet's top-k
- * convention). With k = V it equals `divergence`. Averaged over unmasked positions, × T².
- * Consumes its arguments.
+ * convention; both computed as the mass of the classes not kept when known, see
+ * `SparseTeacher.logTail`). With k = V it equals `divergence`. Averaged over unmasked
+ * positions, × T². Consumes its arguments (the teacher's arrays included).
  *
  * Cost: jax-js's gather (`np.takeAlongAxis`) differentiates through a scatter that `jit` cannot
  * compile, so the student's log-probabilities at the k indices are read through a one-hot
@@ -267,11 +285,12 @@ export function topKTeacher(teacherLogits: Arr, k: number, temperature: number):
  * position, fine for classifiers and small vocabularies, heavy for k·V in the millions.
  */
 export function sparseDivergence(spec: DivergenceSpec, studentLogits: Arr, teacher: SparseTeacher, mask?: Arr): Arr {
-  const { indices, logprobs } = teacher;
+  const { indices, logprobs, logTail } = teacher;
   const dispose = () => {
     studentLogits.dispose();
     indices.dispose();
     logprobs.dispose();
+    logTail?.dispose();
     mask?.dispose();
   };
   try {
@@ -286,8 +305,9 @@ export function sparseDivergence(spec: DivergenceSpec, studentLogits: Arr, teach
   const k = indices.shape[indices.shape.length - 1];
   const want = [...lead, k];
   const same = (a: number[]) => a.length === want.length && a.every((n, i) => n === want[i]);
-  if (!same(indices.shape) || !same(logprobs.shape)) {
-    const msg = `sparse teacher shapes [${indices.shape}] / [${logprobs.shape}] do not match the student's [${lead}] × k`;
+  const tailOk = !logTail || (logTail.shape.length === lead.length && logTail.shape.every((n, i) => n === lead[i]));
+  if (!same(indices.shape) || !same(logprobs.shape) || !tailOk) {
+    const msg = `sparse teacher shapes [${indices.shape}] / [${logprobs.shape}]${logTail ? ` / tail [${logTail.shape}]` : ""} do not match the student's [${lead}] × k`;
     dispose();
     throw new Error(msg);
   }
@@ -306,8 +326,7 @@ export function sparseDivergence(spec: DivergenceSpec, studentLogits: Arr, teach
   // an empty tail): finite, so nothing there reaches the value or the gradient.
   const logqFull = logSoftmax(neutralise(studentLogits, keep, 0).div(T));
   const teacherLogp = neutralise(logprobs, keep, -Math.log(k));
-  // onehot[..., i, j] = (indices[..., i] == j)
-  const onehot = np.equal(indices.reshape([...lead, k, 1]), np.arange(V, undefined, 1, { dtype: np.int32 }));
+  const onehot = oneHotOf(indices, V);
   const logqK = np.where(onehot.ref, logqFull.ref.reshape([...lead, 1, V]), 0).sum(-1);
   let logP: Arr;
   let logQ: Arr;
@@ -316,6 +335,7 @@ export function sparseDivergence(spec: DivergenceSpec, studentLogits: Arr, teach
     // noise on the teacher's side against an exact 0 on the student's.)
     onehot.dispose();
     logqFull.dispose();
+    logTail?.dispose();
     logP = teacherLogp;
     logQ = logqK;
   } else {
@@ -324,10 +344,13 @@ export function sparseDivergence(spec: DivergenceSpec, studentLogits: Arr, teach
     // 0 and a forward KL infinite). −∞ only when the student gives the rest probability 0.
     const kept = onehot.any(-2);
     const logQTail = logSumExp(np.where(kept, -Infinity, logqFull));
-    // Teacher tail: only the k log-probabilities are known, so 1 − Σ_k p, clipped at 0 (a
-    // tail of exactly 0 contributes 0·log 0 = 0; a non-zero one is ≥ 2^−24 in float32).
-    const pTail = np.maximum(np.exp(teacherLogp.ref).sum(-1, { keepdims: true }).neg().add(1), 0);
-    logP = np.concatenate([teacherLogp, safeLog(pTail)], -1);
+    // Teacher tail: exact when the teacher carries it (topKTeacher); else only the k
+    // log-probabilities are known, so 1 − Σ_k p, clipped at 0 (a tail of exactly 0 contributes
+    // 0·log 0 = 0; a non-zero one is ≥ 2^−24 in float32).
+    const logPTail = logTail
+      ? neutralise(logTail.reshape([...lead, 1]), keep, -Infinity)
+      : safeLog(np.maximum(np.exp(teacherLogp.ref).sum(-1, { keepdims: true }).neg().add(1), 0));
+    logP = np.concatenate([teacherLogp, logPTail], -1);
     logQ = np.concatenate([logqK, logQTail], -1);
   }
   return reducePositions(perPosition(spec, logQ, logP), T, keep);

@@ -117,7 +117,14 @@ export function hintonKD(lambda: number, temperature: number, opts: KDOptions = 
       return kd(s, teacherLogits, mask);
     }
     if (!labels) throw new Error("hinton loss with lambda < 1 needs labels");
-    const d = kd(s.ref, teacherLogits, mask).mul(lambda);
+    let d: Arr;
+    try {
+      d = kd(s.ref, teacherLogits, mask).mul(lambda);
+    } catch (e) {
+      s.dispose();
+      labels.dispose();
+      throw e;
+    }
     return d.add(crossEntropy(s, labels).mul(1 - lambda));
   };
 }

@@ -9,7 +9,7 @@
 //
 // The output is a pure function of its arguments: same results, curves and `opts.generated`,
 // same bytes.
-import { summarize, verdicts, type Results, type RunRecord, type Summary } from "./results.js";
+import { lmVerdicts, summarize, verdicts, type Results, type RunMetrics, type RunRecord, type Summary } from "./results.js";
 
 export interface LossCurve {
   name: string;
@@ -121,15 +121,16 @@ function logTicks([d0, d1]: Domain): number[] {
 }
 
 /**
- * A zoomed axis for values in [floor, ceil] (accuracy in %): from a little below the lowest
- * value to a little above the highest, widened to whole tick steps. Accuracies of 86–89% on an
- * axis from 0 would all look the same.
+ * A zoomed axis for values in [floor, ceil] (accuracy in %, or held-out loss in nats/token):
+ * from a little below the lowest value to a little above the highest, widened to whole tick
+ * steps. Accuracies of 86–89% on an axis from 0 would all look the same. `minSpan` keeps noise
+ * among nearly equal values from being blown up to the full height.
  */
-function zoomedAxis(values: number[], floor: number, ceil: number): { domain: Domain; ticks: number[]; step: number } {
+function zoomedAxis(values: number[], floor: number, ceil: number, minSpan = 0.5): { domain: Domain; ticks: number[]; step: number } {
   const xs = values.filter(Number.isFinite);
   const lo = xs.length ? Math.min(...xs) : floor;
-  const hi = xs.length ? Math.max(...xs) : ceil;
-  const span = Math.max(hi - lo, 0.5);
+  const hi = xs.length ? Math.max(...xs) : Number.isFinite(ceil) ? ceil : floor + minSpan;
+  const span = Math.max(hi - lo, minSpan);
   const step = niceStep(span * 1.5, 5);
   const d0 = Math.max(floor, Math.floor((lo - span * 0.3) / step) * step);
   const d1 = Math.min(ceil, Math.ceil((hi + span * 0.15) / step) * step);
@@ -226,21 +227,84 @@ const dashAttr = (dash: string) => (dash ? ` stroke-dasharray="${dash}"` : "");
 
 // ---------------------------------------------------------------- charts
 
-/** Bars of mean test accuracy per run, ±std error bars, one dot per seed. */
-function accuracyChart(summary: Summary[], runs: RunRecord[]): string {
+/**
+ * What a bar or size chart plots: one metric of RunMetrics, scaled for display, and which way
+ * is better. Classification charts test accuracy in %; language models held-out loss.
+ */
+interface MetricSpec {
+  key: keyof RunMetrics;
+  /** Display value = metric × scale (100 for a fraction shown in %). */
+  scale: number;
+  higherIsBetter: boolean;
+  /** Axis limits and the smallest span a zoomed axis shows, in display units. */
+  floor: number;
+  ceil: number;
+  minSpan: number;
+  axisTitle: string;
+  /** A display value with its unit, for tooltips and keys. */
+  show: (v: number) => string;
+  /** Mean (± std over seeds), with its unit, for tooltips. */
+  showStat: (s: Summary) => string;
+  /** The label drawn over a bar. */
+  barValue: (v: number) => string;
+  /** The note under the bar chart, given where its y axis starts. */
+  barNote: (start: string) => string;
+  tradeoffNote: string;
+  barLabel: string;
+  tradeoffLabel: string;
+}
+
+const ACCURACY: MetricSpec = {
+  key: "accuracy",
+  scale: 100,
+  higherIsBetter: true,
+  floor: 0,
+  ceil: 100,
+  minSpan: 0.5,
+  axisTitle: "test accuracy (%)",
+  show: (v) => `${v.toFixed(2)}%`,
+  showStat: (s) => `${pct(s.mean.accuracy, s.std.accuracy, s.seeds)}%`,
+  barValue: (v) => v.toFixed(2),
+  barNote: (start) => `y axis starts at ${start}%, not 0`,
+  tradeoffNote: "mean ± std over seeds; y axis zoomed",
+  barLabel: "Test accuracy per run",
+  tradeoffLabel: "Test accuracy against parameter count",
+};
+
+const HELD_OUT_LOSS: MetricSpec = {
+  key: "loss",
+  scale: 1,
+  higherIsBetter: false,
+  floor: 0,
+  ceil: Infinity,
+  // Differences well under 0.01 nats/token are noise: don't let them fill the whole plot.
+  minSpan: 0.02,
+  axisTitle: "held-out loss (nats/token)",
+  show: (v) => `${v.toFixed(4)} nats/token`,
+  showStat: (s) => `${s.seeds > 1 ? `${s.mean.loss.toFixed(4)} ± ${s.std.loss.toFixed(4)}` : s.mean.loss.toFixed(4)} nats/token`,
+  barValue: (v) => v.toFixed(3),
+  barNote: (start) => `lower is better; y axis starts at ${start}, not 0`,
+  tradeoffNote: "mean ± std over seeds; y axis zoomed; lower is better",
+  barLabel: "Held-out loss per run",
+  tradeoffLabel: "Held-out loss against parameter count",
+};
+
+/** Bars of the mean metric per run, ±std error bars, one dot per seed. */
+function barChart(summary: Summary[], runs: RunRecord[], spec: MetricSpec): string {
   const W = 500;
   const H = 360;
-  const label = "Test accuracy per run";
+  const label = spec.barLabel;
   if (summary.length === 0) return emptyChart(W, H, label, "no runs");
+  const { key, scale } = spec;
   const f: Frame = { x: 58, y: 24, w: W - 58 - 12, h: H - 24 - 62 };
   const values = [
-    ...runs.map((r) => r.metrics.accuracy * 100),
-    ...summary.flatMap((s) => [(s.mean.accuracy - s.std.accuracy) * 100, (s.mean.accuracy + s.std.accuracy) * 100]),
+    ...runs.map((r) => r.metrics[key] * scale),
+    ...summary.flatMap((s) => [(s.mean[key] - s.std[key]) * scale, (s.mean[key] + s.std[key]) * scale]),
   ];
-  const axis = zoomedAxis(values, 0, 100);
+  const axis = zoomedAxis(values, spec.floor, spec.ceil, spec.minSpan);
   const y = linearScale(axis.domain, [f.y + f.h, f.y]);
   const dec = decimalsFor(axis.step);
-  const out = yAxis(f, y, axis.ticks, (v) => v.toFixed(dec), "test accuracy (%)");
+  const out = yAxis(f, y, axis.ticks, (v) => v.toFixed(dec), spec.axisTitle);
 
   const band = f.w / summary.length;
   const bw = Math.min(band * 0.62, 72);
@@ -248,12 +312,12 @@ function accuracyChart(summary: Summary[], runs: RunRecord[]): string {
   summary.forEach((s, i) => {
     const cx = f.x + band * (i + 0.5);
     const color = ROLE_COLOR[s.role] ?? "#6b7280";
-    const m = s.mean.accuracy * 100;
-    const sd = s.std.accuracy * 100;
+    const m = s.mean[key] * scale;
+    const sd = s.std[key] * scale;
     const top = Math.min(y(m), bottom);
     out.push(
       `<rect x="${n(cx - bw / 2)}" y="${n(top)}" width="${n(bw)}" height="${n(bottom - top)}" fill="${color}" fill-opacity="0.85">` +
-        `<title>${esc(`${s.name} (${s.role}): ${pct(s.mean.accuracy, s.std.accuracy, s.seeds)}% over ${s.seeds} seed${s.seeds > 1 ? "s" : ""}`)}</title></rect>`,
+        `<title>${esc(`${s.name} (${s.role}): ${spec.showStat(s)} over ${s.seeds} seed${s.seeds > 1 ? "s" : ""}`)}</title></rect>`,
     );
     if (s.seeds > 1) {
       const cap = Math.min(8, bw / 4);
@@ -265,54 +329,62 @@ function accuracyChart(summary: Summary[], runs: RunRecord[]): string {
     const gap = Math.min(10, bw / (own.length + 1));
     own.forEach((r, k) => {
       const dx = (k - (own.length - 1) / 2) * gap;
-      const v = r.metrics.accuracy * 100;
+      const v = r.metrics[key] * scale;
       out.push(
-        `<circle cx="${n(cx + dx)}" cy="${n(y(v))}" r="3.5" class="seed-dot"><title>${esc(`${s.name} seed ${r.seed}: ${v.toFixed(2)}%`)}</title></circle>`,
+        `<circle cx="${n(cx + dx)}" cy="${n(y(v))}" r="3.5" class="seed-dot"><title>${esc(`${s.name} seed ${r.seed}: ${spec.show(v)}`)}</title></circle>`,
       );
     });
-    const highest = Math.max(m + sd, ...own.map((r) => r.metrics.accuracy * 100));
-    out.push(text(cx, y(highest) - 8, m.toFixed(2), `class="value" text-anchor="middle"`));
+    const highest = Math.max(m + sd, ...own.map((r) => r.metrics[key] * scale));
+    out.push(text(cx, y(highest) - 8, spec.barValue(m), `class="value" text-anchor="middle"`));
     const maxChars = Math.max(4, Math.floor(band / 7.2));
     out.push(text(cx, bottom + 18, truncate(s.name, maxChars), `class="cat" text-anchor="middle"`));
     if (s.role !== s.name) out.push(text(cx, bottom + 34, s.role, `class="tick" text-anchor="middle"`));
   });
   out.push(line(f.x, bottom, f.x + f.w, bottom, `class="axis"`));
 
-  // The bar to beat: a distilled student is worth it only above the best scratch student.
+  // The bar to beat: a distilled student is worth it only past the best scratch student.
   const scratch = summary.filter((s) => s.role === "scratch");
   if (scratch.length > 0 && summary.some((s) => s.role === "distilled")) {
-    const best = scratch.reduce((a, b) => (b.mean.accuracy > a.mean.accuracy ? b : a));
-    const yb = y(best.mean.accuracy * 100);
+    const best = bestScratch(scratch, spec);
+    const yb = y(best.mean[key] * scale);
     out.push(line(f.x, yb, f.x + f.w, yb, `class="ref"`));
     // Its key sits above the plot, where it cannot cover a bar or a value.
-    const key = `best scratch: ${best.name}, ${(best.mean.accuracy * 100).toFixed(2)}%`;
-    out.push(line(f.x + f.w - 8 - key.length * 6 - 30, f.y - 12, f.x + f.w - 8 - key.length * 6 - 6, f.y - 12, `class="ref"`));
-    out.push(text(f.x + f.w, f.y - 8, key, `class="ref-label" text-anchor="end"`));
+    const key_ = `best scratch: ${best.name}, ${spec.show(best.mean[key] * scale)}`;
+    out.push(line(f.x + f.w - 8 - key_.length * 6 - 30, f.y - 12, f.x + f.w - 8 - key_.length * 6 - 6, f.y - 12, `class="ref"`));
+    out.push(text(f.x + f.w, f.y - 8, key_, `class="ref-label" text-anchor="end"`));
   }
-  out.push(text(f.x, H - 6, `y axis starts at ${axis.domain[0].toFixed(dec)}%, not 0`, `class="note"`));
+  out.push(text(f.x, H - 6, spec.barNote(axis.domain[0].toFixed(dec)), `class="note"`));
   return svg(W, H, label, out);
 }
 
-/** Mean accuracy against parameter count (log x): what each extra parameter buys. */
-function tradeoffChart(summary: Summary[]): string {
+/** The best scratch student by the chart's metric (the first of equals). */
+function bestScratch(scratch: Summary[], spec: MetricSpec): Summary {
+  const k = spec.key;
+  return scratch.reduce((a, b) => ((spec.higherIsBetter ? b.mean[k] > a.mean[k] : b.mean[k] < a.mean[k]) ? b : a));
+}
+
+/** The mean metric against parameter count (log x): what each extra parameter buys. */
+function tradeoffChart(summary: Summary[], spec: MetricSpec): string {
   const W = 500;
   const H = 360;
-  const label = "Test accuracy against parameter count";
-  const shown = summary.filter((s) => s.params > 0 && Number.isFinite(s.mean.accuracy));
+  const label = spec.tradeoffLabel;
+  const { key, scale } = spec;
+  const shown = summary.filter((s) => s.params > 0 && Number.isFinite(s.mean[key]));
   if (shown.length === 0) return emptyChart(W, H, label, "no runs");
   const f: Frame = { x: 58, y: 24, w: W - 58 - 130, h: H - 24 - 62 };
   const ps = shown.map((s) => s.params);
   const xDomain: Domain = [Math.min(...ps) / 1.6, Math.max(...ps) * 1.6];
   const x = logScale(xDomain, [f.x, f.x + f.w]);
   const axis = zoomedAxis(
-    shown.flatMap((s) => [(s.mean.accuracy - s.std.accuracy) * 100, (s.mean.accuracy + s.std.accuracy) * 100]),
-    0,
-    100,
+    shown.flatMap((s) => [(s.mean[key] - s.std[key]) * scale, (s.mean[key] + s.std[key]) * scale]),
+    spec.floor,
+    spec.ceil,
+    spec.minSpan,
   );
   const y = linearScale(axis.domain, [f.y + f.h, f.y]);
   const dec = decimalsFor(axis.step);
   const out = [
-    ...yAxis(f, y, axis.ticks, (v) => v.toFixed(dec), "test accuracy (%)"),
+    ...yAxis(f, y, axis.ticks, (v) => v.toFixed(dec), spec.axisTitle),
     ...xAxis(f, x, logTicks(xDomain), shortCount, "parameters (log scale)"),
   ];
 
@@ -324,7 +396,7 @@ function tradeoffChart(summary: Summary[]): string {
     return { dx: (same.indexOf(s) - (same.length - 1) / 2) * 9, right: ((same.length - 1) / 2) * 9 };
   };
   const labels = shown
-    .map((s) => ({ s, px: x(s.params) + dodge(s).dx, lx: x(s.params) + dodge(s).right + 12, py: y(s.mean.accuracy * 100), ly: y(s.mean.accuracy * 100) + 4 }))
+    .map((s) => ({ s, px: x(s.params) + dodge(s).dx, lx: x(s.params) + dodge(s).right + 12, py: y(s.mean[key] * scale), ly: y(s.mean[key] * scale) + 4 }))
     .sort((a, b) => a.py - b.py || a.px - b.px);
   labels.forEach((l, i) => {
     for (const prev of labels.slice(0, i)) {
@@ -335,23 +407,23 @@ function tradeoffChart(summary: Summary[]): string {
     const { s, px, py, lx } = l;
     const color = ROLE_COLOR[s.role] ?? "#6b7280";
     if (s.seeds > 1) {
-      const m = s.mean.accuracy * 100;
-      const sd = s.std.accuracy * 100;
+      const m = s.mean[key] * scale;
+      const sd = s.std[key] * scale;
       out.push(line(px, y(m - sd), px, y(m + sd), `stroke="${color}" stroke-width="2"`));
     }
     out.push(
       `<circle cx="${n(px)}" cy="${n(py)}" r="6" fill="${color}" stroke="#fff" stroke-width="1.5">` +
-        `<title>${esc(`${s.name}: ${thousands(s.params)} params, ${pct(s.mean.accuracy, s.std.accuracy, s.seeds)}%`)}</title></circle>`,
+        `<title>${esc(`${s.name}: ${thousands(s.params)} params, ${spec.showStat(s)}`)}</title></circle>`,
     );
     if (Math.abs(l.ly - 4 - py) > 3 || lx - px > 13) out.push(line(px + 6, py, lx - 2, l.ly - 4, `class="leader"`));
     out.push(text(lx, l.ly, truncate(s.name, 18), `class="cat"`));
   }
-  out.push(text(f.x, H - 6, "mean ± std over seeds; y axis zoomed", `class="note"`));
+  out.push(text(f.x, H - 6, spec.tradeoffNote, `class="note"`));
   return svg(W, H, label, out);
 }
 
 /** Training loss against step, one colour per run name; the first seed thick, others thin. */
-function lossChart(summary: Summary[], curves: LossCurve[], styles: Map<string, RunStyle>): string {
+function lossChart(summary: Summary[], curves: LossCurve[], styles: Map<string, RunStyle>, markLonePoints = false): string {
   const W = 960;
   const H = 380;
   const label = "Training loss curves";
@@ -412,6 +484,13 @@ function lossChart(summary: Summary[], curves: LossCurve[], styles: Map<string, 
       `<path d="${d}" fill="none" stroke="${st.color}" stroke-width="${width}" stroke-opacity="${opacity}"${dashAttr(st.dash)} stroke-linejoin="round">` +
         `<title>${esc(`${c.name} seed ${c.seed}`)}</title></path>`,
     );
+    // A log with one record (a short run logging every N steps) draws no line: show the point.
+    if (markLonePoints && kept.length === 1) {
+      out.push(
+        `<circle cx="${n(x(kept[0].step))}" cy="${n(y(kept[0].loss))}" r="${isMain(c) ? 4 : 2.5}" fill="${st.color}" fill-opacity="${opacity}">` +
+          `<title>${esc(`${c.name} seed ${c.seed}: step ${kept[0].step}, loss ${kept[0].loss.toFixed(4)}`)}</title></circle>`,
+      );
+    }
   }
 
   // Legend, right of the plot.
@@ -547,32 +626,10 @@ function summaryTable(summary: Summary[]): string {
   ].join("\n");
 }
 
-/** The whole report page for one results.json and its training-loss logs. */
-export function renderHtmlReport(results: Results, curves: LossCurve[], opts: HtmlReportOptions = {}): string {
-  const summary = summarize(results.runs);
-  const seeds = [...new Set(results.runs.map((r) => r.seed))];
-  const seedText = `seed${seeds.length === 1 ? "" : "s"} ${seeds.join(", ")}`;
-  const title = opts.title ?? `${results.recipe} — ${results.device}, ${seedText}`;
-  const stat = seeds.length > 1 ? `mean ± sample std over ${seeds.length} seeds` : "one seed";
-  const styles = runStyles(summary);
+/** The sections of a classification report, between the header and the footer. */
+function classificationSections(results: Results, summary: Summary[], curves: LossCurve[], styles: Map<string, RunStyle>, stat: string): string[] {
   const hasDistilled = summary.some((s) => s.role === "distilled");
-
   return [
-    `<!doctype html>`,
-    `<html lang="en">`,
-    `<head>`,
-    `<meta charset="utf-8">`,
-    `<meta name="viewport" content="width=device-width, initial-scale=1">`,
-    `<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">`,
-    `<title>${esc(title)}</title>`,
-    `<style>\n${CSS}\n</style>`,
-    `</head>`,
-    `<body>`,
-    `<main>`,
-    `<header>`,
-    `<h1>${esc(title)}</h1>`,
-    `<p class="sub">distill report: recipe <strong>${esc(results.recipe)}</strong> on ${esc(results.device)}, ${esc(seedText)} (${esc(stat)})</p>`,
-    `</header>`,
     `<section class="card">`,
     `<h2>Did distillation help?</h2>`,
     hasDistilled
@@ -588,12 +645,12 @@ export function renderHtmlReport(results: Results, curves: LossCurve[], opts: Ht
     `<div class="grid">`,
     `<section class="card">`,
     `<h2>Test accuracy</h2>`,
-    accuracyChart(summary, results.runs),
+    barChart(summary, results.runs, ACCURACY),
     `<p class="muted">Bars: mean; whiskers: ± std; dots: individual seeds. The dashed line is the best scratch student.</p>`,
     `</section>`,
     `<section class="card">`,
     `<h2>Size against accuracy</h2>`,
-    tradeoffChart(summary),
+    tradeoffChart(summary, ACCURACY),
     `<p class="muted">Up and to the left is better: more accuracy for fewer parameters.</p>`,
     `</section>`,
     `</div>`,
@@ -602,6 +659,256 @@ export function renderHtmlReport(results: Results, curves: LossCurve[], opts: Ht
     lossChart(summary, curves, styles),
     `<p class="muted">Each run's own training objective as logged. A distilled student's loss includes the distillation term, so its level is not comparable with a scratch student's; compare shapes, not heights.</p>`,
     `</section>`,
+  ];
+}
+
+// ---------------------------------------------------------------- language models
+
+/** A seeded sample of a language-model run (pipeline-lm's `samples`). */
+export interface ReportSample {
+  name: string;
+  seed: number;
+  prompt: string;
+  text: string;
+}
+
+/** Results as the report reads them: language-model results also carry samples. */
+export type ReportResults = Results & { samples?: ReportSample[] };
+
+/** A metric beyond RunMetrics (perplexity, bitsPerChar), when the run has a finite one. */
+function extraMetric(r: RunRecord, key: string): number | undefined {
+  const v = (r.metrics as unknown as Record<string, unknown>)[key];
+  return typeof v === "number" && Number.isFinite(v) ? v : undefined;
+}
+
+/** Language-model results: every run has a finite held-out perplexity. */
+export function isLMResults(results: Results): boolean {
+  return results.runs.length > 0 && results.runs.every((r) => extraMetric(r, "perplexity") !== undefined);
+}
+
+/** Mean of an extra metric over the seeds of run `name` that have it; NaN when none do. */
+function extraMean(runs: RunRecord[], name: string, key: string): number {
+  const xs = runs.filter((r) => r.name === name).map((r) => extraMetric(r, key)).filter((v): v is number => v !== undefined);
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
+}
+
+const LM_CSS = `
+th { white-space: normal; vertical-align: bottom; }
+th, td { padding: 7px 7px; }
+h3 { font-size: 15px; margin: 16px 0 6px; display: flex; align-items: center; gap: 8px; }
+h3 .muted { font-weight: 400; }
+.sample { display: grid; grid-template-columns: 58px 1fr; gap: 8px; align-items: start; margin: 4px 0; }
+.sample-seed { color: #6b7280; font-size: 12px; padding-top: 6px; white-space: nowrap; }
+pre.sample-text { margin: 0; padding: 5px 10px; background: #f9fafb; border: 1px solid #eceef1; border-radius: 6px;
+  white-space: pre-wrap; overflow-wrap: anywhere; color: #111827;
+  font: 13px/1.5 ui-monospace, SFMono-Regular, Menlo, Consolas, "DejaVu Sans Mono", "Liberation Mono", monospace; }
+pre.sample-text .prompt { color: #6b7280; background: #eceef1; border-radius: 3px; }
+pre.sample-text .ctl { color: #92400e; background: #fde68a; border-radius: 3px; padding: 0 1px; }
+`.trim();
+
+// C escapes where there is one; \xNN otherwise. Plain ASCII, so every font can show them (the
+// Unicode control pictures, U+2400 on, are missing from common monospace fonts).
+const CONTROL_ESCAPES: Record<number, [string, string]> = {
+  0: ["\\0", "null"],
+  7: ["\\a", "bell"],
+  8: ["\\b", "backspace"],
+  9: ["\\t", "tab"],
+  10: ["\\n", "line feed"],
+  11: ["\\v", "vertical tab"],
+  12: ["\\f", "form feed"],
+  13: ["\\r", "carriage return"],
+  27: ["\\x1B", "escape"],
+  127: ["\\x7F", "delete"],
+};
+
+/**
+ * Generated text for a <pre>: HTML-escaped, and every control character (C0, DEL, C1) made
+ * visible as a highlighted escape (\t, \n, \b, \x9D, ...) titled with its code point, so
+ * that it cannot be mistaken for a literal backslash in the text. A line feed still breaks the
+ * line after its escape.
+ */
+export function showText(s: string): string {
+  return s.replace(/[&<>"']|[\u0000-\u001f\u007f-\u009f]/g, (c) => {
+    const entity = ENTITIES[c];
+    if (entity) return entity;
+    const code = c.charCodeAt(0);
+    const hex = code.toString(16).toUpperCase().padStart(4, "0");
+    const [shown, what] = CONTROL_ESCAPES[code] ?? [`\\x${hex.slice(2)}`, "control character"];
+    return `<span class="ctl" title="U+${hex} ${what}">${shown}</span>${c === "\n" ? "\n" : ""}`;
+  });
+}
+
+function signedNats(gain: number): string {
+  // As lmVerdicts words it: the change in held-out loss, "−" when the student's is lower.
+  return `${gain >= 0 ? "−" : "+"}${Math.abs(gain).toFixed(4)}`;
+}
+
+function lmVerdictBlocks(summary: Summary[], runs: RunRecord[]): string {
+  const lines = lmVerdicts(runs);
+  const scratch = summary.filter((s) => s.role === "scratch");
+  const distilled = summary.filter((s) => s.role === "distilled");
+  if (lines.length === 0) {
+    const why = distilled.length === 0 ? "no distilled student in these results" : "no scratch student to compare the distilled ones with";
+    return `<p class="muted">No verdict: ${esc(why)}.</p>`;
+  }
+  // lmVerdicts() gives one line per distilled student, in summary order, against the scratch
+  // student with the lowest mean held-out loss.
+  const best = bestScratch(scratch, HELD_OUT_LOSS);
+  return distilled
+    .map((d, i) => {
+      const gain = best.mean.loss - d.mean.loss;
+      const good = gain > 0;
+      const noise =
+        d.seeds > 1 || best.seeds > 1
+          ? `<p class="muted">seed-to-seed std: ${esc(d.name)} ±${d.std.loss.toFixed(4)}, ${esc(best.name)} ±${best.std.loss.toFixed(4)} nats/token</p>`
+          : `<p class="muted">one seed: no measure of seed-to-seed noise</p>`;
+      return [
+        `<div class="verdict ${good ? "good" : "bad"}">`,
+        `<div class="badge"><b>${signedNats(gain)} nats/tok</b><span>${good ? "distillation helped" : "distillation did NOT help"}</span></div>`,
+        `<div><p><strong>${esc(lines[i])}</strong></p>${noise}</div>`,
+        `</div>`,
+      ].join("");
+    })
+    .join("\n");
+}
+
+function lmTable(summary: Summary[], runs: RunRecord[]): string {
+  const hasBits = runs.some((r) => extraMetric(r, "bitsPerChar") !== undefined);
+  const fixed = (v: number, d: number) => (Number.isFinite(v) ? v.toFixed(d) : "–");
+  const head = [
+    ["run", ""],
+    ["role", ""],
+    ["model", ""],
+    ["params", "num"],
+    ["size MB (float32)", "num"],
+    ["held-out loss (nats/token)", "num"],
+    ["perplexity", "num"],
+    ...(hasBits ? [["bits/char", "num"]] : []),
+    ["agreement %", "num"],
+    ["next-token accuracy %", "num"],
+    ["train s", "num"],
+  ];
+  const rows = summary.map((s) => {
+    const cells = [
+      [esc(s.name), ""],
+      [`<span class="swatch" style="background:${ROLE_COLOR[s.role] ?? "#6b7280"}"></span>${esc(s.role)}`, ""],
+      [esc(s.model), ""],
+      [thousands(s.params), "num"],
+      [((s.params * 4) / 1e6).toFixed(2), "num"],
+      [s.seeds > 1 ? `${s.mean.loss.toFixed(4)} ± ${s.std.loss.toFixed(4)}` : s.mean.loss.toFixed(4), "num"],
+      [fixed(extraMean(runs, s.name, "perplexity"), 3), "num"],
+      ...(hasBits ? [[fixed(extraMean(runs, s.name, "bitsPerChar"), 3), "num"]] : []),
+      // Means only beside the loss: eleven columns with "± std" in three no longer fit a page.
+      [(s.mean.agreement * 100).toFixed(2), "num"],
+      [(s.mean.accuracy * 100).toFixed(2), "num"],
+      [s.seconds.toFixed(1), "num"],
+    ];
+    return `<tr>${cells.map(([c, cls]) => `<td${cls ? ` class="${cls}"` : ""}>${c}</td>`).join("")}</tr>`;
+  });
+  return [
+    `<div class="table-wrap"><table>`,
+    `<thead><tr>${head.map(([h, cls]) => `<th${cls ? ` class="${cls}"` : ""}>${esc(h)}</th>`).join("")}</tr></thead>`,
+    `<tbody>`,
+    ...rows,
+    `</tbody></table></div>`,
+  ].join("\n");
+}
+
+/** Each run's seeded samples, runs in table order: prompt muted, continuation plain. */
+function samplesBlock(samples: ReportSample[], summary: Summary[]): string {
+  if (samples.length === 0) return `<p class="muted">No samples in these results.</p>`;
+  const names = [...new Set([...summary.map((s) => s.name), ...samples.map((s) => s.name)])];
+  const out: string[] = [];
+  for (const name of names) {
+    const own = samples.filter((s) => s.name === name).sort((a, b) => a.seed - b.seed);
+    if (own.length === 0) continue;
+    const run = summary.find((s) => s.name === name);
+    const color = (run && ROLE_COLOR[run.role]) ?? "#6b7280";
+    const role = run && run.role !== name ? ` <span class="muted">${esc(run.role)}</span>` : "";
+    out.push(`<h3><span><span class="swatch" style="background:${color}"></span>${esc(name)}</span>${role}</h3>`);
+    for (const s of own) {
+      out.push(
+        `<div class="sample"><span class="sample-seed">seed ${esc(String(s.seed))}</span>` +
+          `<pre class="sample-text"><span class="prompt">${showText(s.prompt)}</span>${showText(s.text)}</pre></div>`,
+      );
+    }
+  }
+  return out.join("\n");
+}
+
+/** The sections of a language-model report, between the header and the footer. */
+function lmSections(results: ReportResults, summary: Summary[], curves: LossCurve[], styles: Map<string, RunStyle>, stat: string): string[] {
+  const hasDistilled = summary.some((s) => s.role === "distilled");
+  const hasBits = results.runs.some((r) => extraMetric(r, "bitsPerChar") !== undefined);
+  const seeds = new Set(results.runs.map((r) => r.seed)).size;
+  return [
+    `<section class="card">`,
+    `<h2>Did distillation help?</h2>`,
+    hasDistilled
+      ? `<p class="muted">Each distilled student against the best student trained from scratch, by held-out loss in nats/token. Lower loss is better: a negative change means the distilled student predicts held-out text better.</p>`
+      : "",
+    lmVerdictBlocks(summary, results.runs),
+    `</section>`,
+    `<section class="card">`,
+    `<h2>Summary</h2>`,
+    lmTable(summary, results.runs),
+    `<p class="muted">${esc(stat)}${seeds > 1 ? " for the held-out loss; the other columns are means over seeds" : ""}. Size is parameters × 4 bytes (float32). Held-out loss: mean next-token cross-entropy on held-out text, in nats per token (lower is better); perplexity: e to that loss${hasBits ? "; bits/char: the loss in bits per character" : ""}. Agreement: how often the run's top-1 next-token prediction matches the teacher's. Next-token accuracy: how often its top-1 prediction is the actual next token. Train s: mean training time per seed.</p>`,
+    `</section>`,
+    `<div class="grid">`,
+    `<section class="card">`,
+    `<h2>Held-out loss (lower is better)</h2>`,
+    barChart(summary, results.runs, HELD_OUT_LOSS),
+    `<p class="muted">Lower is better. Bars: mean; whiskers: ± std; dots: individual seeds. The dashed line is the best scratch student: a distilled student helped only if its bar ends below it.</p>`,
+    `</section>`,
+    `<section class="card">`,
+    `<h2>Size against held-out loss</h2>`,
+    tradeoffChart(summary, HELD_OUT_LOSS),
+    `<p class="muted">Down and to the left is better: lower held-out loss for fewer parameters.</p>`,
+    `</section>`,
+    `</div>`,
+    `<section class="card">`,
+    `<h2>Training loss</h2>`,
+    lossChart(summary, curves, styles, true),
+    `<p class="muted">Each run's own training objective as logged. A distilled student's loss includes the distillation term, so its level is not comparable with a scratch student's; compare shapes, not heights. The held-out loss above is the comparable measure.</p>`,
+    `</section>`,
+    `<section class="card">`,
+    `<h2>Samples</h2>`,
+    `<p class="muted">Grey: the prompt, from the held-out text; after it, the run's sampled continuation. Control characters are shown as highlighted escapes (\\t tab, \\n line feed, \\b backspace, \\xNN others); hover one for its code point.</p>`,
+    samplesBlock(results.samples ?? [], summary),
+    `</section>`,
+  ];
+}
+
+/**
+ * The whole report page for one results.json and its training-loss logs. Language-model results
+ * (every run has a held-out perplexity) are judged by held-out loss and show their samples.
+ */
+export function renderHtmlReport(results: ReportResults, curves: LossCurve[], opts: HtmlReportOptions = {}): string {
+  const lm = isLMResults(results);
+  const summary = summarize(results.runs);
+  const seeds = [...new Set(results.runs.map((r) => r.seed))];
+  const seedText = `seed${seeds.length === 1 ? "" : "s"} ${seeds.join(", ")}`;
+  const title = opts.title ?? `${results.recipe} — ${results.device}, ${seedText}`;
+  const stat = seeds.length > 1 ? `mean ± sample std over ${seeds.length} seeds` : "one seed";
+  const styles = runStyles(summary);
+
+  return [
+    `<!doctype html>`,
+    `<html lang="en">`,
+    `<head>`,
+    `<meta charset="utf-8">`,
+    `<meta name="viewport" content="width=device-width, initial-scale=1">`,
+    `<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">`,
+    `<title>${esc(title)}</title>`,
+    `<style>\n${lm ? `${CSS}\n${LM_CSS}` : CSS}\n</style>`,
+    `</head>`,
+    `<body>`,
+    `<main>`,
+    `<header>`,
+    `<h1>${esc(title)}</h1>`,
+    `<p class="sub">distill report: recipe <strong>${esc(results.recipe)}</strong> on ${esc(results.device)}, ${esc(seedText)} (${esc(stat)})</p>`,
+    `</header>`,
+    ...(lm ? lmSections(results, summary, curves, styles, stat) : classificationSections(results, summary, curves, styles, stat)),
     `<footer>distill${opts.generated ? ` · generated ${esc(opts.generated)}` : ""}</footer>`,
     `</main>`,
     `</body>`,
