@@ -94,6 +94,15 @@ export function mlp(spec: Extract<ModelSpec, { type: "mlp" }>, input: InputShape
 }
 
 /**
+ * A materialised copy of a strided view, made by a trivial reduction (jax-js fuses views into
+ * their consumers; a matmul reading a shifted window of the padded input through index
+ * arithmetic loses its vector path and runs ~80× slower than on a contiguous copy).
+ */
+function contiguous(x: Arr): Arr {
+  return x.reshape([...x.shape, 1]).sum(x.shape.length);
+}
+
+/**
  * 'Same'-padded k×k convolution as a sum of k² matmuls over shifted views of the padded input
  * (no im2col copy). jax-js's lax.convGeneralDilated is ~30× slower on Wasm, and im2col's
  * concatenate (and its gradient) cost more than the matmuls here. With one input channel the
@@ -105,20 +114,24 @@ export function conv2dSame(x: Arr, w: Arr, b: Arr): Arr {
   const [O, , k] = w.shape;
   const p = (k - 1) / 2;
   const xp = np.pad(x, [[0, 0], [p, p], [p, p], [0, 0]]);
+  // [k, k, O, C] with C contiguous, materialised by a (trivial) reduction: sliced straight out
+  // of [O, C, k, k], each tap's weights have stride k² along C, and the matmul over C then
+  // loses its vector path (10× slower in inference, where nothing else materialises them).
+  const wt = w.transpose([2, 3, 0, 1]).reshape([k, k, O, C, 1]).sum(4);
   let acc: Arr | null = null;
   for (let dy = 0; dy < k; dy++) {
     for (let dx = 0; dx < k; dx++) {
       const view = xp.ref.slice([], [dy, dy + H], [dx, dx + W], []);
-      const wk = w.ref.slice([], [], dy, dx); // [O, C]
+      const wk = wt.ref.slice(dy, dx); // [O, C]
       const y =
         C === 1
           ? view.mul(wk.reshape([O]))
-          : np.dot(view.reshape([B * H * W, C]), wk.transpose()).reshape([B, H, W, O]);
+          : np.dot(contiguous(view.reshape([B * H * W, C])), wk.transpose()).reshape([B, H, W, O]);
       acc = acc ? acc.add(y) : y;
     }
   }
   xp.dispose();
-  w.dispose();
+  wt.dispose();
   return acc!.add(b);
 }
 
