@@ -17,7 +17,7 @@ import { DEBIAN_FORTUNES, evalWindows, readCorpus, splitHeldOut } from "./text/c
 import { byteTokenizer, charTokenizer, checkSameVocab, loadTokenizerFile, tokenizerFromJSON, type Tokenizer, type TokenizerJSON } from "./text/tokenizer.js";
 import { lmLogits, lmMetrics } from "./eval/lm-metrics.js";
 import { argmaxRows } from "./eval/metrics.js";
-import { configHash, trainOrReuse, type RunOptions } from "./pipeline.js";
+import { configHash, selectRuns, trainOrReuse, type RunOptions } from "./pipeline.js";
 import type { LMRecipe, LMTrainConfig } from "./recipe/recipe.js";
 import { writeResults, type Results, type RunRecord } from "./report/results.js";
 import { writeFileAtomic } from "./util/fs.js";
@@ -92,9 +92,7 @@ export async function runLMRecipe(recipe: LMRecipe, opts: RunOptions & { device:
   const charLevel = tokenizer.kind === "char";
   mkdirSync(opts.out, { recursive: true });
   const results: LMResults = { recipe: recipe.name, device: opts.device, runs: [], samples: [] };
-  const wanted = (name: string) => !opts.only || opts.only.includes(name);
-  const students = recipe.students.filter((s) => wanted(s.name));
-  const needTeacher = wanted("teacher") || students.some((s) => s.role === "distilled");
+  const { wanted, students, needTeacher } = selectRuns(recipe.students, opts.only);
 
   for (const seed of opts.seeds) {
     const dir = join(opts.out, `seed-${seed}`);

@@ -61,6 +61,13 @@ export interface Trained<M = Model> {
   config: Record<string, unknown>;
 }
 
+/** The runs `--only` asks for, and whether the teacher is needed for them. */
+export function selectRuns<S extends { name: string; role: string }>(all: S[], only?: string[]) {
+  const wanted = (name: string) => !only || only.includes(name);
+  const students = all.filter((s) => wanted(s.name));
+  return { wanted, students, needTeacher: wanted("teacher") || students.some((s) => s.role === "distilled") };
+}
+
 export function configHash(x: unknown): string {
   return hash(x);
 }
@@ -131,9 +138,7 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions): Promise<Resul
   opts.progress.info(`data: ${recipe.data.dataset} from ${data.dir} (${data.train.n} train, ${data.test.n} test)`);
   mkdirSync(opts.out, { recursive: true });
   const results: Results = { recipe: recipe.name, device: opts.device, runs: [] };
-  const wanted = (name: string) => !opts.only || opts.only.includes(name);
-  const students = recipe.students.filter((s) => wanted(s.name));
-  const needTeacher = wanted("teacher") || students.some((s) => s.role === "distilled");
+  const { wanted, students, needTeacher } = selectRuns(recipe.students, opts.only);
 
   for (const seed of opts.seeds) {
     const dir = join(opts.out, `seed-${seed}`);
