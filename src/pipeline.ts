@@ -15,7 +15,7 @@ import { disposeParams, paramsFromHost } from "./checkpoint/params.js";
 import { cacheTeacherLogits } from "./teachers/teacher.js";
 import { predictLogits } from "./eval/predict.js";
 import { argmaxRows, classificationMetrics } from "./eval/metrics.js";
-import type { Recipe, TrainConfig } from "./recipe/recipe.js";
+import type { Recipe } from "./recipe/recipe.js";
 import { writeResults, type Results, type RunRecord } from "./report/results.js";
 import { renderHtmlReport } from "./report/html.js";
 import { readCurves } from "./report/curves.js";

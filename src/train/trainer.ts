@@ -267,8 +267,10 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
     const first = epoch === state.epoch ? state.stepInEpoch : 0;
     for (let s = first; s < perEpoch; s++) {
       const b = toDevice(await source.batch(epoch, s, params));
-      if (!info.needsLabels) b.labels?.dispose();
-      if (!info.needsLabels) delete b.labels;
+      if (!info.needsLabels && b.labels) {
+        b.labels.dispose();
+        delete b.labels;
+      }
       if (hasDropout) b.key = random.key(deriveSeed(seed, "dropout", state.step) & 0x7fffffff);
       if (liveTeacher) teacherCounter.examples += b.x.shape[0];
       const scalars = np.array(adamScalars(spec.optimizer, state.step, total));
