@@ -3,7 +3,7 @@
 import { jit, np, tree, type Arr } from "../engine/index.js";
 import type { LanguageModel } from "../nn/llama.js";
 import type { Params } from "../nn/models.js";
-import { argmaxRows, expectedCalibrationError, meanCrossEntropy } from "./metrics.js";
+import { classificationMetrics } from "./metrics.js";
 
 export interface LMMetrics {
   accuracy: number;
@@ -40,21 +40,8 @@ export async function lmLogits(model: LanguageModel, params: Params, x: Int32Arr
   return out;
 }
 
+/** The classification metrics over every next-token prediction, plus perplexity (and bits/char). */
 export function lmMetrics(logits: Float32Array, y: Int32Array, vocab: number, teacherTop: Int32Array | null, charLevel: boolean): LMMetrics {
-  const top = argmaxRows(logits, vocab);
-  let right = 0;
-  let agree = 0;
-  for (let i = 0; i < y.length; i++) {
-    if (top[i] === y[i]) right++;
-    if (teacherTop && top[i] === teacherTop[i]) agree++;
-  }
-  const loss = meanCrossEntropy(logits, y, vocab);
-  return {
-    accuracy: right / y.length,
-    agreement: teacherTop ? agree / y.length : NaN,
-    ece: expectedCalibrationError(logits, y, vocab),
-    loss,
-    perplexity: Math.exp(loss),
-    ...(charLevel ? { bitsPerChar: loss / Math.LN2 } : {}),
-  };
+  const m = classificationMetrics(logits, y, vocab, teacherTop);
+  return { ...m, perplexity: Math.exp(m.loss), ...(charLevel ? { bitsPerChar: m.loss / Math.LN2 } : {}) };
 }
