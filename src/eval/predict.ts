@@ -3,9 +3,6 @@ import type { Model, Params } from "../nn/models.js";
 
 const EVAL_BATCH = 500;
 
-/** Counts the examples each model has been run over, so tests can check teacher caching. */
-export const forwardCounter = { examples: 0 };
-
 const compiled = new WeakMap<Model, (p: Params, x: Arr) => Arr>();
 
 /**
@@ -30,7 +27,6 @@ export async function predictLogits(model: Model, params: Params, x: Float32Arra
     const data = (await logits.data()) as Float32Array;
     out.set(data.subarray(0, rows * classes), start * classes);
   }
-  forwardCounter.examples += n;
   await jax.blockUntilReady(params);
   return out;
 }

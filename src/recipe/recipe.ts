@@ -63,8 +63,20 @@ const Data = z.strictObject({
   dir: z.string().optional(),
 });
 
+/** A run's name: it becomes part of checkpoint file names. */
+const RunName = z.string().regex(/^[A-Za-z0-9_.-]+$/, "use letters, digits, '.', '_' or '-'");
+
+/** Run names are unique and none is "teacher" (results and files are keyed by name). */
+function checkRunNames(students: { name: string }[], ctx: z.RefinementCtx): void {
+  const seen = new Set<string>();
+  students.forEach((s, i) => {
+    if (seen.has(s.name) || s.name === "teacher") ctx.addIssue({ code: "custom", path: ["students", i, "name"], message: `duplicate run name "${s.name}"` });
+    seen.add(s.name);
+  });
+}
+
 const Student = z.strictObject({
-  name: z.string().regex(/^[A-Za-z0-9_.-]+$/, "use letters, digits, '.', '_' or '-'"),
+  name: RunName,
   role: z.enum(["scratch", "distilled"]),
   model: Model,
   train: Train,
@@ -82,12 +94,8 @@ export const RecipeSchema = z
     students: z.array(Student).min(1),
   })
   .superRefine((r, ctx) => {
-    const seen = new Set<string>();
+    checkRunNames(r.students, ctx);
     r.students.forEach((s, i) => {
-      if (seen.has(s.name) || s.name === "teacher") {
-        ctx.addIssue({ code: "custom", path: ["students", i, "name"], message: `duplicate run name "${s.name}"` });
-      }
-      seen.add(s.name);
       const info = LOSSES[s.train.loss.name];
       if (!info) return;
       if (s.role === "scratch" && info.needsTeacher) {
@@ -234,7 +242,7 @@ const LMTrain = z.strictObject({
 });
 
 const LMStudent = z.strictObject({
-  name: z.string().regex(/^[A-Za-z0-9_.-]+$/, "use letters, digits, '.', '_' or '-'"),
+  name: RunName,
   role: z.enum(["scratch", "distilled"]),
   model: LlamaModel,
   train: LMTrain,
@@ -271,10 +279,8 @@ export const LMRecipeSchema = z
       .optional(),
   })
   .superRefine((r, ctx) => {
-    const seen = new Set<string>();
+    checkRunNames(r.students, ctx);
     r.students.forEach((s, i) => {
-      if (seen.has(s.name) || s.name === "teacher") ctx.addIssue({ code: "custom", path: ["students", i, "name"], message: `duplicate run name "${s.name}"` });
-      seen.add(s.name);
       const info = LOSSES[s.train.loss.name];
       if (!info) return;
       const modes = s.train.modes ?? {};
