@@ -97,12 +97,12 @@ export async function runLMRecipe(recipe: LMRecipe, opts: RunOptions & { device:
   for (const seed of opts.seeds) {
     const dir = join(opts.out, `seed-${seed}`);
     mkdirSync(dir, { recursive: true });
-    let teacher: { model: LanguageModel; params: ReturnType<LanguageModel["init"]>; hash: string } | null = null;
+    let teacher: { model: LanguageModel; params: Params; hash: string } | null = null;
     let teacherTop: Int32Array | null = null;
     // Held-out windows, evaluated with each model's own context (≤ the teacher's).
     const evalSet = (context: number) => evalWindows(heldIds, context, recipe.data.evalWindows);
 
-    const finish = async (name: string, role: RunRecord["role"], model: LanguageModel, params: typeof teacher extends null ? never : ReturnType<LanguageModel["init"]>, seconds: number) => {
+    const finish = async (name: string, role: RunRecord["role"], model: LanguageModel, params: Params, seconds: number) => {
       const ev = evalSet(model.spec.context);
       const logits = await lmLogits(model, params, ev.x, model.spec.context);
       if (role === "teacher") teacherTop = argmaxRows(logits, model.vocab);
