@@ -17,7 +17,7 @@ import { DEBIAN_FORTUNES, evalWindows, readCorpus, splitHeldOut } from "./text/c
 import { byteTokenizer, charTokenizer, checkSameVocab, loadTokenizerFile, tokenizerFromJSON, type Tokenizer, type TokenizerJSON } from "./text/tokenizer.js";
 import { lmLogits, lmMetrics } from "./eval/lm-metrics.js";
 import { argmaxRows } from "./eval/metrics.js";
-import { configHash, selectRuns, trainOrReuse, type RunOptions } from "./pipeline.js";
+import { configHash, selectRuns, trainOrReuse, withWorkers, type RunOptions } from "./pipeline.js";
 import type { LMRecipe, LMTrainConfig } from "./recipe/recipe.js";
 import { writeResults, type Results, type RunRecord } from "./report/results.js";
 import { writeFileAtomic } from "./util/fs.js";
@@ -70,7 +70,7 @@ async function lmTeacher(
     return { model, params: paramsFromHost(ck.tensors, model.shapes, path), hash: configHash(cfg), seconds: st?.seconds ?? 0 };
   }
   const model = llama(recipe.teacher.model, tokenizer.vocabSize);
-  const config = { role: "teacher", model: recipe.teacher.model, train: recipe.teacher.train, data, tokenizer: tokJSON, seed };
+  const config = withWorkers({ role: "teacher", model: recipe.teacher.model, train: recipe.teacher.train, data, tokenizer: tokJSON, seed }, recipe.teacher.train.batchSize, opts, "teacher.train");
   const h = configHash(config);
   const source = textSource({ ids: trainIds, context: model.spec.context, batchSize: recipe.teacher.train.batchSize, steps: recipe.teacher.train.steps, seed, student: model });
   const t = await trainOrReuse(`teacher seed ${seed}`, join(dir, `teacher-${h}.safetensors`), model, config, trainSpec(recipe.teacher.train), source, seed, opts);
@@ -147,7 +147,12 @@ export async function runLMRecipe(recipe: LMRecipe, opts: RunOptions & { device:
       const model = llama(s.model, tokenizer.vocabSize);
       const info = lossInfo(s.train.loss);
       const usesTeacher = info.needsTeacher || (s.train.modes?.teacher ?? 0) > 0 || (s.train.modes?.student ?? 0) > 0;
-      const config = { role: s.role, model: s.model, train: s.train, data, tokenizer: tokJSON, seed, teacher: usesTeacher ? teacher!.hash : null };
+      const config = withWorkers(
+        { role: s.role, model: s.model, train: s.train, data, tokenizer: tokJSON, seed, teacher: usesTeacher ? teacher!.hash : null },
+        s.train.batchSize,
+        opts,
+        `${s.name}.train`,
+      );
       const source = textSource({
         ids: trainIds,
         context: model.spec.context,

@@ -10,6 +10,7 @@ import { buildModel, paramCount, type Model, type Params } from "./nn/models.js"
 import { lossInfo } from "./losses/index.js";
 import { loadDataset, trainingView, type Dataset } from "./data/datasets.js";
 import { train, type BatchSource, type TrainableModel, type TrainLogRecord, type TrainSpec } from "./train/trainer.js";
+import { resolveWorkers } from "./train/replicas.js";
 import { loadCheckpoint } from "./checkpoint/checkpoint.js";
 import { disposeParams, paramsFromHost } from "./checkpoint/params.js";
 import { cacheTeacherLogits } from "./teachers/teacher.js";
@@ -41,6 +42,8 @@ export interface RunOptions {
   only?: string[];
   progress: ProgressSink;
   stop: { requested: boolean };
+  /** Data-parallel replicas per training run (see train/replicas.ts); default 1. */
+  workers?: number | "auto";
 }
 
 export class Interrupted extends Error {
@@ -70,6 +73,15 @@ export function selectRuns<S extends { name: string; role: string }>(all: S[], o
 
 export function configHash(x: unknown): string {
   return hash(x);
+}
+
+/**
+ * A run's config with the number of replicas it trains on, when more than one: the gradients
+ * are summed in another order, so the numbers (and the checkpoint's hash) depend on it.
+ */
+export function withWorkers<C extends Record<string, unknown>>(config: C, batchSize: number, opts: Pick<RunOptions, "workers">, where: string): C & { workers?: number } {
+  const n = resolveWorkers(opts.workers ?? 1, batchSize, where);
+  return n > 1 ? { ...config, workers: n } : config;
 }
 
 /** Loads a finished checkpoint or trains (or resumes) it. */
@@ -118,6 +130,7 @@ export async function trainOrReuse<M extends TrainableModel & { name: string }>(
       checkpoint: path,
       resume,
       config,
+      workers: (config.workers as number | undefined) ?? 1,
       stop: opts.stop,
       log: (rec: TrainLogRecord) => appendFileSync(logPath, JSON.stringify(rec) + "\n"),
       progress: (done, _total, loss) => opts.progress.update(done, loss),
@@ -156,7 +169,12 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions): Promise<Resul
 
     if (needTeacher) {
       const model = buildModel(recipe.teacher.model, data.input);
-      const config = { role: "teacher", model: recipe.teacher.model, input: data.input, train: recipe.teacher.train, data: dataset, seed };
+      const config = withWorkers(
+        { role: "teacher", model: recipe.teacher.model, input: data.input, train: recipe.teacher.train, data: dataset, seed },
+        recipe.teacher.train.batchSize,
+        opts,
+        "teacher.train",
+      );
       const h = hash(config);
       const t = await trainOrReuse(
         `teacher seed ${seed}`,
@@ -178,15 +196,12 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions): Promise<Resul
     for (const s of students) {
       const info = lossInfo(s.train.loss);
       const model = buildModel(s.model, data.input);
-      const config = {
-        role: s.role,
-        model: s.model,
-        input: data.input,
-        train: s.train,
-        data: dataset,
-        seed,
-        teacher: info.needsTeacher ? teacher!.hash : null,
-      };
+      const config = withWorkers(
+        { role: s.role, model: s.model, input: data.input, train: s.train, data: dataset, seed, teacher: info.needsTeacher ? teacher!.hash : null },
+        s.train.batchSize,
+        opts,
+        `${s.name}.train`,
+      );
       let teacherArg: { model: Model; params: Params; cached?: Float32Array } | undefined;
       if (info.needsTeacher) {
         // Soft-label cache: one teacher pass over the training set serves every epoch and

@@ -47,6 +47,7 @@ async function timeTraining(
   steps: number,
   warmup: number,
   teacher?: { model: Model | LanguageModel; params: Params },
+  workers: number | "auto" = "auto",
 ): Promise<number> {
   let t0 = 0;
   let t1 = 0;
@@ -60,6 +61,7 @@ async function timeTraining(
     seed: 0,
     teacher,
     logEvery: 1 << 30,
+    workers,
     progress: (done) => {
       if (done === warmup) t0 = performance.now();
       if (done === total) t1 = performance.now();

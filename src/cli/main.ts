@@ -36,6 +36,21 @@ interface CommonFlags {
   fresh?: boolean;
   set: string[];
   quiet?: boolean;
+  workers: number | "auto";
+}
+
+function parseWorkers(v: string): number | "auto" {
+  if (v === "auto") return v;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a positive integer or "auto", got "${v}"`);
+  return n;
+}
+
+/** Replicas run the Wasm engine on worker threads; a GPU device trains on one. */
+function workersFor(device: Device, workers: number | "auto"): number | "auto" {
+  if (device === "wasm") return workers;
+  if (workers !== "auto" && workers > 1) throw new UserError(`--workers ${workers}: data-parallel workers run on the wasm device only`);
+  return 1;
 }
 
 function withCommon(cmd: Command): Command {
@@ -47,6 +62,7 @@ function withCommon(cmd: Command): Command {
     .option("--resume", "continue interrupted runs from their checkpoints")
     .option("--fresh", "retrain even when a finished checkpoint with the same config exists")
     .option("--set <path=value>", "override a recipe field, e.g. --set teacher.train.epochs=2", collect, [])
+    .option("--workers <n>", 'data-parallel training threads, or "auto" (one per core, up to 2)', parseWorkers, "auto")
     .option("-q, --quiet", "no progress output");
 }
 
@@ -75,6 +91,7 @@ async function runCommand(recipePath: string, flags: CommonFlags, only?: string[
     only,
     progress: makeProgress(flags.quiet),
     stop: stopOnSigint(),
+    workers: workersFor(device, flags.workers),
   };
   if (recipe.kind === "lm") {
     const results = await runLMRecipe(recipe, opts);

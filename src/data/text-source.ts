@@ -49,6 +49,7 @@ export function textSource(o: TextSourceOptions): BatchSource {
   const P = o.promptLength ?? Math.floor(C / 2);
   return {
     stepsPerEpoch: o.steps,
+    readsParams: (o.modes?.student ?? 0) > 0,
     async batch(_epoch, step, params): Promise<HostBatch> {
       const rng = new Rng(deriveSeed(o.seed, "windows", step));
       const { x, y } = sampleWindows(o.ids, C, B, rng);

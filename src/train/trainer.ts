@@ -12,6 +12,8 @@ import { disposeParams, paramsFromHost, paramsToHost } from "../checkpoint/param
 import { deriveSeed } from "../util/rng.js";
 import { UserError } from "../util/errors.js";
 import { teacherCounter } from "../teachers/teacher.js";
+import { batchToDevice, modelRef, ReplicaFailed, ReplicaGroup, resolveWorkers, type StepBatch } from "./replicas.js";
+import type { HostTensor } from "../checkpoint/safetensors.js";
 
 export interface TrainSpec {
   epochs: number;
@@ -51,6 +53,8 @@ export interface HostBatch {
  */
 export interface BatchSource {
   stepsPerEpoch: number;
+  /** True when batches depend on the current parameters (on-policy); no batch is fetched early. */
+  readsParams?: boolean;
   batch(epoch: number, step: number, params: Params): HostBatch | Promise<HostBatch>;
 }
 
@@ -83,6 +87,11 @@ export interface TrainArgs {
   stop?: { requested: boolean };
   /** How often the loss is read back to the host (each read is a device sync). */
   logEvery?: number;
+  /**
+   * Data-parallel replicas, one per thread (see replicas.ts); 1 (the default) runs the step on
+   * this thread alone. The numbers depend on it (gradients are summed in another order).
+   */
+  workers?: number | "auto";
 }
 
 export interface TrainResult {
@@ -92,14 +101,6 @@ export interface TrainResult {
   seconds: number;
   finalLoss: number;
 }
-
-type StepBatch = {
-  x: Arr;
-  labels?: Arr;
-  teacherLogits?: Arr;
-  mask?: Arr;
-  key?: Arr;
-};
 
 function isSource(d: Examples | BatchSource): d is BatchSource {
   return typeof (d as BatchSource).batch === "function";
@@ -136,16 +137,6 @@ export function exampleSource(
       return out;
     },
   };
-}
-
-function toDevice(hb: HostBatch): StepBatch {
-  const b: StepBatch = {
-    x: hb.x instanceof Int32Array ? np.array(hb.x, { dtype: np.int32 }).reshape(hb.xShape) : np.array(hb.x).reshape(hb.xShape),
-  };
-  if (hb.labels) b.labels = np.array(hb.labels, { dtype: np.int32 }).reshape(hb.labelShape ?? [hb.labels.length]);
-  if (hb.teacherLogits) b.teacherLogits = np.array(hb.teacherLogits).reshape(hb.teacherShape!);
-  if (hb.mask) b.mask = np.array(hb.mask).reshape(hb.labelShape ?? [hb.mask.length]);
-  return b;
 }
 
 interface CkptState {
@@ -206,13 +197,26 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
     opt = adamInit(params);
   }
 
+  let group: ReplicaGroup | null = null;
   const save = async (st: CkptState) => {
     if (!args.checkpoint) return;
-    const tensors = {
-      ...(await paramsToHost(params)),
-      ...(await paramsToHost(opt.m, "optimizer.m.")),
-      ...(await paramsToHost(opt.v, "optimizer.v.")),
-    };
+    let tensors: Record<string, HostTensor>;
+    if (group) {
+      // With replicas the state lives in shared memory, not on this thread's device.
+      const h = group.rank0.hostState();
+      tensors = {};
+      for (const [name, shape] of model.shapes) {
+        tensors[name] = { dtype: "F32", shape, data: h.params[name] };
+        tensors[`optimizer.m.${name}`] = { dtype: "F32", shape, data: h.m[name] };
+        tensors[`optimizer.v.${name}`] = { dtype: "F32", shape, data: h.v[name] };
+      }
+    } else {
+      tensors = {
+        ...(await paramsToHost(params)),
+        ...(await paramsToHost(opt.m, "optimizer.m.")),
+        ...(await paramsToHost(opt.v, "optimizer.v.")),
+      };
+    }
     saveCheckpoint(args.checkpoint, { tensors, config: args.config ?? null, state: st });
   };
 
@@ -233,7 +237,8 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
 
   const logEvery = args.logEvery ?? 50;
   const started = performance.now() - state.seconds * 1000;
-  let lossSum: Arr | null = null;
+  // The loss is summed on the device (one replica) or on the host (replicas report theirs).
+  let lossSum: Arr | number | null = null;
   let lossCount = 0;
   let lastLoss = NaN;
   let status: TrainResult["status"] = "done";
@@ -241,8 +246,9 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
   let lastYield = performance.now();
 
   const readLoss = async (epoch: number): Promise<void> => {
-    if (!lossSum) return;
-    const v = ((await lossSum.data()) as Float32Array)[0] / lossCount;
+    if (lossSum === null) return;
+    const sum = typeof lossSum === "number" ? lossSum : ((await lossSum.data()) as Float32Array)[0];
+    const v = sum / lossCount;
     lossSum = null;
     lossCount = 0;
     if (!Number.isFinite(v)) {
@@ -263,47 +269,92 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
     });
   };
 
-  outer: for (let epoch = state.epoch; epoch < spec.epochs; epoch++) {
-    const first = epoch === state.epoch ? state.stepInEpoch : 0;
-    for (let s = first; s < perEpoch; s++) {
-      const b = toDevice(await source.batch(epoch, s, params));
-      if (!info.needsLabels && b.labels) {
-        b.labels.dispose();
-        delete b.labels;
-      }
-      if (hasDropout) b.key = random.key(deriveSeed(seed, "dropout", state.step) & 0x7fffffff);
-      if (liveTeacher) teacherCounter.examples += b.x.shape[0];
-      const scalars = np.array(adamScalars(spec.optimizer, state.step, total));
-      const [p2, o2, loss] = step(params, opt, scalars, b, liveTeacher ? tree.ref(teacher!.params) : {});
-      params = p2;
-      opt = o2;
-      lossSum = lossSum ? lossSum.add(loss) : loss;
-      lossCount++;
-      state.step++;
-      state.stepInEpoch = s + 1;
-      // Without a sync per step, jax-js queues work lazily and memory grows without bound.
-      await jax.blockUntilReady(params);
-      if (state.step % logEvery === 0) await readLoss(epoch);
-      args.progress?.(state.step, total, lastLoss);
-      // The device awaits above resolve as microtasks; give the event loop a turn now and then
-      // so signals (Ctrl-C) and progress output get through.
-      if (performance.now() - lastYield > 100) {
-        await new Promise((r) => setImmediate(r));
-        lastYield = performance.now();
-      }
-      if (args.stop?.requested) {
-        await readLoss(epoch);
-        state = { ...state, epoch, seconds: elapsed() };
-        await save(state);
-        status = "interrupted";
-        break outer;
-      }
-    }
-    await readLoss(epoch);
-    state = { epoch: epoch + 1, stepInEpoch: 0, step: state.step, done: epoch + 1 === spec.epochs, seconds: elapsed() };
-    await save(state);
+  const workers = resolveWorkers(args.workers ?? 1, spec.batchSize, `${args.name}.train`);
+  if (workers > 1 && state.step < total) {
+    const cfg = {
+      workers,
+      model: modelRef(model),
+      spec,
+      seed,
+      needsLabels: info.needsLabels,
+      teacher: liveTeacher ? modelRef(teacher!.model) : undefined,
+    };
+    group = await ReplicaGroup.start(cfg, model.shapes, { params, m: opt.m, v: opt.v, teacherParams: liveTeacher ? teacher!.params : undefined });
+    disposeParams(opt.m);
+    disposeParams(opt.v);
+    opt = { m: {}, v: {} };
   }
-  lossSum?.dispose();
+
+  // With replicas, the next batch is sent to the workers before rank 0 starts on the current
+  // one, so they never wait for it (unless batches depend on the parameters being updated).
+  const scalarsAt = (t: number) => adamScalars(spec.optimizer, t, total);
+  const fetch = async (epoch: number, s: number): Promise<HostBatch> => {
+    const hb = await source.batch(epoch, s, params);
+    if (liveTeacher) teacherCounter.examples += hb.xShape[0];
+    return hb;
+  };
+  let sent: HostBatch | null = null; // rank 0's slice of a batch already dispatched
+  try {
+    outer: for (let epoch = state.epoch; epoch < spec.epochs; epoch++) {
+      const first = epoch === state.epoch ? state.stepInEpoch : 0;
+      for (let s = first; s < perEpoch; s++) {
+        const scalars = scalarsAt(state.step);
+        if (group) {
+          const mine: HostBatch = sent ?? group.dispatch(await fetch(epoch, s), scalars, state.step);
+          sent = null;
+          const last = s + 1 === perEpoch && epoch + 1 === spec.epochs;
+          if (!source.readsParams && !last && !args.stop?.requested) {
+            const [ne, ns] = s + 1 === perEpoch ? [epoch + 1, 0] : [epoch, s + 1];
+            sent = group.dispatch(await fetch(ne, ns), scalarsAt(state.step + 1), state.step + 1);
+          }
+          let loss: number;
+          try {
+            [params, loss] = group.rank0.step(params, mine, scalars, state.step, liveTeacher ? tree.ref(teacher!.params) : {});
+          } catch (e) {
+            throw e instanceof ReplicaFailed ? await group.settle() : e;
+          }
+          lossSum = ((lossSum as number | null) ?? 0) + loss;
+        } else {
+          const b = batchToDevice(await fetch(epoch, s));
+          if (!info.needsLabels && b.labels) {
+            b.labels.dispose();
+            delete b.labels;
+          }
+          if (hasDropout) b.key = random.key(deriveSeed(seed, "dropout", state.step) & 0x7fffffff);
+          const [p2, o2, loss] = step(params, opt, np.array(scalars), b, liveTeacher ? tree.ref(teacher!.params) : {});
+          params = p2;
+          opt = o2;
+          lossSum = lossSum === null ? loss : (lossSum as Arr).add(loss);
+        }
+        lossCount++;
+        state.step++;
+        state.stepInEpoch = s + 1;
+        // Without a sync per step, jax-js queues work lazily and memory grows without bound.
+        await jax.blockUntilReady(params);
+        if (state.step % logEvery === 0) await readLoss(epoch);
+        args.progress?.(state.step, total, lastLoss);
+        // The device awaits above resolve as microtasks; give the event loop a turn now and then
+        // so signals (Ctrl-C) and progress output get through.
+        if (performance.now() - lastYield > 100) {
+          await new Promise((r) => setImmediate(r));
+          lastYield = performance.now();
+        }
+        if (args.stop?.requested) {
+          await readLoss(epoch);
+          state = { ...state, epoch, seconds: elapsed() };
+          await save(state);
+          status = "interrupted";
+          break outer;
+        }
+      }
+      await readLoss(epoch);
+      state = { epoch: epoch + 1, stepInEpoch: 0, step: state.step, done: epoch + 1 === spec.epochs, seconds: elapsed() };
+      await save(state);
+    }
+  } finally {
+    await group?.close();
+  }
+  if (lossSum !== null && typeof lossSum !== "number") (lossSum as Arr).dispose();
   if (status === "done" && state.epoch >= spec.epochs && !state.done) {
     state.done = true;
     await save(state);

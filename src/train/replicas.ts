@@ -1,0 +1,390 @@
+// Data-parallel training over worker threads, so a step uses every core.
+//
+// jax-js on Wasm runs each kernel on one thread, and its own worker mode costs a message round
+// trip per kernel. Here each worker thread runs its own engine on an equal slice of the batch;
+// per step the replicas exchange gradients once, through shared memory, and every replica sums
+// them in rank order and applies the same optimiser step, so all copies of the parameters stay
+// bit-identical without ever being sent again. Rank 0 is the calling thread (it also builds the
+// batches and owns checkpoints); ranks 1..N-1 are workers running replica-worker.ts.
+import { Worker } from "node:worker_threads";
+import { availableParallelism } from "node:os";
+import { extname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { jax, jit, np, random, tree, valueAndGrad, type Arr } from "../engine/index.js";
+import { buildModel, type InputShape, type ModelSpec, type Params } from "../nn/models.js";
+import { llama, type LlamaSpec } from "../nn/llama.js";
+import { buildLoss } from "../losses/index.js";
+import { adamKernel, type AdamKernelArgs } from "../optim/adam-wasm.js";
+import { deriveSeed } from "../util/rng.js";
+import { UserError } from "../util/errors.js";
+import type { HostBatch, TrainSpec, TrainableModel } from "./trainer.js";
+
+/** What a worker needs to rebuild a model: its spec and what it is shaped for. */
+export type ModelRef = { kind: "classifier"; spec: ModelSpec; input: InputShape } | { kind: "lm"; spec: LlamaSpec; vocab: number };
+
+export function modelRef(m: TrainableModel): ModelRef {
+  const any = m as unknown as { input?: InputShape; vocab?: number };
+  if (any.vocab !== undefined) return { kind: "lm", spec: m.spec as LlamaSpec, vocab: any.vocab };
+  if (any.input !== undefined) return { kind: "classifier", spec: m.spec as ModelSpec, input: any.input };
+  throw new Error("modelRef: a model needs `input` (classifier) or `vocab` (language model)");
+}
+
+export function modelFromRef(r: ModelRef): TrainableModel {
+  if (r.kind === "classifier") return buildModel(r.spec, r.input);
+  const lm = llama(r.spec, r.vocab);
+  return { ...lm, apply: (p, x) => lm.apply(p, x) };
+}
+
+export type HostParams = Record<string, Float32Array>;
+
+/**
+ * How many replicas a step of `batchSize` rows runs on: `requested` if given, else one per
+ * core up to 2, when the batch splits into equal slices of at least 16 rows.
+ */
+export function resolveWorkers(requested: number | "auto" | undefined, batchSize: number, where: string): number {
+  if (requested === undefined || requested === "auto") {
+    const n = Math.min(2, availableParallelism());
+    return n > 1 && batchSize % n === 0 && batchSize / n >= 16 ? n : 1;
+  }
+  if (!Number.isInteger(requested) || requested < 1) throw new UserError(`${where}: workers must be a positive integer or "auto", got ${requested}`);
+  if (batchSize % requested !== 0) throw new UserError(`${where}: batch size ${batchSize} does not split evenly over ${requested} workers`);
+  return requested;
+}
+
+/** Rows [r·n/N, (r+1)·n/N) of every per-row field of a batch. */
+export function shardBatch(b: HostBatch, rank: number, n: number): HostBatch {
+  const rows = b.xShape[0];
+  const per = rows / n;
+  const cut = <T extends Float32Array | Int32Array>(a: T, shape: number[]): T => {
+    const w = a.length / shape[0];
+    return a.slice(rank * per * w, (rank + 1) * per * w) as T;
+  };
+  const out: HostBatch = { x: cut(b.x, b.xShape), xShape: [per, ...b.xShape.slice(1)] };
+  if (b.labels) {
+    const ls = b.labelShape ?? [b.labels.length];
+    out.labels = cut(b.labels, ls);
+    out.labelShape = [per, ...ls.slice(1)];
+  }
+  if (b.mask) out.mask = cut(b.mask, b.labelShape ?? [b.mask.length]);
+  if (b.teacherLogits) {
+    out.teacherLogits = cut(b.teacherLogits, b.teacherShape!);
+    out.teacherShape = [per, ...b.teacherShape!.slice(1)];
+  }
+  return out;
+}
+
+export type StepBatch = { x: Arr; labels?: Arr; teacherLogits?: Arr; mask?: Arr; key?: Arr };
+
+export function batchToDevice(hb: HostBatch): StepBatch {
+  const b: StepBatch = {
+    x: hb.x instanceof Int32Array ? np.array(hb.x, { dtype: np.int32 }).reshape(hb.xShape) : np.array(hb.x).reshape(hb.xShape),
+  };
+  if (hb.labels) b.labels = np.array(hb.labels, { dtype: np.int32 }).reshape(hb.labelShape ?? [hb.labels.length]);
+  if (hb.teacherLogits) b.teacherLogits = np.array(hb.teacherLogits).reshape(hb.teacherShape!);
+  if (hb.mask) b.mask = np.array(hb.mask).reshape(hb.labelShape ?? [hb.mask.length]);
+  return b;
+}
+
+export function hostToParams(h: HostParams, shapes: [string, number[]][]): Params {
+  const p: Params = {};
+  for (const [name, shape] of shapes) p[name] = np.array(h[name]).reshape(shape);
+  return p;
+}
+
+export async function paramsToHostArrays(p: Params): Promise<HostParams> {
+  const out: HostParams = {};
+  for (const [name, a] of Object.entries(p)) out[name] = Float32Array.from((await a.ref.data()) as Float32Array);
+  return out;
+}
+
+/** Everything a replica needs; the parameters and optimiser state are in `sab`. */
+export interface ReplicaConfig {
+  workers: number;
+  model: ModelRef;
+  spec: TrainSpec;
+  seed: number;
+  needsLabels: boolean;
+  teacher?: ModelRef;
+  /** Shared memory laid out as below (see `memoryLayout`). */
+  memory: WebAssembly.Memory;
+}
+
+// Shared memory, after a small control block: the parameters and Adam's m and v (the model's
+// tensors back to back, padded to a multiple of 4 floats), then N gradient slots, each followed
+// by its slice's loss. The state lives here, not on any device: after the gradients are in,
+// replica r updates its r-th part of the flat vector with a SIMD kernel (a sharded optimiser:
+// no core repeats another's work), and after a second barrier every replica uploads the new
+// parameters for its next slice.
+const CTRL_INTS = 16; // [arrived, generation, failed]
+const ARRIVED = 0;
+const GENERATION = 1;
+const FAILED = 2;
+
+function memoryLayout(workers: number, shapes: [string, number[]][]) {
+  const P = shapes.reduce((n, [, s]) => n + s.reduce((a, b) => a * b, 1), 0);
+  const Pp = Math.ceil(P / 4) * 4;
+  const base = CTRL_INTS * 4;
+  const slot = Pp + 4; // floats per gradient slot: gradients, loss, padding
+  return { P, Pp, slot, params: base, m: base + 4 * Pp, v: base + 8 * Pp, grads: base + 12 * Pp, bytes: base + 4 * (3 * Pp + workers * slot) };
+}
+
+export function sharedMemory(workers: number, shapes: [string, number[]][]): WebAssembly.Memory {
+  const pages = Math.ceil(memoryLayout(workers, shapes).bytes / 65536);
+  return new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+}
+
+export class ReplicaFailed extends Error {}
+
+/**
+ * One data-parallel replica: the gradients of its slice of the batch, published to shared
+ * memory; its part of the optimiser step; the new parameters read back. Rank 0 (the trainer's
+ * thread) and every worker run this same code.
+ */
+export class Replica {
+  readonly model: TrainableModel;
+  private readonly ctrl: Int32Array;
+  private readonly layout: ReturnType<typeof memoryLayout>;
+  private readonly kernel: (a: AdamKernelArgs) => void;
+  private readonly params: Float32Array;
+  private readonly m: Float32Array;
+  private readonly v: Float32Array;
+  private readonly grads: Float32Array;
+  private readonly offsets: [string, number, number[]][] = [];
+  private readonly grad;
+
+  constructor(
+    readonly rank: number,
+    readonly cfg: ReplicaConfig,
+  ) {
+    this.model = modelFromRef(cfg.model);
+    let off = 0;
+    for (const [name, shape] of this.model.shapes) {
+      this.offsets.push([name, off, shape]);
+      off += shape.reduce((a, b) => a * b, 1);
+    }
+    const L = (this.layout = memoryLayout(cfg.workers, this.model.shapes));
+    const buf = cfg.memory.buffer;
+    this.ctrl = new Int32Array(buf, 0, CTRL_INTS);
+    this.params = new Float32Array(buf, L.params, L.Pp);
+    this.m = new Float32Array(buf, L.m, L.Pp);
+    this.v = new Float32Array(buf, L.v, L.Pp);
+    this.grads = new Float32Array(buf, L.grads, cfg.workers * L.slot);
+    this.kernel = adamKernel(cfg.memory);
+    const lossFn = buildLoss(cfg.spec.loss);
+    const model = this.model;
+    const teacher = cfg.teacher ? modelFromRef(cfg.teacher) : undefined;
+    const lossOf = (p: Params, b: StepBatch): Arr =>
+      lossFn(model.apply(p, b.x, { train: true, key: b.key }), { labels: b.labels, teacherLogits: b.teacherLogits, mask: b.mask });
+    this.grad = jit(((p: Params, b: StepBatch, tp: Params) => {
+      if (teacher && Object.keys(tp).length > 0) {
+        b = { ...b, teacherLogits: jax.lax.stopGradient(teacher.apply(tp, b.x.ref, { train: false })) };
+      }
+      return valueAndGrad(lossOf)(p, b);
+    }) as never) as unknown as (p: Params, b: StepBatch, tp: Params) => [Arr, Params];
+  }
+
+  /** Copies parameters and optimiser state into shared memory (rank 0, before the workers start). */
+  store(state: { params: HostParams; m: HostParams; v: HostParams }): void {
+    for (const [name, off] of this.offsets) {
+      this.params.set(state.params[name], off);
+      this.m.set(state.m[name], off);
+      this.v.set(state.v[name], off);
+    }
+  }
+
+  /** Copies of the shared parameters and optimiser state, per tensor (for checkpoints). */
+  hostState(): { params: HostParams; m: HostParams; v: HostParams } {
+    const out = { params: {} as HostParams, m: {} as HostParams, v: {} as HostParams };
+    for (const [name, off, shape] of this.offsets) {
+      const n = shape.reduce((a, b) => a * b, 1);
+      out.params[name] = this.params.slice(off, off + n);
+      out.m[name] = this.m.slice(off, off + n);
+      out.v[name] = this.v.slice(off, off + n);
+    }
+    return out;
+  }
+
+  /** The current parameters as device arrays. */
+  deviceParams(): Params {
+    const p: Params = {};
+    for (const [name, off, shape] of this.offsets) {
+      p[name] = np.array(this.params.subarray(off, off + shape.reduce((a, b) => a * b, 1))).reshape(shape);
+    }
+    return p;
+  }
+
+  /**
+   * One training step on this replica's slice `hb`. Consumes `params` (the device copy of the
+   * shared parameters); returns the updated device copy and the batch's mean loss (the mean of
+   * the slices' losses).
+   */
+  step(params: Params, hb: HostBatch, scalars: Float32Array, step: number, teacherParams: Params): [Params, number] {
+    const b = batchToDevice(hb);
+    if (!this.cfg.needsLabels && b.labels) {
+      b.labels.dispose();
+      delete b.labels;
+    }
+    if ((this.model.spec as { dropout?: number }).dropout) {
+      const seed = this.rank === 0 ? deriveSeed(this.cfg.seed, "dropout", step) : deriveSeed(this.cfg.seed, "dropout", step, this.rank);
+      b.key = random.key(seed & 0x7fffffff);
+    }
+    const [loss, grads] = this.grad(params, b, teacherParams);
+    const L = this.layout;
+    const mine = this.rank * L.slot;
+    for (const [name, off] of this.offsets) this.grads.set(grads[name].dataSync() as Float32Array, mine + off);
+    this.grads[mine + L.Pp] = (loss.dataSync() as Float32Array)[0];
+    this.barrier();
+    let lossSum = 0;
+    const n = this.cfg.workers;
+    for (let r = 0; r < n; r++) lossSum += this.grads[r * L.slot + L.Pp];
+    this.adam(scalars);
+    this.barrier();
+    return [this.deviceParams(), lossSum / n];
+  }
+
+  /**
+   * Adam(W) on this replica's part of the flat parameters, with the slot-ordered mean of the
+   * gradients: optim.adamUpdate's arithmetic, in float32 SIMD lanes.
+   */
+  private adam(scalars: Float32Array): void {
+    const o = this.cfg.spec.optimizer;
+    const L = this.layout;
+    const n = this.cfg.workers;
+    const part = (r: number) => Math.floor((r * L.Pp) / n / 4) * 4;
+    const lo = part(this.rank);
+    const hi = this.rank === n - 1 ? L.Pp : part(this.rank + 1);
+    this.kernel({
+      p: L.params + 4 * lo,
+      m: L.m + 4 * lo,
+      v: L.v + 4 * lo,
+      g: L.grads + 4 * lo,
+      stride: 4 * L.slot,
+      slots: n,
+      count: hi - lo,
+      invN: 1 / n,
+      l2: o.name === "adam" ? (o.weightDecay ?? 0) : 0,
+      b1: o.beta1 ?? 0.9,
+      b2: o.beta2 ?? 0.999,
+      lr: scalars[0],
+      invSqrtBc2: scalars[1],
+      eps: o.eps ?? 1e-8,
+      decay: scalars[2],
+    });
+  }
+
+  /** Tells the other replicas to stop waiting: this one has failed. */
+  fail(): void {
+    Atomics.store(this.ctrl, FAILED, 1);
+    Atomics.notify(this.ctrl, GENERATION);
+  }
+
+  private barrier(): void {
+    const c = this.ctrl;
+    const gen = Atomics.load(c, GENERATION);
+    if (Atomics.add(c, ARRIVED, 1) === this.cfg.workers - 1) {
+      Atomics.store(c, ARRIVED, 0);
+      Atomics.add(c, GENERATION, 1);
+      Atomics.notify(c, GENERATION);
+      return;
+    }
+    while (Atomics.load(c, GENERATION) === gen) {
+      if (Atomics.load(c, FAILED)) throw new ReplicaFailed("a training worker failed");
+      Atomics.wait(c, GENERATION, gen, 100);
+    }
+  }
+}
+
+export type WorkerMessage =
+  | { type: "init"; rank: number; cfg: ReplicaConfig; teacherParams?: HostParams }
+  | { type: "step"; batch: HostBatch; scalars: Float32Array; step: number }
+  | { type: "close" };
+
+export type WorkerReply = { type: "ready" } | { type: "error"; message: string; user: boolean };
+
+/**
+ * Rank 0 on the calling thread and ranks 1..N-1 as worker threads, sharing one block of memory
+ * that holds the parameters and optimiser state.
+ */
+export class ReplicaGroup {
+  private readonly workers: Worker[] = [];
+  private error: WorkerReply | null = null;
+
+  private constructor(
+    readonly cfg: ReplicaConfig,
+    readonly rank0: Replica,
+  ) {}
+
+  static async start(
+    cfg: Omit<ReplicaConfig, "memory">,
+    shapes: [string, number[]][],
+    state: { params: Params; m: Params; v: Params; teacherParams?: Params },
+  ): Promise<ReplicaGroup> {
+    const full: ReplicaConfig = { ...cfg, memory: sharedMemory(cfg.workers, shapes) };
+    const rank0 = new Replica(0, full);
+    rank0.store({ params: await paramsToHostArrays(state.params), m: await paramsToHostArrays(state.m), v: await paramsToHostArrays(state.v) });
+    const g = new ReplicaGroup(full, rank0);
+    const teacherParams = state.teacherParams ? await paramsToHostArrays(state.teacherParams) : undefined;
+    // The worker is TypeScript under tsx (tests, `npm run distill`) and JavaScript once built.
+    const ext = extname(fileURLToPath(import.meta.url));
+    const url = new URL(`./replica-worker${ext}`, import.meta.url);
+    // tsx's loader hooks do not reach worker threads: under tsx, register them there first.
+    const entry: [string | URL, { eval?: boolean }] =
+      ext === ".ts"
+        ? [`import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))}).then((m) => m.register()).then(() => import(${JSON.stringify(url.href)}))`, { eval: true }]
+        : [url, {}];
+    const ready: Promise<void>[] = [];
+    for (let rank = 1; rank < cfg.workers; rank++) {
+      const w = new Worker(...entry);
+      g.workers.push(w);
+      ready.push(
+        new Promise((resolve, reject) => {
+          w.on("message", (m: WorkerReply) => {
+            if (m.type === "ready") resolve();
+            else {
+              g.error ??= m;
+              reject(g.failure());
+            }
+          });
+          w.on("error", (e) => {
+            g.error ??= { type: "error", message: e.message, user: false };
+            reject(g.failure());
+          });
+        }),
+      );
+      w.postMessage({ type: "init", rank, cfg: g.cfg, teacherParams } satisfies WorkerMessage);
+    }
+    try {
+      await Promise.all(ready);
+    } catch (e) {
+      await g.close();
+      throw e;
+    }
+    return g;
+  }
+
+  /** Sends each worker its slice of the batch; rank 0 keeps slice 0 (returned). */
+  dispatch(batch: HostBatch, scalars: Float32Array, step: number): HostBatch {
+    const n = this.cfg.workers;
+    this.workers.forEach((w, i) => w.postMessage({ type: "step", batch: shardBatch(batch, i + 1, n), scalars, step } satisfies WorkerMessage));
+    return shardBatch(batch, 0, n);
+  }
+
+  /** The error a worker reported, as the exception to throw on rank 0. */
+  failure(): Error {
+    const e = this.error;
+    if (!e || e.type !== "error") return new Error("a training worker failed without a message");
+    return e.user ? new UserError(e.message) : new Error(`training worker: ${e.message}`);
+  }
+
+  /** Waits (on the event loop) for a failed worker's message after the barrier reported it. */
+  async settle(): Promise<Error> {
+    for (let i = 0; i < 50 && !this.error; i++) await new Promise((r) => setTimeout(r, 20));
+    return this.failure();
+  }
+
+  async close(): Promise<void> {
+    this.rank0.fail(); // releases any worker still waiting at a barrier
+    await Promise.all(this.workers.map((w) => w.terminate()));
+    this.workers.length = 0;
+  }
+}
