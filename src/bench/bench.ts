@@ -7,16 +7,40 @@ import { train, type BatchSource, type HostBatch, type TrainSpec } from "../trai
 import { predictLogits } from "../eval/predict.js";
 import { Rng } from "../util/rng.js";
 import { UserError } from "../util/errors.js";
+import { resolveWorkers } from "../train/replicas.js";
+import type { Arr } from "../engine/index.js";
 
 export interface BenchResult {
   workload: string;
   steps: number;
+  /** Data-parallel replicas the training workloads ran on. */
+  workers: number;
+  batch: number;
   msPerStep: number;
   /** Samples per second; tokens per second for language models. */
   throughput: number;
   unit: "samples/s" | "tokens/s";
+  /** The process's peak resident set size so far (workloads run one after another). */
   peakRssMB: number;
+  /** Resident set size after each quarter of the timed steps (training workloads). */
+  rssMB: number[];
 }
+
+export interface BenchOptions {
+  /** Timed steps; default per workload (2,000 for the MLPs, so memory growth would show). */
+  steps?: number;
+  workers?: number | "auto";
+  /** Batch size of the classifier training workloads (default 128, the article's). */
+  batch?: number;
+}
+
+const DEFAULT_STEPS: Record<string, number> = {
+  "teacher-mlp": 2000,
+  "student-kd-mlp": 2000,
+  "cnn-student": 300,
+  "teacher-inference": 200,
+  "lm-student-kd": 20,
+};
 
 const FMNIST = { height: 28, width: 28, channels: 1, classes: 10 };
 
@@ -39,19 +63,23 @@ function tokenSource(rows: number, context: number, vocab: number): BatchSource 
   return { stepsPerEpoch: 1 << 30, batch: () => batch };
 }
 
-/** Times `steps` trainer steps after `warmup` (compile) steps. */
+const rssNow = () => process.memoryUsage().rss / 2 ** 20;
+
+/** Times `steps` trainer steps after `warmup` (compile) steps, sampling RSS each quarter. */
 async function timeTraining(
   model: Model | LanguageModel,
   source: BatchSource,
   spec: TrainSpec,
   steps: number,
   warmup: number,
+  rss: number[],
+  workers: number | "auto",
   teacher?: { model: Model | LanguageModel; params: Params },
-  workers: number | "auto" = "auto",
 ): Promise<number> {
   let t0 = 0;
   let t1 = 0;
   const total = warmup + steps;
+  const quarter = Math.max(1, Math.floor(steps / 4));
   const bounded: BatchSource = { stepsPerEpoch: total, batch: source.batch };
   const r = await train({
     name: "bench",
@@ -65,6 +93,7 @@ async function timeTraining(
     progress: (done) => {
       if (done === warmup) t0 = performance.now();
       if (done === total) t1 = performance.now();
+      if (done > warmup && (done - warmup) % quarter === 0 && rss.length < 4) rss.push(rssNow());
     },
   });
   tree.dispose(r.params);
@@ -74,35 +103,41 @@ async function timeTraining(
 export const WORKLOADS = ["teacher-mlp", "student-kd-mlp", "cnn-student", "teacher-inference", "lm-student-kd"] as const;
 export type Workload = (typeof WORKLOADS)[number];
 
-export async function runWorkload(name: string, steps = 200): Promise<BenchResult> {
+export async function runWorkload(name: string, opts: BenchOptions = {}): Promise<BenchResult> {
+  if (!(name in DEFAULT_STEPS)) throw new UserError(`bench: unknown workload "${name}" (known: ${WORKLOADS.join(", ")})`);
+  const steps = opts.steps ?? DEFAULT_STEPS[name];
   const adam: TrainSpec["optimizer"] = { name: "adam", lr: 1e-3 };
   const warmup = 10;
-  const rss = () => process.resourceUsage().maxRSS / 1024;
+  const B = opts.batch ?? 128;
+  const requested = opts.workers ?? "auto";
+  const rss: number[] = [];
   let ms: number;
-  let per: number;
+  let per = B;
+  let batch = B;
   let unit: BenchResult["unit"] = "samples/s";
+  let workers = resolveWorkers(requested, B, `bench ${name}`);
   switch (name) {
     case "teacher-mlp": {
       const m = buildModel({ type: "mlp", hidden: [512, 256] }, FMNIST);
-      ms = await timeTraining(m, randomSource(128, 784, 10, false), { epochs: 1, batchSize: 128, optimizer: adam, loss: { name: "ce" } }, steps, warmup);
-      per = 128;
+      ms = await timeTraining(m, randomSource(B, 784, 10, false), { epochs: 1, batchSize: B, optimizer: adam, loss: { name: "ce" } }, steps, warmup, rss, workers);
       break;
     }
     case "student-kd-mlp": {
       const m = buildModel({ type: "mlp", hidden: [128] }, FMNIST);
-      const spec: TrainSpec = { epochs: 1, batchSize: 128, optimizer: adam, loss: { name: "hinton", temperature: 2, lambda: 0.5 } };
+      const spec: TrainSpec = { epochs: 1, batchSize: B, optimizer: adam, loss: { name: "hinton", temperature: 2, lambda: 0.5 } };
       // Teacher logits cached (in the batch), as the distillation recipes run it.
-      ms = await timeTraining(m, randomSource(128, 784, 10, true), spec, steps, warmup);
-      per = 128;
+      ms = await timeTraining(m, randomSource(B, 784, 10, true), spec, steps, warmup, rss, workers);
       break;
     }
     case "cnn-student": {
       const m = buildModel({ type: "cnn", channels: [8, 16], dense: 32 }, FMNIST);
-      ms = await timeTraining(m, randomSource(128, 784, 10, false), { epochs: 1, batchSize: 128, optimizer: adam, loss: { name: "ce" } }, steps, warmup);
-      per = 128;
+      ms = await timeTraining(m, randomSource(B, 784, 10, false), { epochs: 1, batchSize: B, optimizer: adam, loss: { name: "ce" } }, steps, warmup, rss, workers);
       break;
     }
     case "teacher-inference": {
+      // Inference runs on this thread: no replicas.
+      workers = 1;
+      batch = 10000;
       const m = buildModel({ type: "mlp", hidden: [512, 256] }, FMNIST);
       const p = m.init(random.key(0));
       const rng = new Rng(3);
@@ -119,22 +154,45 @@ export async function runWorkload(name: string, steps = 200): Promise<BenchResul
     case "lm-student-kd": {
       // charlm-fortunes: student 2×64 learning from the 4×128 teacher by forward KL, batch 32 × 64.
       const V = 113;
+      batch = 32;
+      workers = resolveWorkers(requested, batch, `bench ${name}`);
       const teacher = llama({ type: "llama", layers: 4, width: 128, heads: 4, context: 64 }, V);
       const tp = teacher.init(random.key(1));
       const student = llama({ type: "llama", layers: 2, width: 64, heads: 2, context: 64 }, V);
-      const spec: TrainSpec = { epochs: 1, batchSize: 32, optimizer: { name: "adamw", lr: 2e-3 }, loss: { name: "hinton", divergence: "forward-kl", lambda: 0.5 } };
-      ms = await timeTraining(student, tokenSource(32, 64, V), spec, Math.max(5, Math.round(steps / 10)), 3, { model: teacher, params: tp });
+      const spec: TrainSpec = { epochs: 1, batchSize: batch, optimizer: { name: "adamw", lr: 2e-3 }, loss: { name: "hinton", divergence: "forward-kl", lambda: 0.5 } };
+      const lmTeacher = { model: { ...teacher, apply: (p: Params, x: Arr) => teacher.apply(p, x) }, params: tp };
+      ms = await timeTraining(student, tokenSource(batch, 64, V), spec, steps, 3, rss, workers, lmTeacher);
       tree.dispose(tp);
-      per = 32 * 64;
+      per = batch * 64;
       unit = "tokens/s";
       break;
     }
     default:
-      throw new UserError(`bench: unknown workload "${name}" (known: ${WORKLOADS.join(", ")})`);
+      throw new UserError(`bench: unknown workload "${name}"`);
   }
-  return { workload: name, steps, msPerStep: ms, throughput: (per * 1000) / ms, unit, peakRssMB: rss() };
+  return {
+    workload: name,
+    steps,
+    workers,
+    batch,
+    msPerStep: ms,
+    throughput: (per * 1000) / ms,
+    unit,
+    peakRssMB: process.resourceUsage().maxRSS / 1024,
+    rssMB: rss,
+  };
+}
+
+/** Whether RSS stayed flat over the timed steps: the last quarter within 5 % (or 16 MB) of the first. */
+export function rssFlat(rss: number[]): boolean | null {
+  if (rss.length < 2) return null;
+  const growth = rss[rss.length - 1] - rss[0];
+  return growth <= Math.max(16, 0.05 * rss[0]);
 }
 
 export function formatBench(r: BenchResult): string {
-  return `${r.workload.padEnd(18)} ${r.msPerStep.toFixed(2).padStart(9)} ms/step  ${Math.round(r.throughput).toLocaleString("en-US").padStart(10)} ${r.unit}  peak RSS ${r.peakRssMB.toFixed(0)} MB`;
+  const line = `${r.workload.padEnd(18)} ${r.msPerStep.toFixed(2).padStart(9)} ms/step  ${Math.round(r.throughput).toLocaleString("en-US").padStart(10)} ${r.unit}  peak RSS ${r.peakRssMB.toFixed(0)} MB  (batch ${r.batch}, ${r.workers} worker${r.workers > 1 ? "s" : ""})`;
+  if (r.rssMB.length < 2) return line;
+  const flat = rssFlat(r.rssMB);
+  return `${line}\n${"".padEnd(18)} RSS over ${r.steps} steps: ${r.rssMB.map((x) => x.toFixed(0)).join(" → ")} MB (${flat ? "flat" : "GROWING"})`;
 }

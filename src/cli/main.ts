@@ -8,6 +8,8 @@ import { initDevice, type Device } from "../engine/index.js";
 import { loadAnyRecipe } from "../recipe/recipe.js";
 import { runLMRecipe } from "../pipeline-lm.js";
 import { WORKLOADS, formatBench, runWorkload, type BenchResult } from "../bench/bench.js";
+import { findTorchPython, runTorchBaseline, torchHasCuda } from "../bench/pytorch.js";
+import { cpus, totalmem } from "node:os";
 import { Interrupted, runRecipe, type RunOptions } from "../pipeline.js";
 import { formatLMTable, formatTable } from "../report/results.js";
 import { renderHtmlReport, type ReportResults } from "../report/html.js";
@@ -37,6 +39,11 @@ interface CommonFlags {
   set: string[];
   quiet?: boolean;
   workers: number | "auto";
+}
+
+function machineLine(): string {
+  const c = cpus();
+  return `${c.length} × ${c[0]?.model ?? "unknown CPU"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
 }
 
 function parseWorkers(v: string): number | "auto" {
@@ -202,22 +209,62 @@ export function buildCli(): Command {
 
   program
     .command("bench")
-    .description("time the training and inference paths (ms/step, samples/s or tokens/s, peak RSS)")
+    .description("time the training and inference paths (ms/step, samples/s or tokens/s, peak RSS) beside PyTorch")
     .option("--workload <names>", `comma-separated, from ${WORKLOADS.join(", ")}`, WORKLOADS.join(","))
-    .option("--steps <n>", "timed steps per workload", (v) => Number(v), 200)
+    .option("--steps <n>", "timed steps per workload (default: 2,000 for the MLPs, fewer for the rest)", (v) => Number(v))
+    .option("--batch <n>", "batch size of the classifier training workloads", (v) => Number(v), 128)
+    .option("--workers <n>", 'data-parallel training threads, or "auto"', parseWorkers, "auto")
+    .option("--no-pytorch", "skip the PyTorch baseline")
     .option("--json <file>", "also write the results as JSON")
     .addOption(new Option("--device <device>", "compute device").choices(["wasm", "webgpu"]).default("wasm"))
-    .action(async (flags: { workload: string; steps: number; json?: string; device: Device }) => {
-      if (!Number.isInteger(flags.steps) || flags.steps <= 0) throw new UserError(`--steps: expected a positive integer, got ${flags.steps}`);
-      const device = await initDevice(flags.device);
-      const out: BenchResult[] = [];
-      for (const w of flags.workload.split(",")) {
-        const r = await runWorkload(w.trim(), flags.steps);
-        console.log(formatBench(r));
-        out.push(r);
-      }
-      if (flags.json) writeFileAtomic(flags.json, JSON.stringify({ device, date: new Date().toISOString(), results: out }, null, 2) + "\n");
-    });
+    .action(
+      async (flags: { workload: string; steps?: number; batch: number; workers: number | "auto"; pytorch: boolean; json?: string; device: Device }) => {
+        if (flags.steps !== undefined && (!Number.isInteger(flags.steps) || flags.steps <= 0)) throw new UserError(`--steps: expected a positive integer, got ${flags.steps}`);
+        if (!Number.isInteger(flags.batch) || flags.batch <= 0) throw new UserError(`--batch: expected a positive integer, got ${flags.batch}`);
+        const names = flags.workload.split(",").map((w) => w.trim());
+        for (const w of names) if (!(WORKLOADS as readonly string[]).includes(w)) throw new UserError(`--workload: unknown workload "${w}" (known: ${WORKLOADS.join(", ")})`);
+        const device = await initDevice(flags.device);
+        const workers = workersFor(device, flags.workers);
+        console.log(`distill bench on ${device}: ${machineLine()}`);
+        const ours: BenchResult[] = [];
+        for (const w of names) {
+          const r = await runWorkload(w, { steps: flags.steps, workers, batch: flags.batch });
+          console.log(formatBench(r));
+          ours.push(r);
+        }
+        let torch: ReturnType<typeof runTorchBaseline> | null = null;
+        let torchNote: string;
+        const py = flags.pytorch ? findTorchPython() : null;
+        if (!flags.pytorch) torchNote = "PyTorch baseline skipped (--no-pytorch)";
+        else if (!py) torchNote = "PyTorch not found (no python3 with torch at DISTILL_PYTHON, /usr/bin/python3 or on PATH): our numbers only";
+        else {
+          const torchDevice = device === "webgpu" ? "cuda" : "cpu";
+          if (torchDevice === "cuda" && !torchHasCuda(py.python)) {
+            torchNote = `PyTorch ${py.torch} at ${py.python} sees no CUDA GPU: no same-GPU baseline`;
+          } else {
+            const steps = new Map(ours.map((r) => [r.workload, r.steps]));
+            torch = runTorchBaseline(py.python, names, { steps: (w) => steps.get(w) ?? 200, threads: torchDevice === "cpu" ? [1, 2] : [1], device: torchDevice, batch: flags.batch });
+            torchNote = `PyTorch ${py.torch} at ${py.python} on ${torchDevice}${torchDevice === "cpu" ? ", best of 1 and 2 threads" : ""}`;
+          }
+        }
+        console.log(torchNote);
+        for (const e of torch?.errors ?? []) console.log(`pytorch error: ${e}`);
+        for (const t of torch?.best ?? []) {
+          const unit = ours.find((r) => r.workload === t.workload)?.unit ?? "samples/s";
+          console.log(`pytorch ${t.workload.padEnd(18)} ${t.msPerStep.toFixed(2).padStart(9)} ms/step  ${Math.round(t.throughput).toLocaleString("en-US").padStart(10)} ${unit}  peak RSS ${t.peakRssMB.toFixed(0)} MB  (${t.threads} thread${t.threads > 1 ? "s" : ""})`);
+        }
+        const ratios: Record<string, number> = {};
+        for (const r of ours) {
+          const t = torch?.best.find((b) => b.workload === r.workload);
+          if (t) ratios[r.workload] = r.throughput / t.throughput;
+        }
+        for (const [w, x] of Object.entries(ratios)) console.log(`ratio ${w} ${x.toFixed(2)}`);
+        if (flags.json) {
+          const doc = { device, date: new Date().toISOString(), machine: machineLine(), results: ours, pytorch: torch ? { note: torchNote, best: torch.best, all: torch.all, errors: torch.errors } : { note: torchNote }, ratios };
+          writeFileAtomic(flags.json, JSON.stringify(doc, null, 2) + "\n");
+        }
+      },
+    );
 
   program
     .command("eval <checkpoint>")
