@@ -7,6 +7,7 @@ import { createHash } from "node:crypto";
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join, relative } from "node:path";
+import { spawnSync } from "node:child_process";
 import { gzipSync } from "node:zlib";
 import { makeFashionFixture, runCli, writeTinyRecipe, type CliResult } from "./helpers/fixtures.js";
 
@@ -321,5 +322,60 @@ describe("user errors: exit 2, one line naming the problem, OUT untouched", () =
 
   test("--seeds a,b is a usage error in the same one-line form", () => {
     failsLeavingOutIntact((out) => runArgs(out).slice(0, -2).concat(["--seeds", "a,b"]), "--seeds", '"a,b"');
+  });
+});
+
+describe("distill bench", () => {
+  const line = (w: string, unit = "samples/s") => new RegExp(`^${w}\\s+\\d+\\.\\d\\d ms/step\\s+[\\d,]+ ${unit}\\s+peak RSS \\d+ MB`, "m");
+
+  test("times each workload, samples RSS per quarter, writes JSON; without PyTorch it says so", () => {
+    const json = fresh("bench") + ".json";
+    const r = runCli(["bench", "--workload", "student-kd-mlp,teacher-inference", "--steps", "8", "--json", json], { env: { DISTILL_PYTHON: "/nonexistent/python3" } });
+    ok(r);
+    assert.match(r.stdout, line("student-kd-mlp"));
+    assert.match(r.stdout, line("teacher-inference"));
+    assert.match(r.stdout, /RSS over 8 steps: \d+ → \d+ → \d+ → \d+ MB \((flat|GROWING)\)/);
+    const last = r.stdout.trim().split("\n").pop()!;
+    assert.match(last, /^PyTorch not found \(no python3 with torch at \/nonexistent\/python3\): our numbers only$/);
+    assert.doesNotMatch(r.stdout, /^ratio /m);
+    const doc = JSON.parse(readFileSync(json, "utf8"));
+    assert.equal(doc.device, "wasm");
+    const [kd, inf] = doc.results;
+    assert.equal(kd.workload, "student-kd-mlp");
+    assert.equal(kd.steps, 8);
+    assert.equal(kd.rssMB.length, 4);
+    assert.ok(kd.throughput > 0 && Math.abs(kd.throughput - (128 * 1000) / kd.msPerStep) < 1e-6 * kd.throughput);
+    assert.equal(inf.batch, 10000);
+    assert.deepEqual(doc.ratios, {});
+  });
+
+  test("with PyTorch found, the output ends with one ratio line per workload", (t) => {
+    const probe = spawnSync("/usr/bin/python3", ["-c", "import torch"]);
+    if (probe.status !== 0) {
+      t.skip("no torch for /usr/bin/python3 (.ci/run installs python3-torch)");
+      return;
+    }
+    const json = fresh("bench") + ".json";
+    const r = runCli(["bench", "--workload", "student-kd-mlp", "--steps", "8", "--json", json], { env: { DISTILL_PYTHON: "/usr/bin/python3" } });
+    ok(r);
+    const lines = r.stdout.trim().split("\n");
+    assert.match(lines.at(-1)!, /^ratio student-kd-mlp \d+\.\d\d$/);
+    assert.match(r.stdout, /^PyTorch \S+ at \/usr\/bin\/python3 on cpu, best of 1 and 2 threads$/m);
+    assert.match(r.stdout, /^pytorch student-kd-mlp\s+\d+\.\d\d ms\/step .*\((1|2) threads?\)$/m);
+    const doc = JSON.parse(readFileSync(json, "utf8"));
+    const ours = doc.results[0].throughput;
+    const theirs = doc.pytorch.best[0].throughput;
+    assert.equal(doc.pytorch.all.length, 2, "one PyTorch run per thread count");
+    assert.ok(Math.abs(doc.ratios["student-kd-mlp"] - ours / theirs) < 1e-9);
+    assert.equal(theirs, Math.max(...doc.pytorch.all.map((a: { throughput: number }) => a.throughput)));
+  });
+
+  test("an unknown workload or an uneven --workers split is a one-line error", () => {
+    const a = runCli(["bench", "--workload", "teacher-mlp,nope", "--no-pytorch"]);
+    assert.equal(a.code, 2);
+    assert.match(a.stderr, /^distill: error: --workload: unknown workload "nope" \(known: teacher-mlp, /);
+    const b = runCli(["bench", "--workload", "teacher-mlp", "--workers", "3", "--steps", "2", "--no-pytorch"]);
+    assert.equal(b.code, 2);
+    assert.match(b.stderr, /batch size 128 does not split evenly over 3 workers/);
   });
 });

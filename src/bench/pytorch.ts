@@ -20,10 +20,12 @@ export function baselineScript(): string {
   return fileURLToPath(new URL("../../bench/pytorch_baseline.py", import.meta.url));
 }
 
-/** The first Python that imports torch, with its version; null when none does. */
-export function findTorchPython(candidates = [process.env.DISTILL_PYTHON, "/usr/bin/python3", "python3"]): { python: string; torch: string } | null {
+/**
+ * The first Python that imports torch, with its version; null when none does. DISTILL_PYTHON,
+ * when set, is the only candidate.
+ */
+export function findTorchPython(candidates = process.env.DISTILL_PYTHON ? [process.env.DISTILL_PYTHON] : ["/usr/bin/python3", "python3"]): { python: string; torch: string } | null {
   for (const python of candidates) {
-    if (!python) continue;
     const r = spawnSync(python, ["-c", "import torch; print(torch.__version__)"], { encoding: "utf8" });
     if (r.status === 0) return { python, torch: r.stdout.trim() };
   }

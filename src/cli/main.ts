@@ -236,7 +236,7 @@ export function buildCli(): Command {
         let torchNote: string;
         const py = flags.pytorch ? findTorchPython() : null;
         if (!flags.pytorch) torchNote = "PyTorch baseline skipped (--no-pytorch)";
-        else if (!py) torchNote = "PyTorch not found (no python3 with torch at DISTILL_PYTHON, /usr/bin/python3 or on PATH): our numbers only";
+        else if (!py) torchNote = `PyTorch not found (no python3 with torch at ${process.env.DISTILL_PYTHON ?? "/usr/bin/python3 or on PATH"}): our numbers only`;
         else {
           const torchDevice = device === "webgpu" ? "cuda" : "cpu";
           if (torchDevice === "cuda" && !torchHasCuda(py.python)) {
