@@ -370,6 +370,16 @@ describe("distill bench", () => {
     assert.equal(theirs, Math.max(...doc.pytorch.all.map((a: { throughput: number }) => a.throughput)));
   });
 
+  test("--device webgpu: a clear one-line error on a machine without a GPU adapter", () => {
+    const r = runCli(["bench", "--device", "webgpu", "--workload", "teacher-mlp", "--steps", "2", "--no-pytorch"]);
+    if (r.code === 0) return; // a machine with a WebGPU adapter: nothing to report
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /^distill: error: --device webgpu: (no WebGPU adapter found: .*use --device wasm|the optional `webgpu` package is not installed.*)$/m);
+    const w = runCli(["bench", "--device", "webgpu", "--workers", "2", "--no-pytorch"]);
+    assert.equal(w.code, 2);
+    assert.match(w.stderr, /distill: error: --device webgpu: /);
+  });
+
   test("an unknown workload or an uneven --workers split is a one-line error", () => {
     const a = runCli(["bench", "--workload", "teacher-mlp,nope", "--no-pytorch"]);
     assert.equal(a.code, 2);

@@ -26,7 +26,7 @@ export async function initDevice(device: Device = "wasm"): Promise<Device> {
   if (!got.includes(device)) {
     throw new UserError(
       device === "webgpu"
-        ? "--device webgpu: no WebGPU adapter found (install the optional `webgpu` package and a Vulkan driver, or use --device wasm)"
+        ? "--device webgpu: no WebGPU adapter found: Dawn (the optional `webgpu` package) needs a GPU with a Vulkan driver (on Debian: libvulkan1 and the GPU's driver); or use --device wasm"
         : `could not start the ${device} device`,
     );
   }
@@ -48,8 +48,10 @@ async function installWebGPU(): Promise<void> {
   let mod: { create: (opts: string[]) => unknown; globals: Record<string, unknown> };
   try {
     mod = (await import("webgpu" as string)) as typeof mod;
-  } catch {
-    throw new UserError("--device webgpu: the optional `webgpu` package is not installed (npm install webgpu)");
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === "ERR_MODULE_NOT_FOUND") throw new UserError("--device webgpu: the optional `webgpu` package is not installed (npm install webgpu)");
+    throw new UserError(`--device webgpu: the \`webgpu\` package failed to load: ${(e as Error).message.split("\n")[0]}`);
   }
   Object.assign(globalThis, mod.globals);
   Object.defineProperty(globalThis, "navigator", {
