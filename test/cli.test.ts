@@ -334,7 +334,7 @@ describe("distill bench", () => {
     ok(r);
     assert.match(r.stdout, line("student-kd-mlp"));
     assert.match(r.stdout, line("teacher-inference"));
-    assert.match(r.stdout, /RSS over 8 steps: \d+ → \d+ → \d+ → \d+ MB \((flat|GROWING)\)/);
+    assert.match(r.stdout, /peak RSS per quarter of 8 steps: \d+ → \d+ → \d+ → \d+ MB \((flat|GROWING)\)/);
     const last = r.stdout.trim().split("\n").pop()!;
     assert.match(last, /^PyTorch not found \(no python3 with torch at \/nonexistent\/python3\): our numbers only$/);
     assert.doesNotMatch(r.stdout, /^ratio /m);

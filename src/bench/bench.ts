@@ -22,7 +22,7 @@ export interface BenchResult {
   unit: "samples/s" | "tokens/s";
   /** The process's peak resident set size so far (workloads run one after another). */
   peakRssMB: number;
-  /** Resident set size after each quarter of the timed steps (training workloads). */
+  /** Peak resident set size in each quarter of the timed steps (training workloads). */
   rssMB: number[];
 }
 
@@ -63,7 +63,7 @@ function tokenSource(rows: number, context: number, vocab: number): BatchSource 
   return { stepsPerEpoch: 1 << 30, batch: () => batch };
 }
 
-const rssNow = () => process.memoryUsage().rss / 2 ** 20;
+const rssNow = () => process.memoryUsage.rss() / 2 ** 20;
 
 /** Times `steps` trainer steps after `warmup` (compile) steps, sampling RSS each quarter. */
 async function timeTraining(
@@ -93,7 +93,10 @@ async function timeTraining(
     progress: (done) => {
       if (done === warmup) t0 = performance.now();
       if (done === total) t1 = performance.now();
-      if (done > warmup && (done - warmup) % quarter === 0 && rss.length < 4) rss.push(rssNow());
+      if (done <= warmup) return;
+      // The peak of each quarter, sampled every step: a leak shows as a rising staircase.
+      const q = Math.min(3, Math.floor((done - warmup - 1) / quarter));
+      rss[q] = Math.max(rss[q] ?? 0, rssNow());
     },
   });
   tree.dispose(r.params);
@@ -183,16 +186,20 @@ export async function runWorkload(name: string, opts: BenchOptions = {}): Promis
   };
 }
 
-/** Whether RSS stayed flat over the timed steps: the last quarter within 5 % (or 16 MB) of the first. */
+/**
+ * Whether RSS stayed flat: the last quarter's peak no higher than the peak before it, give or
+ * take max(16 MB, 5 %). A leak sets a new high every quarter; the engine's and V8's heaps
+ * settling in the first quarter do not.
+ */
 export function rssFlat(rss: number[]): boolean | null {
   if (rss.length < 2) return null;
-  const growth = rss[rss.length - 1] - rss[0];
-  return growth <= Math.max(16, 0.05 * rss[0]);
+  const before = Math.max(...rss.slice(0, -1));
+  return rss[rss.length - 1] <= before + Math.max(16, 0.05 * before);
 }
 
 export function formatBench(r: BenchResult): string {
   const line = `${r.workload.padEnd(18)} ${r.msPerStep.toFixed(2).padStart(9)} ms/step  ${Math.round(r.throughput).toLocaleString("en-US").padStart(10)} ${r.unit}  peak RSS ${r.peakRssMB.toFixed(0)} MB  (batch ${r.batch}, ${r.workers} worker${r.workers > 1 ? "s" : ""})`;
   if (r.rssMB.length < 2) return line;
   const flat = rssFlat(r.rssMB);
-  return `${line}\n${"".padEnd(18)} RSS over ${r.steps} steps: ${r.rssMB.map((x) => x.toFixed(0)).join(" → ")} MB (${flat ? "flat" : "GROWING"})`;
+  return `${line}\n${"".padEnd(18)} peak RSS per quarter of ${r.steps} steps: ${r.rssMB.map((x) => x.toFixed(0)).join(" → ")} MB (${flat ? "flat" : "GROWING"})`;
 }
