@@ -2,7 +2,7 @@
 import { parentPort } from "node:worker_threads";
 import { initDevice, tree } from "../engine/index.js";
 import type { Params } from "../nn/models.js";
-import { hostToParams, Replica, ReplicaFailed, type WorkerMessage, type WorkerReply } from "./replicas.js";
+import { hostToParams, modelFromRef, Replica, ReplicaFailed, type WorkerMessage, type WorkerReply } from "./replicas.js";
 import { UserError } from "../util/errors.js";
 
 const port = parentPort!;
@@ -13,7 +13,7 @@ let teacherParams: Params = {};
 let queue: Promise<void> = Promise.resolve();
 
 function report(e: unknown): void {
-  replica?.fail();
+  replica?.shared.fail();
   if (e instanceof ReplicaFailed) return; // another replica failed first and reports it
   const message = e instanceof Error ? e.message : String(e);
   port.postMessage({ type: "error", message, user: e instanceof UserError } satisfies WorkerReply);
@@ -24,20 +24,20 @@ async function handle(msg: WorkerMessage): Promise<void> {
     case "init": {
       await initDevice("wasm");
       replica = new Replica(msg.rank, msg.cfg);
-      params = replica.deviceParams();
+      params = replica.shared.deviceParams();
       if (msg.teacherParams && msg.cfg.teacher) {
-        const t = (await import("./replicas.js")).modelFromRef(msg.cfg.teacher);
+        const t = modelFromRef(msg.cfg.teacher);
         teacherParams = hostToParams(msg.teacherParams, t.shapes);
       }
       port.postMessage({ type: "ready" } satisfies WorkerReply);
       return;
     }
     case "step": {
-      [params] = replica!.step(params, msg.batch, msg.scalars, msg.step, tree.ref(teacherParams));
+      const [p, loss] = replica!.step(params, msg.batch, msg.scalars, msg.step, tree.ref(teacherParams));
+      params = p;
+      if (replica!.rank === 0) port.postMessage({ type: "done", step: msg.step, loss } satisfies WorkerReply);
       return;
     }
-    case "close":
-      process.exit(0);
   }
 }
 

@@ -1,11 +1,11 @@
 // Data-parallel training over worker threads, so a step uses every core.
 //
 // jax-js on Wasm runs each kernel on one thread, and its own worker mode costs a message round
-// trip per kernel. Here each worker thread runs its own engine on an equal slice of the batch;
-// per step the replicas exchange gradients once, through shared memory, and every replica sums
-// them in rank order and applies the same optimiser step, so all copies of the parameters stay
-// bit-identical without ever being sent again. Rank 0 is the calling thread (it also builds the
-// batches and owns checkpoints); ranks 1..N-1 are workers running replica-worker.ts.
+// trip per kernel. Here N worker threads (replica-worker.ts) each run their own engine on an
+// equal slice of every batch, and meet twice per step in shared memory: to exchange gradients,
+// and after each has updated its part of the parameters. The calling thread only coordinates:
+// it builds batches (one step ahead, so the workers never wait for one), reports progress,
+// handles Ctrl-C and writes checkpoints straight from the shared state.
 import { Worker } from "node:worker_threads";
 import { availableParallelism } from "node:os";
 import { extname } from "node:path";
@@ -135,21 +135,75 @@ export function sharedMemory(workers: number, shapes: [string, number[]][]): Web
 
 export class ReplicaFailed extends Error {}
 
+/** Views of the shared parameters and optimiser state, per tensor of the model. */
+export class SharedState {
+  readonly layout: ReturnType<typeof memoryLayout>;
+  readonly ctrl: Int32Array;
+  readonly params: Float32Array;
+  readonly m: Float32Array;
+  readonly v: Float32Array;
+  readonly grads: Float32Array;
+  readonly offsets: [string, number, number[]][] = [];
+
+  constructor(memory: WebAssembly.Memory, workers: number, shapes: [string, number[]][]) {
+    let off = 0;
+    for (const [name, shape] of shapes) {
+      this.offsets.push([name, off, shape]);
+      off += shape.reduce((a, b) => a * b, 1);
+    }
+    const L = (this.layout = memoryLayout(workers, shapes));
+    const buf = memory.buffer;
+    this.ctrl = new Int32Array(buf, 0, CTRL_INTS);
+    this.params = new Float32Array(buf, L.params, L.Pp);
+    this.m = new Float32Array(buf, L.m, L.Pp);
+    this.v = new Float32Array(buf, L.v, L.Pp);
+    this.grads = new Float32Array(buf, L.grads, workers * L.slot);
+  }
+
+  store(state: { params: HostParams; m: HostParams; v: HostParams }): void {
+    for (const [name, off] of this.offsets) {
+      this.params.set(state.params[name], off);
+      this.m.set(state.m[name], off);
+      this.v.set(state.v[name], off);
+    }
+  }
+
+  /** Copies, per tensor (for checkpoints). */
+  host(): { params: HostParams; m: HostParams; v: HostParams } {
+    const out = { params: {} as HostParams, m: {} as HostParams, v: {} as HostParams };
+    for (const [name, off, shape] of this.offsets) {
+      const n = shape.reduce((a, b) => a * b, 1);
+      out.params[name] = this.params.slice(off, off + n);
+      out.m[name] = this.m.slice(off, off + n);
+      out.v[name] = this.v.slice(off, off + n);
+    }
+    return out;
+  }
+
+  /** The current parameters as device arrays of the calling thread's engine. */
+  deviceParams(): Params {
+    const p: Params = {};
+    for (const [name, off, shape] of this.offsets) {
+      p[name] = np.array(this.params.subarray(off, off + shape.reduce((a, b) => a * b, 1))).reshape(shape);
+    }
+    return p;
+  }
+
+  /** Tells every replica waiting at a barrier to give up: one has failed. */
+  fail(): void {
+    Atomics.store(this.ctrl, FAILED, 1);
+    Atomics.notify(this.ctrl, GENERATION);
+  }
+}
+
 /**
- * One data-parallel replica: the gradients of its slice of the batch, published to shared
- * memory; its part of the optimiser step; the new parameters read back. Rank 0 (the trainer's
- * thread) and every worker run this same code.
+ * One data-parallel replica, on a worker thread: the gradients of its slice of the batch,
+ * published to shared memory; its part of the optimiser step; the new parameters read back.
  */
 export class Replica {
   readonly model: TrainableModel;
-  private readonly ctrl: Int32Array;
-  private readonly layout: ReturnType<typeof memoryLayout>;
+  readonly shared: SharedState;
   private readonly kernel: (a: AdamKernelArgs) => void;
-  private readonly params: Float32Array;
-  private readonly m: Float32Array;
-  private readonly v: Float32Array;
-  private readonly grads: Float32Array;
-  private readonly offsets: [string, number, number[]][] = [];
   private readonly grad;
 
   constructor(
@@ -157,18 +211,7 @@ export class Replica {
     readonly cfg: ReplicaConfig,
   ) {
     this.model = modelFromRef(cfg.model);
-    let off = 0;
-    for (const [name, shape] of this.model.shapes) {
-      this.offsets.push([name, off, shape]);
-      off += shape.reduce((a, b) => a * b, 1);
-    }
-    const L = (this.layout = memoryLayout(cfg.workers, this.model.shapes));
-    const buf = cfg.memory.buffer;
-    this.ctrl = new Int32Array(buf, 0, CTRL_INTS);
-    this.params = new Float32Array(buf, L.params, L.Pp);
-    this.m = new Float32Array(buf, L.m, L.Pp);
-    this.v = new Float32Array(buf, L.v, L.Pp);
-    this.grads = new Float32Array(buf, L.grads, cfg.workers * L.slot);
+    this.shared = new SharedState(cfg.memory, cfg.workers, this.model.shapes);
     this.kernel = adamKernel(cfg.memory);
     const lossFn = buildLoss(cfg.spec.loss);
     const model = this.model;
@@ -181,36 +224,6 @@ export class Replica {
       }
       return valueAndGrad(lossOf)(p, b);
     }) as never) as unknown as (p: Params, b: StepBatch, tp: Params) => [Arr, Params];
-  }
-
-  /** Copies parameters and optimiser state into shared memory (rank 0, before the workers start). */
-  store(state: { params: HostParams; m: HostParams; v: HostParams }): void {
-    for (const [name, off] of this.offsets) {
-      this.params.set(state.params[name], off);
-      this.m.set(state.m[name], off);
-      this.v.set(state.v[name], off);
-    }
-  }
-
-  /** Copies of the shared parameters and optimiser state, per tensor (for checkpoints). */
-  hostState(): { params: HostParams; m: HostParams; v: HostParams } {
-    const out = { params: {} as HostParams, m: {} as HostParams, v: {} as HostParams };
-    for (const [name, off, shape] of this.offsets) {
-      const n = shape.reduce((a, b) => a * b, 1);
-      out.params[name] = this.params.slice(off, off + n);
-      out.m[name] = this.m.slice(off, off + n);
-      out.v[name] = this.v.slice(off, off + n);
-    }
-    return out;
-  }
-
-  /** The current parameters as device arrays. */
-  deviceParams(): Params {
-    const p: Params = {};
-    for (const [name, off, shape] of this.offsets) {
-      p[name] = np.array(this.params.subarray(off, off + shape.reduce((a, b) => a * b, 1))).reshape(shape);
-    }
-    return p;
   }
 
   /**
@@ -229,17 +242,18 @@ export class Replica {
       b.key = random.key(seed & 0x7fffffff);
     }
     const [loss, grads] = this.grad(params, b, teacherParams);
-    const L = this.layout;
+    const S = this.shared;
+    const L = S.layout;
     const mine = this.rank * L.slot;
-    for (const [name, off] of this.offsets) this.grads.set(grads[name].dataSync() as Float32Array, mine + off);
-    this.grads[mine + L.Pp] = (loss.dataSync() as Float32Array)[0];
+    for (const [name, off] of S.offsets) S.grads.set(grads[name].dataSync() as Float32Array, mine + off);
+    S.grads[mine + L.Pp] = (loss.dataSync() as Float32Array)[0];
     this.barrier();
     let lossSum = 0;
     const n = this.cfg.workers;
-    for (let r = 0; r < n; r++) lossSum += this.grads[r * L.slot + L.Pp];
+    for (let r = 0; r < n; r++) lossSum += S.grads[r * L.slot + L.Pp];
     this.adam(scalars);
     this.barrier();
-    return [this.deviceParams(), lossSum / n];
+    return [S.deviceParams(), lossSum / n];
   }
 
   /**
@@ -248,7 +262,7 @@ export class Replica {
    */
   private adam(scalars: Float32Array): void {
     const o = this.cfg.spec.optimizer;
-    const L = this.layout;
+    const L = this.shared.layout;
     const n = this.cfg.workers;
     const part = (r: number) => Math.floor((r * L.Pp) / n / 4) * 4;
     const lo = part(this.rank);
@@ -272,14 +286,8 @@ export class Replica {
     });
   }
 
-  /** Tells the other replicas to stop waiting: this one has failed. */
-  fail(): void {
-    Atomics.store(this.ctrl, FAILED, 1);
-    Atomics.notify(this.ctrl, GENERATION);
-  }
-
   private barrier(): void {
-    const c = this.ctrl;
+    const c = this.shared.ctrl;
     const gen = Atomics.load(c, GENERATION);
     if (Atomics.add(c, ARRIVED, 1) === this.cfg.workers - 1) {
       Atomics.store(c, ARRIVED, 0);
@@ -296,33 +304,32 @@ export class Replica {
 
 export type WorkerMessage =
   | { type: "init"; rank: number; cfg: ReplicaConfig; teacherParams?: HostParams }
-  | { type: "step"; batch: HostBatch; scalars: Float32Array; step: number }
-  | { type: "close" };
+  | { type: "step"; batch: HostBatch; scalars: Float32Array; step: number };
 
-export type WorkerReply = { type: "ready" } | { type: "error"; message: string; user: boolean };
+export type WorkerReply = { type: "ready" } | { type: "done"; step: number; loss: number } | { type: "error"; message: string; user: boolean };
 
 /**
- * Rank 0 on the calling thread and ranks 1..N-1 as worker threads, sharing one block of memory
- * that holds the parameters and optimiser state.
+ * N replicas on worker threads and the shared memory holding the parameters and optimiser
+ * state. The caller dispatches batches (at most one step ahead) and awaits each step's end.
  */
 export class ReplicaGroup {
   private readonly workers: Worker[] = [];
-  private error: WorkerReply | null = null;
+  private error: Error | null = null;
+  private readonly done: { step: number; loss: number }[] = [];
+  private waiting: { resolve: (d: { step: number; loss: number }) => void; reject: (e: Error) => void } | null = null;
+  readonly shared: SharedState;
 
-  private constructor(
-    readonly cfg: ReplicaConfig,
-    readonly rank0: Replica,
-  ) {}
+  private constructor(readonly cfg: ReplicaConfig, shapes: [string, number[]][]) {
+    this.shared = new SharedState(cfg.memory, cfg.workers, shapes);
+  }
 
   static async start(
     cfg: Omit<ReplicaConfig, "memory">,
     shapes: [string, number[]][],
     state: { params: Params; m: Params; v: Params; teacherParams?: Params },
   ): Promise<ReplicaGroup> {
-    const full: ReplicaConfig = { ...cfg, memory: sharedMemory(cfg.workers, shapes) };
-    const rank0 = new Replica(0, full);
-    rank0.store({ params: await paramsToHostArrays(state.params), m: await paramsToHostArrays(state.m), v: await paramsToHostArrays(state.v) });
-    const g = new ReplicaGroup(full, rank0);
+    const g = new ReplicaGroup({ ...cfg, memory: sharedMemory(cfg.workers, shapes) }, shapes);
+    g.shared.store({ params: await paramsToHostArrays(state.params), m: await paramsToHostArrays(state.m), v: await paramsToHostArrays(state.v) });
     const teacherParams = state.teacherParams ? await paramsToHostArrays(state.teacherParams) : undefined;
     // The worker is TypeScript under tsx (tests, `npm run distill`) and JavaScript once built.
     const ext = extname(fileURLToPath(import.meta.url));
@@ -333,22 +340,17 @@ export class ReplicaGroup {
         ? [`import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))}).then((m) => m.register()).then(() => import(${JSON.stringify(url.href)}))`, { eval: true }]
         : [url, {}];
     const ready: Promise<void>[] = [];
-    for (let rank = 1; rank < cfg.workers; rank++) {
+    for (let rank = 0; rank < cfg.workers; rank++) {
       const w = new Worker(...entry);
       g.workers.push(w);
       ready.push(
         new Promise((resolve, reject) => {
           w.on("message", (m: WorkerReply) => {
             if (m.type === "ready") resolve();
-            else {
-              g.error ??= m;
-              reject(g.failure());
-            }
+            else if (m.type === "done") g.finished(m);
+            else g.failed(m.user ? new UserError(m.message) : new Error(`training worker: ${m.message}`), reject);
           });
-          w.on("error", (e) => {
-            g.error ??= { type: "error", message: e.message, user: false };
-            reject(g.failure());
-          });
+          w.on("error", (e) => g.failed(new Error(`training worker: ${e.message}`), reject));
         }),
       );
       w.postMessage({ type: "init", rank, cfg: g.cfg, teacherParams } satisfies WorkerMessage);
@@ -362,28 +364,37 @@ export class ReplicaGroup {
     return g;
   }
 
-  /** Sends each worker its slice of the batch; rank 0 keeps slice 0 (returned). */
-  dispatch(batch: HostBatch, scalars: Float32Array, step: number): HostBatch {
+  private finished(d: { step: number; loss: number }): void {
+    if (this.waiting) {
+      this.waiting.resolve(d);
+      this.waiting = null;
+    } else this.done.push(d);
+  }
+
+  private failed(e: Error, reject: (e: Error) => void): void {
+    this.error ??= e;
+    this.shared.fail(); // release the other replicas from their barrier
+    reject(this.error);
+    this.waiting?.reject(this.error);
+    this.waiting = null;
+  }
+
+  /** Sends every replica its slice of the batch for `step`. */
+  dispatch(batch: HostBatch, scalars: Float32Array, step: number): void {
     const n = this.cfg.workers;
-    this.workers.forEach((w, i) => w.postMessage({ type: "step", batch: shardBatch(batch, i + 1, n), scalars, step } satisfies WorkerMessage));
-    return shardBatch(batch, 0, n);
+    this.workers.forEach((w, r) => w.postMessage({ type: "step", batch: shardBatch(batch, r, n), scalars, step } satisfies WorkerMessage));
   }
 
-  /** The error a worker reported, as the exception to throw on rank 0. */
-  failure(): Error {
-    const e = this.error;
-    if (!e || e.type !== "error") return new Error("a training worker failed without a message");
-    return e.user ? new UserError(e.message) : new Error(`training worker: ${e.message}`);
-  }
-
-  /** Waits (on the event loop) for a failed worker's message after the barrier reported it. */
-  async settle(): Promise<Error> {
-    for (let i = 0; i < 50 && !this.error; i++) await new Promise((r) => setTimeout(r, 20));
-    return this.failure();
+  /** The next finished step (in order) and its batch's mean loss. */
+  next(): Promise<{ step: number; loss: number }> {
+    if (this.error) return Promise.reject(this.error);
+    const d = this.done.shift();
+    if (d) return Promise.resolve(d);
+    return new Promise((resolve, reject) => (this.waiting = { resolve, reject }));
   }
 
   async close(): Promise<void> {
-    this.rank0.fail(); // releases any worker still waiting at a barrier
+    this.shared.fail(); // releases any worker still waiting at a barrier
     await Promise.all(this.workers.map((w) => w.terminate()));
     this.workers.length = 0;
   }

@@ -12,7 +12,7 @@ import { disposeParams, paramsFromHost, paramsToHost } from "../checkpoint/param
 import { deriveSeed } from "../util/rng.js";
 import { UserError } from "../util/errors.js";
 import { teacherCounter } from "../teachers/teacher.js";
-import { batchToDevice, modelRef, ReplicaFailed, ReplicaGroup, resolveWorkers, type StepBatch } from "./replicas.js";
+import { batchToDevice, modelRef, ReplicaGroup, resolveWorkers, type StepBatch } from "./replicas.js";
 import type { HostTensor } from "../checkpoint/safetensors.js";
 
 export interface TrainSpec {
@@ -203,7 +203,7 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
     let tensors: Record<string, HostTensor>;
     if (group) {
       // With replicas the state lives in shared memory, not on this thread's device.
-      const h = group.rank0.hostState();
+      const h = group.shared.host();
       tensors = {};
       for (const [name, shape] of model.shapes) {
         tensors[name] = { dtype: "F32", shape, data: h.params[name] };
@@ -285,35 +285,31 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
     opt = { m: {}, v: {} };
   }
 
-  // With replicas, the next batch is sent to the workers before rank 0 starts on the current
-  // one, so they never wait for it (unless batches depend on the parameters being updated).
+  // With replicas, the next batch of an epoch is sent while the workers run the current one, so
+  // they never wait for it (unless batches depend on the parameters being updated). Nothing is
+  // in flight at an epoch's end or a stop, so a checkpoint is always the state after a step.
   const scalarsAt = (t: number) => adamScalars(spec.optimizer, t, total);
   const fetch = async (epoch: number, s: number): Promise<HostBatch> => {
     const hb = await source.batch(epoch, s, params);
     if (liveTeacher) teacherCounter.examples += hb.xShape[0];
     return hb;
   };
-  let sent: HostBatch | null = null; // rank 0's slice of a batch already dispatched
+  let sent = false; // the current step's batch is already with the workers
   try {
     outer: for (let epoch = state.epoch; epoch < spec.epochs; epoch++) {
       const first = epoch === state.epoch ? state.stepInEpoch : 0;
       for (let s = first; s < perEpoch; s++) {
         const scalars = scalarsAt(state.step);
         if (group) {
-          const mine: HostBatch = sent ?? group.dispatch(await fetch(epoch, s), scalars, state.step);
-          sent = null;
-          const last = s + 1 === perEpoch && epoch + 1 === spec.epochs;
-          if (!source.readsParams && !last && !args.stop?.requested) {
-            const [ne, ns] = s + 1 === perEpoch ? [epoch + 1, 0] : [epoch, s + 1];
-            sent = group.dispatch(await fetch(ne, ns), scalarsAt(state.step + 1), state.step + 1);
+          if (source.readsParams) {
+            disposeParams(params);
+            params = group.shared.deviceParams();
           }
-          let loss: number;
-          try {
-            [params, loss] = group.rank0.step(params, mine, scalars, state.step, liveTeacher ? tree.ref(teacher!.params) : {});
-          } catch (e) {
-            throw e instanceof ReplicaFailed ? await group.settle() : e;
-          }
-          lossSum = ((lossSum as number | null) ?? 0) + loss;
+          if (!sent) group.dispatch(await fetch(epoch, s), scalars, state.step);
+          sent = !source.readsParams && s + 1 < perEpoch && !args.stop?.requested;
+          if (sent) group.dispatch(await fetch(epoch, s + 1), scalarsAt(state.step + 1), state.step + 1);
+          const done = await group.next();
+          lossSum = ((lossSum as number | null) ?? 0) + done.loss;
         } else {
           const b = batchToDevice(await fetch(epoch, s));
           if (!info.needsLabels && b.labels) {
@@ -339,7 +335,7 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
           await new Promise((r) => setImmediate(r));
           lastYield = performance.now();
         }
-        if (args.stop?.requested) {
+        if (args.stop?.requested && !sent) {
           await readLoss(epoch);
           state = { ...state, epoch, seconds: elapsed() };
           await save(state);
@@ -350,6 +346,10 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
       await readLoss(epoch);
       state = { epoch: epoch + 1, stepInEpoch: 0, step: state.step, done: epoch + 1 === spec.epochs, seconds: elapsed() };
       await save(state);
+    }
+    if (group) {
+      disposeParams(params);
+      params = group.shared.deviceParams();
     }
   } finally {
     await group?.close();
