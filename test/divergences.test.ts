@@ -1,5 +1,5 @@
 // The divergence family (src/losses/divergences.ts) against the float64 reference values of the
-// divergences sheet (../shared/docs/divergences.md) and an independent float64 implementation
+// divergences sheet and an independent float64 implementation
 // below; finite-difference gradients; −∞ logits; masking; top-k sparse teachers; the registry.
 import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";

@@ -1,5 +1,5 @@
-// Distillation losses against the float64 reference values of the divergences sheet
-// (../shared/docs/divergences.md), plus finite-difference gradient checks and edge cases.
+// Distillation losses against the float64 reference values of the project's divergences sheet,
+// plus finite-difference gradient checks and edge cases.
 import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { np, grad, jit, valueAndGrad, initDevice, type Arr } from "../src/engine/index.js";

@@ -1,4 +1,5 @@
-// The LM-distillation divergence family as pure functions of logits (../shared/docs/divergences.md).
+// The LM-distillation divergence family as pure functions of logits, as the project's
+// divergences sheet defines them.
 //
 // Conventions (fixed by the divergences sheet):
 // - p = softmax(t/T) is the teacher, q = softmax(s/T) the student, over the last axis [..., V];
