@@ -10,7 +10,7 @@ import { buildModel, paramCount, type Model, type Params } from "./nn/models.js"
 import { lossInfo } from "./losses/index.js";
 import { loadDataset, trainingView, type Dataset } from "./data/datasets.js";
 import { train, type BatchSource, type TrainableModel, type TrainLogRecord, type TrainSpec } from "./train/trainer.js";
-import { resolveWorkers } from "./train/replicas.js";
+import { inferenceWorkers, resolveWorkers } from "./train/replicas.js";
 import { loadCheckpoint } from "./checkpoint/checkpoint.js";
 import { disposeParams, paramsFromHost } from "./checkpoint/params.js";
 import { cacheTeacherLogits } from "./teachers/teacher.js";
@@ -187,7 +187,7 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions): Promise<Resul
         opts,
       );
       teacher = { ...t, hash: h };
-      const logits = await predictLogits(model, t.params, data.test.x, data.test.dim);
+      const logits = await predictLogits(model, t.params, data.test.x, data.test.dim, inferenceWorkers(opts.workers));
       teacherTop = argmaxRows(logits, data.input.classes);
       if (wanted("teacher")) record("teacher", "teacher", t, logits);
     }
@@ -206,12 +206,12 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions): Promise<Resul
       if (info.needsTeacher) {
         // Soft-label cache: one teacher pass over the training set serves every epoch and
         // every student of this seed; with augmentation the teacher runs on each view instead.
-        if (!s.train.shift && !cached) cached = await cacheTeacherLogits(teacher!, data.train);
+        if (!s.train.shift && !cached) cached = await cacheTeacherLogits(teacher!, data.train, inferenceWorkers(opts.workers));
         teacherArg = { model: teacher!.model, params: teacher!.params, cached: s.train.shift ? undefined : cached };
       }
       const view = trainingView(data.train, s.train.labels, info.needsLabels && !info.needsTeacher);
       const t = await trainOrReuse(`${s.name} seed ${seed}`, join(dir, `${s.name}-${hash(config)}.safetensors`), model, config, s.train, view, seed, opts, teacherArg);
-      const logits = await predictLogits(model, t.params, data.test.x, data.test.dim);
+      const logits = await predictLogits(model, t.params, data.test.x, data.test.dim, inferenceWorkers(opts.workers));
       record(s.name, s.role, t, logits);
       disposeParams(t.params);
     }

@@ -13,6 +13,7 @@ import { paramsToHost } from "../src/checkpoint/params.js";
 import { UserError } from "../src/util/errors.js";
 import { Rng } from "../src/util/rng.js";
 import { syntheticExamples } from "./helpers/synthetic.js";
+import { predictLogits } from "../src/eval/predict.js";
 
 before(async () => {
   await initDevice("wasm");
@@ -175,4 +176,15 @@ test("a failing worker is a clear error on the calling thread, not a hang", asyn
   await assert.rejects(g.next(), (e: unknown) => e instanceof Error && /^training worker: /.test((e as Error).message));
   await g.close();
   for (const p of [params, opt.m, opt.v, wrong]) tree.dispose(p);
+});
+
+test("evaluation on worker threads gives every row the logits one thread gives", async () => {
+  const model = buildModel({ type: "cnn", channels: [4], dense: 8 }, INPUT);
+  const params = model.init(random.key(3));
+  const x = data.x.subarray(0, 1234 * data.dim).length === 1234 * data.dim ? data.x.subarray(0, 1234 * data.dim) : Float32Array.from({ length: 1234 * data.dim }, (_, i) => data.x[i % data.x.length]);
+  const one = await predictLogits(model, params, x, data.dim);
+  const two = await predictLogits(model, params, x, data.dim, 2);
+  assert.equal(two.length, 1234 * 4);
+  assert.deepEqual(two, one);
+  tree.dispose(params);
 });

@@ -7,7 +7,7 @@ import { train, type BatchSource, type HostBatch, type TrainSpec } from "../trai
 import { predictLogits } from "../eval/predict.js";
 import { Rng } from "../util/rng.js";
 import { UserError } from "../util/errors.js";
-import { resolveWorkers } from "../train/replicas.js";
+import { inferenceWorkers, resolveWorkers } from "../train/replicas.js";
 import type { Arr } from "../engine/index.js";
 
 export interface BenchResult {
@@ -138,17 +138,16 @@ export async function runWorkload(name: string, opts: BenchOptions = {}): Promis
       break;
     }
     case "teacher-inference": {
-      // Inference runs on this thread: no replicas.
-      workers = 1;
+      workers = inferenceWorkers(requested);
       batch = 10000;
       const m = buildModel({ type: "mlp", hidden: [512, 256] }, FMNIST);
       const p = m.init(random.key(0));
       const rng = new Rng(3);
       const x = Float32Array.from({ length: 10000 * 784 }, () => rng.nextU32() / 4294967296);
-      await predictLogits(m, p, x, 784); // compile
+      await predictLogits(m, p, x, 784, workers); // compile
       const reps = Math.max(1, Math.round(steps / 40));
       const t0 = performance.now();
-      for (let i = 0; i < reps; i++) await predictLogits(m, p, x, 784);
+      for (let i = 0; i < reps; i++) await predictLogits(m, p, x, 784, workers);
       ms = (performance.now() - t0) / reps;
       per = 10000;
       tree.dispose(p);

@@ -1,5 +1,6 @@
 import { jax, jit, np, tree, type Arr } from "../engine/index.js";
 import type { Model, Params } from "../nn/models.js";
+import { modelRef, predictOnWorkers } from "../train/replicas.js";
 
 const EVAL_BATCH = 500;
 
@@ -8,9 +9,11 @@ const compiled = new WeakMap<Model, (p: Params, x: Arr) => Arr>();
 /**
  * Logits of `model` on N rows of `x` (dim floats each), as a host array [N, classes]. Batches
  * have a fixed size (the last is zero-padded and its padding dropped) so jit compiles once.
+ * With `workers` > 1, worker threads take contiguous runs of whole batches: the same numbers.
  */
-export async function predictLogits(model: Model, params: Params, x: Float32Array, dim: number): Promise<Float32Array> {
+export async function predictLogits(model: Model, params: Params, x: Float32Array, dim: number, workers = 1): Promise<Float32Array> {
   const n = x.length / dim;
+  if (workers > 1 && n > EVAL_BATCH) return predictOnWorkers(modelRef(model), params, x, dim, workers, EVAL_BATCH);
   const classes = model.input.classes;
   let f = compiled.get(model);
   if (!f) {

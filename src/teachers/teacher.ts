@@ -14,7 +14,7 @@ export interface Teacher {
 }
 
 /** Teacher logits [N, classes] for every training example, computed in one pass. */
-export async function cacheTeacherLogits(teacher: Teacher, data: Examples): Promise<Float32Array> {
+export async function cacheTeacherLogits(teacher: Teacher, data: Examples, workers = 1): Promise<Float32Array> {
   teacherCounter.examples += data.n;
-  return predictLogits(teacher.model, teacher.params, data.x, data.dim);
+  return predictLogits(teacher.model, teacher.params, data.x, data.dim, workers);
 }

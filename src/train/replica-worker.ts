@@ -1,16 +1,20 @@
-// A data-parallel replica (rank ≥ 1) on its own thread with its own engine; see replicas.ts.
+// A pool thread with its own engine (see replicas.ts): a data-parallel replica between "init"
+// and "release", and evaluation batches on "infer".
 import { parentPort } from "node:worker_threads";
 import { initDevice, tree } from "../engine/index.js";
-import type { Params } from "../nn/models.js";
+import type { Model, Params } from "../nn/models.js";
 import { hostToParams, modelFromRef, Replica, ReplicaFailed, type WorkerMessage, type WorkerReply } from "./replicas.js";
+import { predictLogits } from "../eval/predict.js";
+import { disposeParams } from "../checkpoint/params.js";
 import { UserError } from "../util/errors.js";
 
 const port = parentPort!;
 let replica: Replica | null = null;
 let params: Params = {};
 let teacherParams: Params = {};
-// Steps arrive while the previous one may still be finishing; run them strictly in order.
+// Messages arrive while the previous one may still be running; handle them strictly in order.
 let queue: Promise<void> = Promise.resolve();
+const models = new Map<string, Model>();
 
 function report(e: unknown): void {
   replica?.shared.fail();
@@ -19,23 +23,43 @@ function report(e: unknown): void {
   port.postMessage({ type: "error", message, user: e instanceof UserError } satisfies WorkerReply);
 }
 
+function release(): void {
+  disposeParams(params);
+  disposeParams(teacherParams);
+  params = {};
+  teacherParams = {};
+  replica = null;
+}
+
 async function handle(msg: WorkerMessage): Promise<void> {
   switch (msg.type) {
     case "init": {
-      await initDevice("wasm");
+      release();
       replica = new Replica(msg.rank, msg.cfg);
       params = replica.shared.deviceParams();
-      if (msg.teacherParams && msg.cfg.teacher) {
-        const t = modelFromRef(msg.cfg.teacher);
-        teacherParams = hostToParams(msg.teacherParams, t.shapes);
-      }
-      port.postMessage({ type: "ready" } satisfies WorkerReply);
+      if (msg.teacherParams && msg.cfg.teacher) teacherParams = hostToParams(msg.teacherParams, modelFromRef(msg.cfg.teacher).shapes);
+      port.postMessage({ type: "initialized" } satisfies WorkerReply);
       return;
     }
     case "step": {
-      const [p, loss] = replica!.step(params, msg.batch, msg.scalars, msg.step, tree.ref(teacherParams));
+      if (!replica) return; // released after a failure elsewhere: nothing to do
+      const [p, loss] = replica.step(params, msg.batch, msg.scalars, msg.step, tree.ref(teacherParams));
       params = p;
-      if (replica!.rank === 0) port.postMessage({ type: "done", step: msg.step, loss } satisfies WorkerReply);
+      if (replica.rank === 0) port.postMessage({ type: "done", step: msg.step, loss } satisfies WorkerReply);
+      return;
+    }
+    case "release":
+      release();
+      return;
+    case "infer": {
+      // One model object per architecture, so its compiled forward pass is reused.
+      const key = JSON.stringify(msg.model);
+      let model = models.get(key);
+      if (!model) models.set(key, (model = modelFromRef(msg.model) as Model));
+      const p = hostToParams(msg.params, model.shapes);
+      const logits = await predictLogits(model, p, msg.x, msg.dim);
+      disposeParams(p);
+      port.postMessage({ type: "logits", id: msg.id, logits } satisfies WorkerReply, [logits.buffer as ArrayBuffer]);
       return;
     }
   }
@@ -45,3 +69,5 @@ port.on("message", (msg: WorkerMessage) => {
   queue = queue.then(() => handle(msg)).catch(report);
 });
 process.on("uncaughtException", report);
+await initDevice("wasm");
+port.postMessage({ type: "ready" } satisfies WorkerReply);

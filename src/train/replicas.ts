@@ -51,6 +51,12 @@ export function resolveWorkers(requested: number | "auto" | undefined, batchSize
   return requested;
 }
 
+/** Threads for evaluation passes: "auto" is one per core, up to 2. */
+export function inferenceWorkers(requested: number | "auto" | undefined): number {
+  if (requested === undefined) return 1;
+  return requested === "auto" ? Math.min(2, availableParallelism()) : requested;
+}
+
 /** Rows [r·n/N, (r+1)·n/N) of every per-row field of a batch. */
 export function shardBatch(b: HostBatch, rank: number, n: number): HostBatch {
   const rows = b.xShape[0];
@@ -304,33 +310,57 @@ export class Replica {
 
 export type WorkerMessage =
   | { type: "init"; rank: number; cfg: ReplicaConfig; teacherParams?: HostParams }
-  | { type: "step"; batch: HostBatch; scalars: Float32Array; step: number };
+  | { type: "step"; batch: HostBatch; scalars: Float32Array; step: number }
+  | { type: "release" }
+  | { type: "infer"; id: number; model: ModelRef; params: HostParams; x: Float32Array; dim: number };
 
-export type WorkerReply = { type: "ready" } | { type: "done"; step: number; loss: number } | { type: "error"; message: string; user: boolean };
+export type WorkerReply =
+  | { type: "ready" }
+  | { type: "initialized" }
+  | { type: "done"; step: number; loss: number }
+  | { type: "logits"; id: number; logits: Float32Array }
+  | { type: "error"; message: string; user: boolean };
 
 /**
- * N replicas on worker threads and the shared memory holding the parameters and optimiser
- * state. The caller dispatches batches (at most one step ahead) and awaits each step's end.
+ * Worker threads with an engine each, started once and kept for the whole command, so the
+ * teacher, the students and the evaluations between them reuse warm threads (and the compiled
+ * kernels of models of the same shapes). Unreferenced: they never keep the process alive. A job
+ * that fails discards the pool; the next job starts a new one.
  */
-export class ReplicaGroup {
+export class WorkerPool {
+  private static current: WorkerPool | null = null;
   private readonly workers: Worker[] = [];
-  private error: Error | null = null;
-  private readonly done: { step: number; loss: number }[] = [];
-  private waiting: { resolve: (d: { step: number; loss: number }) => void; reject: (e: Error) => void } | null = null;
-  readonly shared: SharedState;
+  private handler: ((rank: number, m: WorkerReply) => void) | null = null;
+  private broken = false;
 
-  private constructor(readonly cfg: ReplicaConfig, shapes: [string, number[]][]) {
-    this.shared = new SharedState(cfg.memory, cfg.workers, shapes);
+  /** A pool of at least `n` ready workers. */
+  static async get(n: number): Promise<WorkerPool> {
+    let p = WorkerPool.current;
+    if (p && (p.broken || p.workers.length < n)) {
+      await p.terminate();
+      p = null;
+    }
+    if (!p) {
+      p = new WorkerPool();
+      WorkerPool.current = p;
+      await p.spawn(n);
+    }
+    return p;
   }
 
-  static async start(
-    cfg: Omit<ReplicaConfig, "memory">,
-    shapes: [string, number[]][],
-    state: { params: Params; m: Params; v: Params; teacherParams?: Params },
-  ): Promise<ReplicaGroup> {
-    const g = new ReplicaGroup({ ...cfg, memory: sharedMemory(cfg.workers, shapes) }, shapes);
-    g.shared.store({ params: await paramsToHostArrays(state.params), m: await paramsToHostArrays(state.m), v: await paramsToHostArrays(state.v) });
-    const teacherParams = state.teacherParams ? await paramsToHostArrays(state.teacherParams) : undefined;
+  /** Ends the pool's threads (a failed job, or the end of a command that wants them gone now). */
+  static async shutdown(): Promise<void> {
+    await WorkerPool.current?.terminate();
+  }
+
+  private async terminate(): Promise<void> {
+    if (WorkerPool.current === this) WorkerPool.current = null;
+    this.broken = true;
+    await Promise.all(this.workers.map((w) => w.terminate()));
+    this.workers.length = 0;
+  }
+
+  private async spawn(n: number): Promise<void> {
     // The worker is TypeScript under tsx (tests, `npm run distill`) and JavaScript once built.
     const ext = extname(fileURLToPath(import.meta.url));
     const url = new URL(`./replica-worker${ext}`, import.meta.url);
@@ -340,23 +370,97 @@ export class ReplicaGroup {
         ? [`import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))}).then((m) => m.register()).then(() => import(${JSON.stringify(url.href)}))`, { eval: true }]
         : [url, {}];
     const ready: Promise<void>[] = [];
-    for (let rank = 0; rank < cfg.workers; rank++) {
+    for (let rank = 0; rank < n; rank++) {
       const w = new Worker(...entry);
-      g.workers.push(w);
+      this.workers.push(w);
       ready.push(
         new Promise((resolve, reject) => {
-          w.on("message", (m: WorkerReply) => {
-            if (m.type === "ready") resolve();
-            else if (m.type === "done") g.finished(m);
-            else g.failed(m.user ? new UserError(m.message) : new Error(`training worker: ${m.message}`), reject);
+          w.on("message", (m: WorkerReply) => (m.type === "ready" ? resolve() : this.handler?.(rank, m)));
+          w.on("error", (e) => {
+            this.broken = true;
+            const m: WorkerReply = { type: "error", message: e.message, user: false };
+            reject(new Error(`training worker: ${e.message}`));
+            this.handler?.(rank, m);
           });
-          w.on("error", (e) => g.failed(new Error(`training worker: ${e.message}`), reject));
         }),
       );
-      w.postMessage({ type: "init", rank, cfg: g.cfg, teacherParams } satisfies WorkerMessage);
     }
     try {
       await Promise.all(ready);
+    } catch (e) {
+      await this.terminate();
+      throw e;
+    }
+    this.idle();
+  }
+
+  // Idle threads must not keep the process alive; busy ones must, or an await on their reply
+  // could be the last thing the event loop holds and the process would exit under it.
+  private idle(): void {
+    for (const w of this.workers) w.unref();
+  }
+
+  /** Routes the workers' replies to `handler` (keeping them referenced) until the returned function is called. */
+  attach(handler: (rank: number, m: WorkerReply) => void): () => void {
+    this.handler = handler;
+    for (const w of this.workers) w.ref();
+    return () => {
+      if (this.handler !== handler) return;
+      this.handler = null;
+      this.idle();
+    };
+  }
+
+  post(rank: number, msg: WorkerMessage, transfer: ArrayBuffer[] = []): void {
+    this.workers[rank].postMessage(msg, transfer);
+  }
+
+  /** After a failure: this pool's threads may hold broken state. */
+  discard(): Promise<void> {
+    return this.terminate();
+  }
+}
+
+/**
+ * N replicas on pool threads and the shared memory holding the parameters and optimiser
+ * state. The caller dispatches batches (at most one step ahead) and awaits each step's end.
+ */
+export class ReplicaGroup {
+  private error: Error | null = null;
+  private readonly done: { step: number; loss: number }[] = [];
+  private waiting: { resolve: (d: { step: number; loss: number }) => void; reject: (e: Error) => void } | null = null;
+  private detach: () => void = () => {};
+  readonly shared: SharedState;
+
+  private constructor(
+    readonly cfg: ReplicaConfig,
+    shapes: [string, number[]][],
+    private readonly pool: WorkerPool,
+  ) {
+    this.shared = new SharedState(cfg.memory, cfg.workers, shapes);
+  }
+
+  static async start(
+    cfg: Omit<ReplicaConfig, "memory">,
+    shapes: [string, number[]][],
+    state: { params: Params; m: Params; v: Params; teacherParams?: Params },
+  ): Promise<ReplicaGroup> {
+    const pool = await WorkerPool.get(cfg.workers);
+    const g = new ReplicaGroup({ ...cfg, memory: sharedMemory(cfg.workers, shapes) }, shapes, pool);
+    g.shared.store({ params: await paramsToHostArrays(state.params), m: await paramsToHostArrays(state.m), v: await paramsToHostArrays(state.v) });
+    const teacherParams = state.teacherParams ? await paramsToHostArrays(state.teacherParams) : undefined;
+    let pending = cfg.workers;
+    const initialized = new Promise<void>((resolve, reject) => {
+      g.detach = pool.attach((_rank, m) => {
+        if (m.type === "initialized") {
+          if (--pending === 0) resolve();
+        } else if (m.type === "done") g.finished(m);
+        else if (m.type === "error") g.failed(m.user ? new UserError(m.message) : new Error(`training worker: ${m.message}`), reject);
+      });
+    });
+    for (let rank = 0; rank < cfg.workers; rank++) pool.post(rank, { type: "init", rank, cfg: g.cfg, teacherParams });
+    try {
+      await initialized;
     } catch (e) {
       await g.close();
       throw e;
@@ -382,7 +486,7 @@ export class ReplicaGroup {
   /** Sends every replica its slice of the batch for `step`. */
   dispatch(batch: HostBatch, scalars: Float32Array, step: number): void {
     const n = this.cfg.workers;
-    this.workers.forEach((w, r) => w.postMessage({ type: "step", batch: shardBatch(batch, r, n), scalars, step } satisfies WorkerMessage));
+    for (let r = 0; r < n; r++) this.pool.post(r, { type: "step", batch: shardBatch(batch, r, n), scalars, step });
   }
 
   /** The next finished step (in order) and its batch's mean loss. */
@@ -393,9 +497,55 @@ export class ReplicaGroup {
     return new Promise((resolve, reject) => (this.waiting = { resolve, reject }));
   }
 
+  /** Frees the replicas (the threads stay in the pool, unless something failed). */
   async close(): Promise<void> {
-    this.shared.fail(); // releases any worker still waiting at a barrier
-    await Promise.all(this.workers.map((w) => w.terminate()));
-    this.workers.length = 0;
+    this.detach();
+    if (this.error) {
+      this.shared.fail();
+      await this.pool.discard();
+      return;
+    }
+    for (let r = 0; r < this.cfg.workers; r++) this.pool.post(r, { type: "release" });
   }
+}
+
+/**
+ * Logits of a classifier on N rows of x, computed by `workers` pool threads on contiguous
+ * parts of whole evaluation batches, so every row's logits are those one thread computes.
+ */
+export async function predictOnWorkers(
+  model: ModelRef,
+  params: Params,
+  x: Float32Array,
+  dim: number,
+  workers: number,
+  evalBatch: number,
+): Promise<Float32Array> {
+  const n = x.length / dim;
+  const classes = model.kind === "classifier" ? model.input.classes : 0;
+  const pool = await WorkerPool.get(workers);
+  const host = await paramsToHostArrays(params);
+  const per = Math.ceil(n / evalBatch / workers) * evalBatch;
+  const out = new Float32Array(n * classes);
+  const parts: [number, number][] = [];
+  for (let r = 0; r < workers && r * per < n; r++) parts.push([r * per, Math.min(n, (r + 1) * per)]);
+  let detach = () => {};
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let pending = parts.length;
+      detach = pool.attach((_rank, m) => {
+        if (m.type === "logits") {
+          out.set(m.logits, parts[m.id][0] * classes);
+          if (--pending === 0) resolve();
+        } else if (m.type === "error") reject(m.user ? new UserError(m.message) : new Error(`inference worker: ${m.message}`));
+      });
+      parts.forEach(([lo, hi], r) => pool.post(r, { type: "infer", id: r, model, params: host, x: x.slice(lo * dim, hi * dim), dim }));
+    });
+  } catch (e) {
+    await pool.discard();
+    throw e;
+  } finally {
+    detach();
+  }
+  return out;
 }
