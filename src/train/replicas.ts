@@ -539,7 +539,10 @@ export async function predictOnWorkers(
           if (--pending === 0) resolve();
         } else if (m.type === "error") reject(m.user ? new UserError(m.message) : new Error(`inference worker: ${m.message}`));
       });
-      parts.forEach(([lo, hi], r) => pool.post(r, { type: "infer", id: r, model, params: host, x: x.slice(lo * dim, hi * dim), dim }));
+      parts.forEach(([lo, hi], r) => {
+        const xs = x.slice(lo * dim, hi * dim); // moved, not cloned: the worker owns this copy
+        pool.post(r, { type: "infer", id: r, model, params: host, x: xs, dim }, [xs.buffer as ArrayBuffer]);
+      });
     });
   } catch (e) {
     await pool.discard();
