@@ -1,6 +1,6 @@
 // Text corpora and token windows for language-model distillation.
 
-import { lstatSync, readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { UserError } from "../util/errors.js";
 import type { Rng } from "../util/rng.js";

@@ -10,7 +10,7 @@ import { Worker } from "node:worker_threads";
 import { availableParallelism } from "node:os";
 import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { jax, jit, np, random, tree, valueAndGrad, type Arr } from "../engine/index.js";
+import { jax, jit, np, random, valueAndGrad, type Arr } from "../engine/index.js";
 import { buildModel, type InputShape, type ModelSpec, type Params } from "../nn/models.js";
 import { llama, type LlamaSpec } from "../nn/llama.js";
 import { buildLoss } from "../losses/index.js";
@@ -89,6 +89,36 @@ export function batchToDevice(hb: HostBatch): StepBatch {
   if (hb.teacherLogits) b.teacherLogits = np.array(hb.teacherLogits).reshape(hb.teacherShape!);
   if (hb.mask) b.mask = np.array(hb.mask).reshape(hb.labelShape ?? [hb.mask.length]);
   return b;
+}
+
+/**
+ * A host batch on the device as the loss sees it: labels dropped when the loss reads none, and
+ * a dropout key when the model has dropout.
+ */
+export function stepBatch(hb: HostBatch, needsLabels: boolean, dropoutSeed: number | null): StepBatch {
+  const b = batchToDevice(hb);
+  if (!needsLabels && b.labels) {
+    b.labels.dispose();
+    delete b.labels;
+  }
+  if (dropoutSeed !== null) b.key = random.key(dropoutSeed & 0x7fffffff);
+  return b;
+}
+
+/**
+ * The loss of a model's training-mode logits and its gradient with respect to the parameters;
+ * a teacher (given `tp`, non-empty) first adds its logits to the batch, as constants.
+ */
+export function lossAndGrad(model: TrainableModel, loss: TrainSpec["loss"], teacher?: TrainableModel): (p: Params, b: StepBatch, tp: Params) => [Arr, Params] {
+  const lossFn = buildLoss(loss);
+  const lossOf = (p: Params, b: StepBatch): Arr =>
+    lossFn(model.apply(p, b.x, { train: true, key: b.key }), { labels: b.labels, teacherLogits: b.teacherLogits, mask: b.mask });
+  return (p, b, tp) => {
+    if (teacher && Object.keys(tp).length > 0) {
+      b = { ...b, teacherLogits: jax.lax.stopGradient(teacher.apply(tp, b.x.ref, { train: false })) };
+    }
+    return valueAndGrad(lossOf)(p, b) as [Arr, Params];
+  };
 }
 
 export function hostToParams(h: HostParams, shapes: [string, number[]][]): Params {
@@ -219,17 +249,8 @@ export class Replica {
     this.model = modelFromRef(cfg.model);
     this.shared = new SharedState(cfg.memory, cfg.workers, this.model.shapes);
     this.kernel = adamKernel(cfg.memory);
-    const lossFn = buildLoss(cfg.spec.loss);
-    const model = this.model;
     const teacher = cfg.teacher ? modelFromRef(cfg.teacher) : undefined;
-    const lossOf = (p: Params, b: StepBatch): Arr =>
-      lossFn(model.apply(p, b.x, { train: true, key: b.key }), { labels: b.labels, teacherLogits: b.teacherLogits, mask: b.mask });
-    this.grad = jit(((p: Params, b: StepBatch, tp: Params) => {
-      if (teacher && Object.keys(tp).length > 0) {
-        b = { ...b, teacherLogits: jax.lax.stopGradient(teacher.apply(tp, b.x.ref, { train: false })) };
-      }
-      return valueAndGrad(lossOf)(p, b);
-    }) as never) as unknown as (p: Params, b: StepBatch, tp: Params) => [Arr, Params];
+    this.grad = jit(lossAndGrad(this.model, cfg.spec.loss, teacher) as never) as unknown as (p: Params, b: StepBatch, tp: Params) => [Arr, Params];
   }
 
   /**
@@ -238,15 +259,12 @@ export class Replica {
    * the slices' losses).
    */
   step(params: Params, hb: HostBatch, scalars: Float32Array, step: number, teacherParams: Params): [Params, number] {
-    const b = batchToDevice(hb);
-    if (!this.cfg.needsLabels && b.labels) {
-      b.labels.dispose();
-      delete b.labels;
-    }
-    if ((this.model.spec as { dropout?: number }).dropout) {
-      const seed = this.rank === 0 ? deriveSeed(this.cfg.seed, "dropout", step) : deriveSeed(this.cfg.seed, "dropout", step, this.rank);
-      b.key = random.key(seed & 0x7fffffff);
-    }
+    const dropout = (this.model.spec as { dropout?: number }).dropout
+      ? this.rank === 0
+        ? deriveSeed(this.cfg.seed, "dropout", step)
+        : deriveSeed(this.cfg.seed, "dropout", step, this.rank)
+      : null;
+    const b = stepBatch(hb, this.cfg.needsLabels, dropout);
     const [loss, grads] = this.grad(params, b, teacherParams);
     const S = this.shared;
     const L = S.layout;

@@ -2,9 +2,9 @@
 // the loss decides what a batch carries (labels, cached teacher logits, or a live teacher pass
 // on the augmented view). Forward, loss, backward and the optimiser run in one jit.
 import { existsSync } from "node:fs";
-import { jax, jit, np, random, tree, valueAndGrad, type Arr } from "../engine/index.js";
+import { jax, jit, np, random, tree, type Arr } from "../engine/index.js";
 import type { Model, Params } from "../nn/models.js";
-import { buildLoss, lossInfo, type LossSpec } from "../losses/index.js";
+import { lossInfo, type LossSpec } from "../losses/index.js";
 import { adamInit, adamScalars, adamUpdate, checkOptimizer, learningRate, type AdamState, type OptimizerSpec } from "../optim/index.js";
 import { epochOrder, gatherRows, makeBatch, stepsPerEpoch, type Examples } from "../data/batches.js";
 import { loadCheckpoint, saveCheckpoint } from "../checkpoint/checkpoint.js";
@@ -12,7 +12,7 @@ import { disposeParams, paramsFromHost, paramsToHost } from "../checkpoint/param
 import { deriveSeed } from "../util/rng.js";
 import { UserError } from "../util/errors.js";
 import { teacherCounter } from "../teachers/teacher.js";
-import { batchToDevice, modelRef, ReplicaGroup, resolveWorkers, type StepBatch } from "./replicas.js";
+import { lossAndGrad, modelRef, ReplicaGroup, resolveWorkers, stepBatch, type StepBatch } from "./replicas.js";
 import type { HostTensor } from "../checkpoint/safetensors.js";
 
 export interface TrainSpec {
@@ -151,7 +151,6 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
   const { model, spec, data, seed } = args;
   checkOptimizer(spec.optimizer, `${args.name}.train.optimizer`);
   const info = lossInfo(spec.loss);
-  const lossFn = buildLoss(spec.loss);
   // A batch source may carry the teacher's logits itself; examples need a teacher or a cache.
   if (info.needsTeacher && !args.teacher && !args.cachedTeacherLogits && !isSource(data)) {
     throw new Error(`${args.name}: loss "${spec.loss.name}" needs a teacher`);
@@ -220,17 +219,10 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
     saveCheckpoint(args.checkpoint, { tensors, config: args.config ?? null, state: st });
   };
 
-  const lossOf = (p: Params, b: StepBatch): Arr => {
-    const logits = model.apply(p, b.x, { train: true, key: b.key });
-    return lossFn(logits, { labels: b.labels, teacherLogits: b.teacherLogits, mask: b.mask });
-  };
   const teacher = args.teacher;
+  const gradOf = lossAndGrad(model, spec.loss, teacher?.model);
   const step = jit(((p: Params, o: AdamState, scalars: Arr, b: StepBatch, tp: Params) => {
-    if (teacher && Object.keys(tp).length > 0) {
-      const t = teacher.model.apply(tp, b.x.ref, { train: false });
-      b = { ...b, teacherLogits: jax.lax.stopGradient(t) };
-    }
-    const [loss, grads] = valueAndGrad(lossOf)(tree.ref(p), b);
+    const [loss, grads] = gradOf(tree.ref(p), b, tp);
     const [p2, o2] = adamUpdate(spec.optimizer, p, grads, o, scalars);
     return [p2, o2, loss];
   }) as never) as unknown as (p: Params, o: AdamState, s: Arr, b: StepBatch, tp: Params) => [Params, AdamState, Arr];
@@ -311,12 +303,7 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
           const done = await group.next();
           lossSum = ((lossSum as number | null) ?? 0) + done.loss;
         } else {
-          const b = batchToDevice(await fetch(epoch, s));
-          if (!info.needsLabels && b.labels) {
-            b.labels.dispose();
-            delete b.labels;
-          }
-          if (hasDropout) b.key = random.key(deriveSeed(seed, "dropout", state.step) & 0x7fffffff);
+          const b = stepBatch(await fetch(epoch, s), info.needsLabels, hasDropout ? deriveSeed(seed, "dropout", state.step) : null);
           const [p2, o2, loss] = step(params, opt, np.array(scalars), b, liveTeacher ? tree.ref(teacher!.params) : {});
           params = p2;
           opt = o2;
