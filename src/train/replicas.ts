@@ -133,7 +133,7 @@ export async function paramsToHostArrays(p: Params): Promise<HostParams> {
   return out;
 }
 
-/** Everything a replica needs; the parameters and optimiser state are in `sab`. */
+/** Everything a replica needs; the parameters and optimiser state are in `memory`. */
 export interface ReplicaConfig {
   workers: number;
   model: ModelRef;
