@@ -6,6 +6,7 @@ import { llama, type LanguageModel } from "../nn/llama.js";
 import { train, type BatchSource, type HostBatch, type TrainSpec } from "../train/trainer.js";
 import { predictLogits } from "../eval/predict.js";
 import { Rng } from "../util/rng.js";
+import { stepsPerEpoch, type Examples } from "../data/batches.js";
 import { UserError } from "../util/errors.js";
 import { inferenceWorkers, resolveWorkers } from "../train/replicas.js";
 import type { Arr } from "../engine/index.js";
@@ -44,14 +45,17 @@ const DEFAULT_STEPS: Record<string, number> = {
 
 const FMNIST = { height: 28, width: 28, channels: 1, classes: 10 };
 
-function randomSource(rows: number, dim: number, classes: number, withTeacher: boolean): BatchSource {
+/**
+ * Random examples of the real shape, 64 batches' worth: the trainer builds its batches from them
+ * (shuffled, gathered, sliced per worker) as it does from a real data set.
+ */
+function randomExamples(batch: number, classes: number): { data: Examples; teacherLogits: Float32Array } {
   const rng = new Rng(1);
-  const x = Float32Array.from({ length: rows * dim }, () => rng.nextU32() / 4294967296);
-  const labels = Int32Array.from({ length: rows }, () => rng.int(classes));
-  const t = Float32Array.from({ length: rows * classes }, () => rng.nextU32() / 4294967296 - 0.5);
-  const batch: HostBatch = { x, xShape: [rows, dim], labels, labelShape: [rows] };
-  if (withTeacher) Object.assign(batch, { teacherLogits: t, teacherShape: [rows, classes] });
-  return { stepsPerEpoch: 1 << 30, batch: () => batch };
+  const n = 64 * batch;
+  const x = Float32Array.from({ length: n * 784 }, () => rng.nextU32() / 4294967296);
+  const labels = Int32Array.from({ length: n }, () => rng.int(classes));
+  const teacherLogits = Float32Array.from({ length: n * classes }, () => rng.nextU32() / 4294967296 - 0.5);
+  return { data: { x, dim: 784, n, labels, height: 28, width: 28 }, teacherLogits };
 }
 
 function tokenSource(rows: number, context: number, vocab: number): BatchSource {
@@ -68,32 +72,39 @@ const rssNow = () => process.memoryUsage.rss() / 2 ** 20;
 /** Times `steps` trainer steps after `warmup` (compile) steps, sampling RSS each quarter. */
 async function timeTraining(
   model: Model | LanguageModel,
-  source: BatchSource,
+  data: Examples | BatchSource,
   spec: TrainSpec,
   steps: number,
   warmup: number,
   rss: number[],
   workers: number | "auto",
-  teacher?: { model: Model | LanguageModel; params: Params },
+  extra: { teacher?: { model: Model | LanguageModel; params: Params }; cachedTeacherLogits?: Float32Array } = {},
 ): Promise<number> {
   let t0 = 0;
   let t1 = 0;
   const total = warmup + steps;
   const quarter = Math.max(1, Math.floor(steps / 4));
-  const bounded: BatchSource = { stepsPerEpoch: total, batch: source.batch };
+  // Examples: as many epochs as it takes, stopped after `total` steps. Other sources: one epoch.
+  const stop = { requested: false };
+  const epochs = "batch" in data ? 1 : Math.ceil(total / stepsPerEpoch(data.n, spec.batchSize));
+  const source = "batch" in data ? { stepsPerEpoch: total, batch: data.batch } : data;
   const r = await train({
     name: "bench",
     model,
-    spec,
-    data: bounded,
+    spec: { ...spec, epochs },
+    data: source,
     seed: 0,
-    teacher,
+    ...extra,
     logEvery: 1 << 30,
     workers,
+    stop,
     progress: (done) => {
       if (done === warmup) t0 = performance.now();
-      if (done === total) t1 = performance.now();
-      if (done <= warmup) return;
+      if (done === total) {
+        t1 = performance.now();
+        stop.requested = true;
+      }
+      if (done <= warmup || done > total) return;
       // The peak of each quarter, sampled every step: a leak shows as a rising staircase.
       const q = Math.min(3, Math.floor((done - warmup - 1) / quarter));
       rss[q] = Math.max(rss[q] ?? 0, rssNow());
@@ -122,19 +133,20 @@ export async function runWorkload(name: string, opts: BenchOptions = {}): Promis
   switch (name) {
     case "teacher-mlp": {
       const m = buildModel({ type: "mlp", hidden: [512, 256] }, FMNIST);
-      ms = await timeTraining(m, randomSource(B, 784, 10, false), { epochs: 1, batchSize: B, optimizer: adam, loss: { name: "ce" } }, steps, warmup, rss, workers);
+      ms = await timeTraining(m, randomExamples(B, 10).data, { epochs: 1, batchSize: B, optimizer: adam, loss: { name: "ce" } }, steps, warmup, rss, workers);
       break;
     }
     case "student-kd-mlp": {
       const m = buildModel({ type: "mlp", hidden: [128] }, FMNIST);
       const spec: TrainSpec = { epochs: 1, batchSize: B, optimizer: adam, loss: { name: "hinton", temperature: 2, lambda: 0.5 } };
-      // Teacher logits cached (in the batch), as the distillation recipes run it.
-      ms = await timeTraining(m, randomSource(B, 784, 10, true), spec, steps, warmup, rss, workers);
+      // Teacher logits cached, as the distillation recipes run it.
+      const { data, teacherLogits } = randomExamples(B, 10);
+      ms = await timeTraining(m, data, spec, steps, warmup, rss, workers, { cachedTeacherLogits: teacherLogits });
       break;
     }
     case "cnn-student": {
       const m = buildModel({ type: "cnn", channels: [8, 16], dense: 32 }, FMNIST);
-      ms = await timeTraining(m, randomSource(B, 784, 10, false), { epochs: 1, batchSize: B, optimizer: adam, loss: { name: "ce" } }, steps, warmup, rss, workers);
+      ms = await timeTraining(m, randomExamples(B, 10).data, { epochs: 1, batchSize: B, optimizer: adam, loss: { name: "ce" } }, steps, warmup, rss, workers);
       break;
     }
     case "teacher-inference": {
@@ -163,7 +175,7 @@ export async function runWorkload(name: string, opts: BenchOptions = {}): Promis
       const student = llama({ type: "llama", layers: 2, width: 64, heads: 2, context: 64 }, V);
       const spec: TrainSpec = { epochs: 1, batchSize: batch, optimizer: { name: "adamw", lr: 2e-3 }, loss: { name: "hinton", divergence: "forward-kl", lambda: 0.5 } };
       const lmTeacher = { model: { ...teacher, apply: (p: Params, x: Arr) => teacher.apply(p, x) }, params: tp };
-      ms = await timeTraining(student, tokenSource(batch, 64, V), spec, steps, 3, rss, workers, lmTeacher);
+      ms = await timeTraining(student, tokenSource(batch, 64, V), spec, steps, 3, rss, workers, { teacher: lmTeacher });
       tree.dispose(tp);
       per = batch * 64;
       unit = "tokens/s";

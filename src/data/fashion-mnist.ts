@@ -123,7 +123,8 @@ function loadSplit(dir: string, imagesBase: string, labelsBase: string): ImageSe
   if (lab.dims[0] !== n) {
     throw new UserError(`${labelsPath}: has ${lab.dims[0]} labels but ${imagesPath} has ${n} images`);
   }
-  const labels = new Int32Array(n);
+  // Shared memory, so training threads read the examples without a copy each.
+  const labels = new Int32Array(new SharedArrayBuffer(n * 4));
   for (let i = 0; i < n; i++) {
     const y = lab.data[i]!;
     if (y >= NUM_CLASSES) {
@@ -134,7 +135,7 @@ function loadSplit(dir: string, imagesBase: string, labelsBase: string): ImageSe
     labels[i] = y;
   }
   const src = img.data;
-  const images = new Float32Array(src.length);
+  const images = new Float32Array(new SharedArrayBuffer(src.length * 4));
   for (let i = 0; i < src.length; i++) images[i] = SCALE[src[i]!]!;
   return { images, labels, n, height, width };
 }

@@ -3,7 +3,8 @@
 import { parentPort } from "node:worker_threads";
 import { initDevice, tree } from "../engine/index.js";
 import type { Model, Params } from "../nn/models.js";
-import { hostToParams, modelFromRef, Replica, ReplicaFailed, type WorkerMessage, type WorkerReply } from "./replicas.js";
+import { hostToParams, modelFromRef, Replica, ReplicaFailed, shardBatch, type WorkerMessage, type WorkerReply } from "./replicas.js";
+import { exampleSource, type BatchSource, type HostBatch } from "./trainer.js";
 import { predictLogits } from "../eval/predict.js";
 import { disposeParams } from "../checkpoint/params.js";
 import { UserError } from "../util/errors.js";
@@ -14,6 +15,7 @@ let params: Params = {};
 let teacherParams: Params = {};
 // Messages arrive while the previous one may still be running; handle them strictly in order.
 let queue: Promise<void> = Promise.resolve();
+let source: BatchSource | null = null;
 const models = new Map<string, Model>();
 
 function report(e: unknown): void {
@@ -29,6 +31,7 @@ function release(): void {
   params = {};
   teacherParams = {};
   replica = null;
+  source = null;
 }
 
 async function handle(msg: WorkerMessage): Promise<void> {
@@ -36,6 +39,7 @@ async function handle(msg: WorkerMessage): Promise<void> {
     case "init": {
       release();
       replica = new Replica(msg.rank, msg.cfg);
+      if (msg.cfg.source) source = exampleSource(msg.cfg.source.data, msg.cfg.source.opts);
       params = replica.shared.deviceParams();
       if (msg.teacherParams && msg.cfg.teacher) teacherParams = hostToParams(msg.teacherParams, modelFromRef(msg.cfg.teacher).shapes);
       port.postMessage({ type: "initialized" } satisfies WorkerReply);
@@ -43,7 +47,8 @@ async function handle(msg: WorkerMessage): Promise<void> {
     }
     case "step": {
       if (!replica) return; // released after a failure elsewhere: nothing to do
-      const [p, loss] = replica.step(params, msg.batch, msg.scalars, msg.step, tree.ref(teacherParams));
+      const hb = "x" in msg.batch ? msg.batch : shardBatch((await source!.batch(msg.batch.epoch, msg.batch.step, {})) as HostBatch, replica.rank, replica.cfg.workers);
+      const [p, loss] = replica.step(params, hb, msg.scalars, msg.step, tree.ref(teacherParams));
       params = p;
       if (replica.rank === 0) port.postMessage({ type: "done", step: msg.step, loss } satisfies WorkerReply);
       return;

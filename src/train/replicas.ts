@@ -17,7 +17,7 @@ import { buildLoss } from "../losses/index.js";
 import { adamKernel, type AdamKernelArgs } from "../optim/adam-wasm.js";
 import { deriveSeed } from "../util/rng.js";
 import { UserError } from "../util/errors.js";
-import type { HostBatch, TrainSpec, TrainableModel } from "./trainer.js";
+import type { ExampleSourceSpec, HostBatch, TrainSpec, TrainableModel } from "./trainer.js";
 
 /** What a worker needs to rebuild a model: its spec and what it is shaped for. */
 export type ModelRef = { kind: "classifier"; spec: ModelSpec; input: InputShape } | { kind: "lm"; spec: LlamaSpec; vocab: number };
@@ -141,8 +141,30 @@ export interface ReplicaConfig {
   seed: number;
   needsLabels: boolean;
   teacher?: ModelRef;
+  /** Examples in shared memory, from which each replica builds its own slice of every batch. */
+  source?: ExampleSourceSpec;
   /** Shared memory laid out as below (see `memoryLayout`). */
   memory: WebAssembly.Memory;
+}
+
+const sharedCopies = new WeakMap<object, Float32Array | Int32Array>();
+
+/** `a` itself if it lives in shared memory, else a shared copy (made once per array). */
+function shared<T extends Float32Array | Int32Array>(a: T): T {
+  if (a.buffer instanceof SharedArrayBuffer) return a;
+  let c = sharedCopies.get(a) as T | undefined;
+  if (!c) {
+    c = new (a.constructor as new (b: SharedArrayBuffer) => T)(new SharedArrayBuffer(a.byteLength));
+    c.set(a);
+    sharedCopies.set(a, c);
+  }
+  return c;
+}
+
+/** An example source whose arrays worker threads can read without copying them. */
+export function sharedSource(s: ExampleSourceSpec): ExampleSourceSpec {
+  const t = s.opts.cachedTeacherLogits;
+  return { data: { ...s.data, x: shared(s.data.x), labels: shared(s.data.labels) }, opts: { ...s.opts, cachedTeacherLogits: t && shared(t) } };
 }
 
 // Shared memory, after a small control block: the parameters and Adam's m and v (the model's
@@ -328,7 +350,7 @@ export class Replica {
 
 export type WorkerMessage =
   | { type: "init"; rank: number; cfg: ReplicaConfig; teacherParams?: HostParams }
-  | { type: "step"; batch: HostBatch; scalars: Float32Array; step: number }
+  | { type: "step"; batch: HostBatch | { epoch: number; step: number }; scalars: Float32Array; step: number }
   | { type: "release" }
   | { type: "infer"; id: number; model: ModelRef; params: HostParams; x: Float32Array; dim: number };
 
@@ -501,10 +523,13 @@ export class ReplicaGroup {
     this.waiting = null;
   }
 
-  /** Sends every replica its slice of the batch for `step`. */
-  dispatch(batch: HostBatch, scalars: Float32Array, step: number): void {
+  /**
+   * Sends every replica its slice of the batch for `step`, or, with an example source, where in
+   * the epoch that batch is, for the replicas to build their slices themselves.
+   */
+  dispatch(batch: HostBatch | { epoch: number; step: number }, scalars: Float32Array, step: number): void {
     const n = this.cfg.workers;
-    for (let r = 0; r < n; r++) this.pool.post(r, { type: "step", batch: shardBatch(batch, r, n), scalars, step });
+    for (let r = 0; r < n; r++) this.pool.post(r, { type: "step", batch: "x" in batch ? shardBatch(batch, r, n) : batch, scalars, step });
   }
 
   /** The next finished step (in order) and its batch's mean loss. */

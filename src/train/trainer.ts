@@ -12,7 +12,7 @@ import { disposeParams, paramsFromHost, paramsToHost } from "../checkpoint/param
 import { deriveSeed } from "../util/rng.js";
 import { UserError } from "../util/errors.js";
 import { teacherCounter } from "../teachers/teacher.js";
-import { lossAndGrad, modelRef, ReplicaGroup, resolveWorkers, stepBatch, type StepBatch } from "./replicas.js";
+import { lossAndGrad, modelRef, ReplicaGroup, resolveWorkers, sharedSource, stepBatch, type StepBatch } from "./replicas.js";
 import type { HostTensor } from "../checkpoint/safetensors.js";
 
 export interface TrainSpec {
@@ -53,6 +53,8 @@ export interface HostBatch {
  */
 export interface BatchSource {
   stepsPerEpoch: number;
+  /** How a worker thread can build the same batches itself (example sources). */
+  rebuild?: ExampleSourceSpec;
   /** True when batches depend on the current parameters (on-policy); no batch is fetched early. */
   readsParams?: boolean;
   batch(epoch: number, step: number, params: Params): HostBatch | Promise<HostBatch>;
@@ -106,19 +108,27 @@ function isSource(d: Examples | BatchSource): d is BatchSource {
   return typeof (d as BatchSource).batch === "function";
 }
 
+export interface ExampleSourceOptions {
+  batchSize: number;
+  seed: number;
+  shift?: number;
+  labels: boolean;
+  cachedTeacherLogits?: Float32Array;
+  classes: number;
+}
+export type ExampleSourceSpec = { data: Examples; opts: ExampleSourceOptions };
+
 /**
  * Classification batches: the example order and the shifts come from (seed, epoch, step);
  * cached teacher logits are gathered by example index.
  */
-export function exampleSource(
-  data: Examples,
-  opts: { batchSize: number; seed: number; shift?: number; labels: boolean; cachedTeacherLogits?: Float32Array; classes: number },
-): BatchSource {
+export function exampleSource(data: Examples, opts: ExampleSourceOptions): BatchSource {
   const seed = deriveSeed(opts.seed, "data");
   let cachedEpoch = -1;
   let order: Int32Array = new Int32Array(0);
   return {
     stepsPerEpoch: stepsPerEpoch(data.n, opts.batchSize),
+    rebuild: { data, opts },
     batch(epoch, s) {
       if (epoch !== cachedEpoch) {
         order = epochOrder(data.n, seed, epoch);
@@ -270,6 +280,7 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
       seed,
       needsLabels: info.needsLabels,
       teacher: liveTeacher ? modelRef(teacher!.model) : undefined,
+      source: source.rebuild ? sharedSource(source.rebuild) : undefined,
     };
     group = await ReplicaGroup.start(cfg, model.shapes, { params, m: opt.m, v: opt.v, teacherParams: liveTeacher ? teacher!.params : undefined });
     disposeParams(opt.m);
@@ -297,9 +308,15 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
             disposeParams(params);
             params = group.shared.deviceParams();
           }
-          if (!sent) group.dispatch(await fetch(epoch, s), scalars, state.step);
+          // Example batches are built by the workers themselves, each its own slice.
+          const send = async (e: number, t: number, step: number) => {
+            if (!source.rebuild) return group!.dispatch(await fetch(e, t), scalarsAt(step), step);
+            if (liveTeacher) teacherCounter.examples += spec.batchSize;
+            group!.dispatch({ epoch: e, step: t }, scalarsAt(step), step);
+          };
+          if (!sent) await send(epoch, s, state.step);
           sent = !source.readsParams && s + 1 < perEpoch && !args.stop?.requested;
-          if (sent) group.dispatch(await fetch(epoch, s + 1), scalarsAt(state.step + 1), state.step + 1);
+          if (sent) await send(epoch, s + 1, state.step + 1);
           const done = await group.next();
           lossSum = ((lossSum as number | null) ?? 0) + done.loss;
         } else {
