@@ -4,8 +4,9 @@
 // trip per kernel. Here N worker threads (replica-worker.ts) each run their own engine on an
 // equal slice of every batch, and meet twice per step in shared memory: to exchange gradients,
 // and after each has updated its part of the parameters. The calling thread only coordinates:
-// it builds batches (one step ahead, so the workers never wait for one), reports progress,
-// handles Ctrl-C and writes checkpoints straight from the shared state.
+// it sends each step one step ahead (so the workers never wait), reports progress, handles
+// Ctrl-C and writes checkpoints straight from the shared state. Example batches are built by
+// the workers themselves from examples in shared memory.
 import { Worker } from "node:worker_threads";
 import { availableParallelism } from "node:os";
 import { extname } from "node:path";
