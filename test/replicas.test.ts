@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { initDevice, np, random, tree } from "../src/engine/index.js";
 import { buildModel, type Params } from "../src/nn/models.js";
-import { train, type HostBatch, type TrainSpec } from "../src/train/trainer.js";
+import { exampleSource, train, type HostBatch, type TrainSpec } from "../src/train/trainer.js";
 import { resolveWorkers, shardBatch, ReplicaGroup, modelRef } from "../src/train/replicas.js";
 import { adamKernel } from "../src/optim/adam-wasm.js";
 import { adamInit, adamScalars, adamUpdate, type OptimizerSpec } from "../src/optim/index.js";
@@ -187,4 +187,16 @@ test("evaluation on worker threads gives every row the logits one thread gives",
   assert.equal(two.length, 1234 * 4);
   assert.deepEqual(two, one);
   tree.dispose(params);
+});
+
+test("replicas given whole batches by the calling thread train exactly as replicas building their own", async () => {
+  const model = buildModel({ type: "mlp", hidden: [16] }, INPUT);
+  const s: TrainSpec = { ...spec, shift: 1 };
+  const built = await train({ name: "m", model, spec: s, data, seed: 4, workers: 2 });
+  // The same batches through a source the workers cannot rebuild (as language-model text is).
+  const src = exampleSource(data, { batchSize: 32, seed: 4, shift: 1, labels: true, classes: 4 });
+  assert.ok(src.rebuild, "example sources can be rebuilt by workers");
+  const handed = await train({ name: "m", model, spec: s, data: { stepsPerEpoch: src.stepsPerEpoch, batch: src.batch }, seed: 4, workers: 2 });
+  assert.deepEqual(await flat(handed.params), await flat(built.params));
+  for (const r of [built, handed]) tree.dispose(r.params);
 });
