@@ -11,6 +11,7 @@ import { train } from "../src/train/trainer.js";
 import { lmLogits, lmMetrics } from "../src/eval/lm-metrics.js";
 import { evalWindows } from "../src/text/corpus.js";
 import { runCli } from "./helpers/fixtures.js";
+import { paramsToHost } from "../src/checkpoint/params.js";
 
 before(async () => {
   await initDevice("wasm");
@@ -183,4 +184,39 @@ test("LM bad input: empty corpus, context longer than the teacher's, top-k above
   const e3 = runCli(["run", lmRecipe(dir, corpus, (x) => (x.students[1].train.loss.topK = 500)), "--out", join(dir, "o3"), "-q"]);
   assert.equal(e3.code, 2);
   assert.match(e3.stderr, /topK: 500 is larger than the vocabulary of \d+ tokens/);
+});
+
+test("an LM student on two replicas: on-policy batches read the shared parameters; deterministic and learns", async () => {
+  const teacher = tinyLM(1, 16);
+  const tr = await train({
+    name: "teacher",
+    model: teacher,
+    spec: { epochs: 1, batchSize: 8, optimizer: { name: "adamw", lr: 1e-2 }, loss: { name: "ce" } },
+    data: textSource({ ids, context: 12, batchSize: 8, steps: 80, seed: 0, student: teacher }),
+    seed: 0,
+    workers: 2,
+  });
+  const student = tinyLM(1, 8);
+  const run = async () => {
+    const counts = { corpus: 0, teacher: 0, student: 0 };
+    const r = await train({
+      name: "student",
+      model: student,
+      spec: { epochs: 1, batchSize: 8, optimizer: { name: "adamw", lr: 1e-2 }, loss: { name: "hinton", divergence: "forward-kl", lambda: 0.5, temperature: 1 } },
+      data: textSource({ ids, context: 12, batchSize: 8, steps: 30, seed: 0, modes: { corpus: 1, student: 1 }, teacher: { model: teacher, params: tr.params }, student, counts }),
+      seed: 0,
+      teacher: { model: teacher, params: tr.params },
+      workers: 2,
+    });
+    assert.ok(counts.student > 0 && counts.corpus > 0, JSON.stringify(counts));
+    return r;
+  };
+  const a = await run();
+  const b = await run();
+  const flat = async (p: typeof a.params) => Object.values(await paramsToHost(p)).flatMap((t) => Array.from(t.data as Float32Array));
+  assert.deepEqual(await flat(a.params), await flat(b.params));
+  const ev = evalWindows(ids, 12, 20);
+  const sm = lmMetrics(await lmLogits(student, a.params, ev.x, 12), ev.y, V, null, true);
+  assert.ok(sm.loss < Math.log(V) * 0.9, `student ${sm.loss}`);
+  for (const p of [tr.params, a.params, b.params]) tree.dispose(p);
 });
