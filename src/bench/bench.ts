@@ -46,12 +46,12 @@ const DEFAULT_STEPS: Record<string, number> = {
 const FMNIST = { height: 28, width: 28, channels: 1, classes: 10 };
 
 /**
- * Random examples of the real shape, 64 batches' worth: the trainer builds its batches from them
- * (shuffled, gathered, sliced per worker) as it does from a real data set.
+ * Random examples of the real shape, 8,192 rows (at least two batches): the trainer builds its
+ * batches from them (shuffled, gathered, sliced per worker) as it does from a real data set.
  */
 function randomExamples(batch: number, classes: number): { data: Examples; teacherLogits: Float32Array } {
   const rng = new Rng(1);
-  const n = 64 * batch;
+  const n = Math.max(8192, 2 * batch);
   const x = Float32Array.from({ length: n * 784 }, () => rng.nextU32() / 4294967296);
   const labels = Int32Array.from({ length: n }, () => rng.int(classes));
   const teacherLogits = Float32Array.from({ length: n * classes }, () => rng.nextU32() / 4294967296 - 0.5);
