@@ -63,7 +63,8 @@ test("generated batches: sequence-level KD trains on the teacher's tokens; on-po
   tree.dispose(sp);
 });
 
-test("an LM student distils from its teacher with all three modes mixed, and learns", async () => {
+/** A 1-layer, width-16 teacher trained for 80 steps on the corpus. */
+async function tinyTeacher(workers = 1) {
   const teacher = tinyLM(1, 16);
   const tr = await train({
     name: "teacher",
@@ -71,7 +72,13 @@ test("an LM student distils from its teacher with all three modes mixed, and lea
     spec: { epochs: 1, batchSize: 8, optimizer: { name: "adamw", lr: 1e-2 }, loss: { name: "ce" } },
     data: textSource({ ids, context: 12, batchSize: 8, steps: 80, seed: 0, student: teacher }),
     seed: 0,
+    workers,
   });
+  return { teacher, tr };
+}
+
+test("an LM student distils from its teacher with all three modes mixed, and learns", async () => {
+  const { teacher, tr } = await tinyTeacher();
   const student = tinyLM(1, 8);
   const counts = { corpus: 0, teacher: 0, student: 0 };
   const r = await train({
@@ -187,15 +194,7 @@ test("LM bad input: empty corpus, context longer than the teacher's, top-k above
 });
 
 test("an LM student on two replicas: on-policy batches read the shared parameters; deterministic and learns", async () => {
-  const teacher = tinyLM(1, 16);
-  const tr = await train({
-    name: "teacher",
-    model: teacher,
-    spec: { epochs: 1, batchSize: 8, optimizer: { name: "adamw", lr: 1e-2 }, loss: { name: "ce" } },
-    data: textSource({ ids, context: 12, batchSize: 8, steps: 80, seed: 0, student: teacher }),
-    seed: 0,
-    workers: 2,
-  });
+  const { teacher, tr } = await tinyTeacher(2);
   const student = tinyLM(1, 8);
   const run = async () => {
     const counts = { corpus: 0, teacher: 0, student: 0 };
