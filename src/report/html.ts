@@ -589,41 +589,57 @@ function verdictBlocks(summary: Summary[]): string {
     .join("\n");
 }
 
+type Cell = [html: string, cls: string];
+
+/** The columns every results table starts with: run, role (with its colour), model, size. */
+const RUN_HEAD: Cell[] = [
+  ["run", ""],
+  ["role", ""],
+  ["model", ""],
+  ["params", "num"],
+  ["size MB (float32)", "num"],
+];
+
+function runCells(s: Summary): Cell[] {
+  return [
+    [esc(s.name), ""],
+    [`<span class="swatch" style="background:${ROLE_COLOR[s.role] ?? "#6b7280"}"></span>${esc(s.role)}`, ""],
+    [esc(s.model), ""],
+    [thousands(s.params), "num"],
+    [((s.params * 4) / 1e6).toFixed(2), "num"],
+  ];
+}
+
+/** A table of `head` (plain text) over rows of already-escaped cells. */
+function table(head: Cell[], rows: Cell[][]): string {
+  const cls = (c: string) => (c ? ` class="${c}"` : "");
+  return [
+    `<div class="table-wrap"><table>`,
+    `<thead><tr>${head.map(([h, c]) => `<th${cls(c)}>${esc(h)}</th>`).join("")}</tr></thead>`,
+    `<tbody>`,
+    ...rows.map((r) => `<tr>${r.map(([v, c]) => `<td${cls(c)}>${v}</td>`).join("")}</tr>`),
+    `</tbody></table></div>`,
+  ].join("\n");
+}
+
 function summaryTable(summary: Summary[]): string {
-  const head = [
-    ["run", ""],
-    ["role", ""],
-    ["model", ""],
-    ["params", "num"],
-    ["size MB (float32)", "num"],
+  const head: Cell[] = [
+    ...RUN_HEAD,
     ["accuracy %", "num"],
     ["agreement %", "num"],
     ["ECE", "num"],
     ["test loss", "num"],
     ["train s", "num"],
   ];
-  const rows = summary.map((s) => {
-    const cells = [
-      [esc(s.name), ""],
-      [`<span class="swatch" style="background:${ROLE_COLOR[s.role] ?? "#6b7280"}"></span>${esc(s.role)}`, ""],
-      [esc(s.model), ""],
-      [thousands(s.params), "num"],
-      [((s.params * 4) / 1e6).toFixed(2), "num"],
-      [pct(s.mean.accuracy, s.std.accuracy, s.seeds), "num"],
-      [pct(s.mean.agreement, s.std.agreement, s.seeds), "num"],
-      [s.mean.ece.toFixed(4), "num"],
-      [s.mean.loss.toFixed(4), "num"],
-      [s.seconds.toFixed(1), "num"],
-    ];
-    return `<tr>${cells.map(([c, cls]) => `<td${cls ? ` class="${cls}"` : ""}>${c}</td>`).join("")}</tr>`;
-  });
-  return [
-    `<div class="table-wrap"><table>`,
-    `<thead><tr>${head.map(([h, cls]) => `<th${cls ? ` class="${cls}"` : ""}>${esc(h)}</th>`).join("")}</tr></thead>`,
-    `<tbody>`,
-    ...rows,
-    `</tbody></table></div>`,
-  ].join("\n");
+  const rows = summary.map((s): Cell[] => [
+    ...runCells(s),
+    [pct(s.mean.accuracy, s.std.accuracy, s.seeds), "num"],
+    [pct(s.mean.agreement, s.std.agreement, s.seeds), "num"],
+    [s.mean.ece.toFixed(4), "num"],
+    [s.mean.loss.toFixed(4), "num"],
+    [s.seconds.toFixed(1), "num"],
+  ]);
+  return table(head, rows);
 }
 
 /** The sections of a classification report, between the header and the footer. */
@@ -775,43 +791,26 @@ function lmVerdictBlocks(summary: Summary[], runs: RunRecord[]): string {
 function lmTable(summary: Summary[], runs: RunRecord[]): string {
   const hasBits = runs.some((r) => extraMetric(r, "bitsPerChar") !== undefined);
   const fixed = (v: number, d: number) => (Number.isFinite(v) ? v.toFixed(d) : "–");
-  const head = [
-    ["run", ""],
-    ["role", ""],
-    ["model", ""],
-    ["params", "num"],
-    ["size MB (float32)", "num"],
+  const head: Cell[] = [
+    ...RUN_HEAD,
     ["held-out loss (nats/token)", "num"],
     ["perplexity", "num"],
-    ...(hasBits ? [["bits/char", "num"]] : []),
+    ...(hasBits ? [["bits/char", "num"] as Cell] : []),
     ["agreement %", "num"],
     ["next-token accuracy %", "num"],
     ["train s", "num"],
   ];
-  const rows = summary.map((s) => {
-    const cells = [
-      [esc(s.name), ""],
-      [`<span class="swatch" style="background:${ROLE_COLOR[s.role] ?? "#6b7280"}"></span>${esc(s.role)}`, ""],
-      [esc(s.model), ""],
-      [thousands(s.params), "num"],
-      [((s.params * 4) / 1e6).toFixed(2), "num"],
-      [s.seeds > 1 ? `${s.mean.loss.toFixed(4)} ± ${s.std.loss.toFixed(4)}` : s.mean.loss.toFixed(4), "num"],
-      [fixed(extraMean(runs, s.name, "perplexity"), 3), "num"],
-      ...(hasBits ? [[fixed(extraMean(runs, s.name, "bitsPerChar"), 3), "num"]] : []),
-      // Means only beside the loss: eleven columns with "± std" in three no longer fit a page.
-      [(s.mean.agreement * 100).toFixed(2), "num"],
-      [(s.mean.accuracy * 100).toFixed(2), "num"],
-      [s.seconds.toFixed(1), "num"],
-    ];
-    return `<tr>${cells.map(([c, cls]) => `<td${cls ? ` class="${cls}"` : ""}>${c}</td>`).join("")}</tr>`;
-  });
-  return [
-    `<div class="table-wrap"><table>`,
-    `<thead><tr>${head.map(([h, cls]) => `<th${cls ? ` class="${cls}"` : ""}>${esc(h)}</th>`).join("")}</tr></thead>`,
-    `<tbody>`,
-    ...rows,
-    `</tbody></table></div>`,
-  ].join("\n");
+  const rows = summary.map((s): Cell[] => [
+    ...runCells(s),
+    [s.seeds > 1 ? `${s.mean.loss.toFixed(4)} ± ${s.std.loss.toFixed(4)}` : s.mean.loss.toFixed(4), "num"],
+    [fixed(extraMean(runs, s.name, "perplexity"), 3), "num"],
+    ...(hasBits ? [[fixed(extraMean(runs, s.name, "bitsPerChar"), 3), "num"] as Cell] : []),
+    // Means only beside the loss: eleven columns with "± std" in three no longer fit a page.
+    [(s.mean.agreement * 100).toFixed(2), "num"],
+    [(s.mean.accuracy * 100).toFixed(2), "num"],
+    [s.seconds.toFixed(1), "num"],
+  ]);
+  return table(head, rows);
 }
 
 /** Each run's seeded samples, runs in table order: prompt muted, continuation plain. */
