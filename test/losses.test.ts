@@ -13,16 +13,12 @@ import {
   type LossFn,
 } from "../src/losses/index.js";
 import { UserError } from "../src/util/errors.js";
+import { FKL_T1, FKL_T2, S_SHEET, T_SHEET } from "./helpers/sheet.js";
 
 before(async () => {
   await initDevice("wasm");
 });
 
-// Sheet vectors: one example, 4 classes.
-const T_SHEET = [2.0, 1.0, 0.1, -1.0];
-const S_SHEET = [0.5, 1.5, -0.3, 0.0];
-const FKL_T1 = 0.4600413634;
-const FKL_T2 = 0.1191098041;
 
 /** Reads all values of `a` (consumes it) as plain numbers. */
 async function vals(a: Arr): Promise<number[]> {
