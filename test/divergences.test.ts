@@ -17,7 +17,7 @@ import {
 } from "../src/losses/index.js";
 import { validateRecipe } from "../src/recipe/recipe.js";
 import { UserError } from "../src/util/errors.js";
-import { FKL_T1, FKL_T2, S_SHEET, T_SHEET } from "./helpers/sheet.js";
+import { close, FKL_T1, FKL_T2, S_SHEET, scalar, T_SHEET, vals } from "./helpers/numeric.js";
 
 before(async () => {
   await initDevice("wasm");
@@ -25,23 +25,6 @@ before(async () => {
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-
-async function vals(a: Arr): Promise<number[]> {
-  return Array.from((await a.data()) as ArrayLike<number>, Number);
-}
-async function scalar(a: Arr): Promise<number> {
-  const v = await vals(a);
-  assert.equal(v.length, 1, "expected a scalar");
-  return v[0];
-}
-function close(actual: number, expected: number, rel = 1e-5, abs = 1e-7, what = ""): void {
-  const tol = abs + rel * Math.abs(expected);
-  assert.ok(
-    Number.isFinite(actual) && Math.abs(actual - expected) <= tol,
-    `${what} got ${actual}, expected ${expected} (|diff| ${Math.abs(actual - expected)} > ${tol})`,
-  );
-}
 
 /** mulberry32, so the "random" logits are the same every run. */
 function rng(seed: number): () => number {

@@ -13,30 +13,12 @@ import {
   type LossFn,
 } from "../src/losses/index.js";
 import { UserError } from "../src/util/errors.js";
-import { FKL_T1, FKL_T2, S_SHEET, T_SHEET } from "./helpers/sheet.js";
+import { close, FKL_T1, FKL_T2, S_SHEET, scalar, T_SHEET, vals } from "./helpers/numeric.js";
 
 before(async () => {
   await initDevice("wasm");
 });
 
-
-/** Reads all values of `a` (consumes it) as plain numbers. */
-async function vals(a: Arr): Promise<number[]> {
-  return Array.from((await a.data()) as ArrayLike<number>, Number);
-}
-async function scalar(a: Arr): Promise<number> {
-  const v = await vals(a);
-  assert.equal(v.length, 1, "expected a scalar");
-  return v[0];
-}
-
-function close(actual: number, expected: number, rel = 1e-5, abs = 1e-7, what = ""): void {
-  const tol = abs + rel * Math.abs(expected);
-  assert.ok(
-    Number.isFinite(actual) && Math.abs(actual - expected) <= tol,
-    `${what} got ${actual}, expected ${expected} (|diff| ${Math.abs(actual - expected)} > ${tol})`,
-  );
-}
 function closeAll(actual: number[], expected: number[], rel = 1e-5, abs = 1e-7, what = ""): void {
   assert.equal(actual.length, expected.length, `${what} length`);
   actual.forEach((a, i) => close(a, expected[i], rel, abs, `${what}[${i}]`));
