@@ -17,7 +17,7 @@ import {
 } from "../src/losses/index.js";
 import { validateRecipe } from "../src/recipe/recipe.js";
 import { UserError } from "../src/util/errors.js";
-import { close, FKL_T1, FKL_T2, S_SHEET, scalar, T_SHEET, vals } from "./helpers/numeric.js";
+import { close, FKL_T1, FKL_T2, rng, S_SHEET, scalar, T_SHEET, vals } from "./helpers/numeric.js";
 
 before(async () => {
   await initDevice("wasm");
@@ -26,17 +26,6 @@ before(async () => {
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/** mulberry32, so the "random" logits are the same every run. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 function randomLogits(rand: () => number, rows: number, classes: number, scale = 2): number[][] {
   return Array.from({ length: rows }, () => Array.from({ length: classes }, () => (rand() * 2 - 1) * scale));
 }

@@ -13,7 +13,7 @@ import {
   type LossFn,
 } from "../src/losses/index.js";
 import { UserError } from "../src/util/errors.js";
-import { close, FKL_T1, FKL_T2, S_SHEET, scalar, T_SHEET, vals } from "./helpers/numeric.js";
+import { close, FKL_T1, FKL_T2, rng, S_SHEET, scalar, T_SHEET, vals } from "./helpers/numeric.js";
 
 before(async () => {
   await initDevice("wasm");
@@ -24,17 +24,6 @@ function closeAll(actual: number[], expected: number[], rel = 1e-5, abs = 1e-7, 
   actual.forEach((a, i) => close(a, expected[i], rel, abs, `${what}[${i}]`));
 }
 
-/** Small seeded PRNG (mulberry32), so the "random" batches are the same every run. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 function randomLogits(rand: () => number, batch: number, classes: number, scale = 3): number[][] {
   return Array.from({ length: batch }, () => Array.from({ length: classes }, () => (rand() * 2 - 1) * scale));
 }

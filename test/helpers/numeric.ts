@@ -2,6 +2,7 @@
 // values of the project's divergences sheet (one example, 4 classes).
 import assert from "node:assert/strict";
 import type { Arr } from "../../src/engine/index.js";
+import { Rng } from "../../src/util/rng.js";
 
 export const T_SHEET = [2.0, 1.0, 0.1, -1.0];
 export const S_SHEET = [0.5, 1.5, -0.3, 0.0];
@@ -27,4 +28,10 @@ export function close(actual: number, expected: number, rel = 1e-5, abs = 1e-7, 
     Number.isFinite(actual) && Math.abs(actual - expected) <= tol,
     `${what} got ${actual}, expected ${expected} (|diff| ${Math.abs(actual - expected)} > ${tol})`,
   );
+}
+
+/** Seeded uniform numbers in [0, 1) from the project's Rng, so "random" logits repeat every run. */
+export function rng(seed: number): () => number {
+  const r = new Rng(seed);
+  return () => r.nextU32() / 4294967296;
 }
