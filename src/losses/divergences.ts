@@ -206,30 +206,31 @@ function reducePositions(d: Arr, T: number, keep?: Arr): Arr {
   return np.where(k, d, 0).sum().div(count).mul(T2);
 }
 
+/** Runs the input checks; if one throws, frees `inputs` first, since these functions consume them. */
+function checkOrDispose(inputs: (Arr | undefined)[], check: () => void): void {
+  try {
+    check();
+  } catch (e) {
+    for (const a of inputs) a?.dispose();
+    throw e;
+  }
+}
+
 /**
  * D(p ‖ q) (per `spec.name`) between p = softmax(t/T) and q = softmax(s/T) over the last axis,
  * averaged over the unmasked leading positions, × T². `mask` has the leading shape (1 = counts,
  * 0 = padding). Returns a scalar; consumes its arguments.
  */
 export function divergence(spec: DivergenceSpec, studentLogits: Arr, teacherLogits: Arr, mask?: Arr): Arr {
-  const dispose = () => {
-    studentLogits.dispose();
-    teacherLogits.dispose();
-    mask?.dispose();
-  };
-  try {
+  checkOrDispose([studentLogits, teacherLogits, mask], () => {
     checkDivergenceSpec(spec);
-  } catch (e) {
-    dispose();
-    throw e;
-  }
-  const sShape = studentLogits.shape;
-  const tShape = teacherLogits.shape;
-  const badMask = maskShapeError(mask, sShape.slice(0, -1));
-  if (badMask || sShape.length !== tShape.length || sShape.some((n, i) => n !== tShape[i])) {
-    dispose();
-    throw new Error(badMask ?? `divergence: student logits [${sShape}] and teacher logits [${tShape}] differ in shape`);
-  }
+    const sShape = studentLogits.shape;
+    const tShape = teacherLogits.shape;
+    const badMask = maskShapeError(mask, sShape.slice(0, -1));
+    if (badMask || sShape.length !== tShape.length || sShape.some((n, i) => n !== tShape[i])) {
+      throw new Error(badMask ?? `divergence: student logits [${sShape}] and teacher logits [${tShape}] differ in shape`);
+    }
+  });
   const T = spec.temperature ?? 1;
   const keep = mask ? keepOf(mask) : undefined;
   // Padded positions become uniform p = q (logits 0): D = 0 there, gradient 0.
@@ -287,40 +288,22 @@ export function topKTeacher(teacherLogits: Arr, k: number, temperature: number):
  */
 export function sparseDivergence(spec: DivergenceSpec, studentLogits: Arr, teacher: SparseTeacher, mask?: Arr): Arr {
   const { indices, logprobs, logTail } = teacher;
-  const dispose = () => {
-    studentLogits.dispose();
-    indices.dispose();
-    logprobs.dispose();
-    logTail?.dispose();
-    mask?.dispose();
-  };
-  try {
-    checkDivergenceSpec(spec);
-  } catch (e) {
-    dispose();
-    throw e;
-  }
   const sShape = studentLogits.shape;
   const lead = sShape.slice(0, -1);
   const V = sShape[sShape.length - 1];
   const k = indices.shape[indices.shape.length - 1];
-  const want = [...lead, k];
-  const same = (a: number[]) => a.length === want.length && a.every((n, i) => n === want[i]);
-  const tailOk = !logTail || (logTail.shape.length === lead.length && logTail.shape.every((n, i) => n === lead[i]));
-  if (!same(indices.shape) || !same(logprobs.shape) || !tailOk) {
-    const msg = `sparse teacher shapes [${indices.shape}] / [${logprobs.shape}]${logTail ? ` / tail [${logTail.shape}]` : ""} do not match the student's [${lead}] × k`;
-    dispose();
-    throw new Error(msg);
-  }
-  const badMask = maskShapeError(mask, lead);
-  if (badMask) {
-    dispose();
-    throw new Error(badMask);
-  }
-  if (k > V) {
-    dispose();
-    throw new UserError(`loss.topK: k = ${k} is larger than the vocabulary size ${V}`);
-  }
+  checkOrDispose([studentLogits, indices, logprobs, logTail, mask], () => {
+    checkDivergenceSpec(spec);
+    const want = [...lead, k];
+    const same = (a: number[]) => a.length === want.length && a.every((n, i) => n === want[i]);
+    const tailOk = !logTail || (logTail.shape.length === lead.length && logTail.shape.every((n, i) => n === lead[i]));
+    if (!same(indices.shape) || !same(logprobs.shape) || !tailOk) {
+      throw new Error(`sparse teacher shapes [${indices.shape}] / [${logprobs.shape}]${logTail ? ` / tail [${logTail.shape}]` : ""} do not match the student's [${lead}] × k`);
+    }
+    const badMask = maskShapeError(mask, lead);
+    if (badMask) throw new Error(badMask);
+    if (k > V) throw new UserError(`loss.topK: k = ${k} is larger than the vocabulary size ${V}`);
+  });
   const T = spec.temperature ?? 1;
   const keep = mask ? keepOf(mask) : undefined;
   // Padded positions become a uniform student and a teacher with p = 1/k on its k classes (and
