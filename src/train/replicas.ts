@@ -18,6 +18,7 @@ import { buildLoss } from "../losses/index.js";
 import { adamKernel, type AdamKernelArgs } from "../optim/adam-wasm.js";
 import { deriveSeed } from "../util/rng.js";
 import { UserError } from "../util/errors.js";
+import { paramsToHost } from "../checkpoint/params.js";
 import type { ExampleSourceSpec, HostBatch, TrainSpec, TrainableModel } from "./trainer.js";
 
 /** What a worker needs to rebuild a model: its spec and what it is shaped for. */
@@ -129,9 +130,7 @@ export function hostToParams(h: HostParams, shapes: [string, number[]][]): Param
 }
 
 export async function paramsToHostArrays(p: Params): Promise<HostParams> {
-  const out: HostParams = {};
-  for (const [name, a] of Object.entries(p)) out[name] = Float32Array.from((await a.ref.data()) as Float32Array);
-  return out;
+  return Object.fromEntries(Object.entries(await paramsToHost(p)).map(([name, t]) => [name, t.data as Float32Array]));
 }
 
 /** Everything a replica needs; the parameters and optimiser state are in `memory`. */
