@@ -59,6 +59,20 @@ test("random-shift augmentation: shifts within ±s, reproducible per (seed, epoc
   }
 });
 
+test("a slice of a batch (rows [lo, hi)) equals those rows of the whole batch, augmented or not", () => {
+  const data = syntheticExamples(64, { h: 8, w: 8 });
+  const order = epochOrder(64, 1, 0);
+  for (const shift of [0, 2]) {
+    const whole = makeBatch(data, order, 1, 16, { shift, seed: 3, epoch: 2 });
+    for (const [lo, hi] of [[0, 8], [8, 16], [4, 12]] as [number, number][]) {
+      const part = makeBatch(data, order, 1, 16, { shift, seed: 3, epoch: 2, rows: [lo, hi] });
+      assert.deepEqual(part.x, whole.x.slice(lo * 64, hi * 64), `shift ${shift}, rows ${lo}–${hi}`);
+      assert.deepEqual(part.labels, whole.labels.slice(lo, hi));
+      assert.deepEqual(part.index, whole.index.slice(lo, hi));
+    }
+  }
+});
+
 test("labelled subset: scratch sees the first k examples, KD sees all with the rest unlabelled", () => {
   const data = syntheticExamples(50);
   const scratch = trainingView(data, 10, true);

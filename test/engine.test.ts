@@ -1,6 +1,6 @@
 import { before, test } from "node:test";
 import assert from "node:assert/strict";
-import { initDevice, jax, liveBuffers, np } from "../src/engine/index.js";
+import { initDevice, jax, liveBuffers, np, readInto } from "../src/engine/index.js";
 import { buildModel } from "../src/nn/models.js";
 import { train } from "../src/train/trainer.js";
 import { disposeParams } from "../src/checkpoint/params.js";
@@ -19,6 +19,25 @@ test("prelude: Float16Array stub throws when constructed, iterator helpers exist
 
 test("initDevice: webgpu without an adapter is a clear error once wasm is up", async () => {
   await assert.rejects(initDevice("webgpu"), /already initialised on wasm/);
+});
+
+test("readInto: dataSync's values written into a region of a (shared) array, nothing around it touched", () => {
+  for (const n of [3, 1000, 70000]) {
+    const values = Float32Array.from({ length: n }, (_, i) => Math.sin(i) * 100);
+    const expected = np.array(values).mul(2).dataSync() as Float32Array;
+    const dst = new Float32Array(new SharedArrayBuffer(4 * (n + 8)));
+    dst.fill(-7);
+    const before = liveBuffers();
+    const direct = readInto(np.array(values).mul(2), dst.subarray(4, 4 + n));
+    if (n >= 1000) assert.ok(direct, `n=${n}: read straight into the destination, no intermediate copy`);
+    assert.equal(liveBuffers(), before, `n=${n}: the array is consumed, as dataSync consumes it`);
+    assert.deepEqual(dst.subarray(4, 4 + n), expected, `n=${n}`);
+    assert.deepEqual([...dst.subarray(0, 4), ...dst.subarray(4 + n)], new Array(8).fill(-7), `n=${n}: outside the region`);
+    // Slices of other memory behave as before, during and after.
+    const u = Uint8Array.from([1, 2, 3, 4]);
+    assert.deepEqual(u.slice(1, 3), Uint8Array.from([2, 3]));
+  }
+  assert.throws(() => readInto(np.ones([5]).mul(3), new Float32Array(4)), /5 elements, destination 4/);
 });
 
 test("buffer counter tracks allocation and release", () => {

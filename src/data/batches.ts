@@ -34,32 +34,37 @@ export function epochOrder(n: number, seed: number, epoch: number): Int32Array {
 /**
  * Batch `step` of `epoch`. With `shift > 0`, each image is translated by a random integer
  * offset in [−shift, shift] on both axes, zero-filled (random-shift augmentation); the
- * offsets come from (seed, epoch, step), so a resumed run sees the same views.
+ * offsets come from (seed, epoch, step), so a resumed run sees the same views. `rows` builds
+ * only rows [lo, hi) of the batch (a data-parallel worker's slice), with the same shifts.
  */
 export function makeBatch(
   data: Examples,
   order: Int32Array,
   step: number,
   batchSize: number,
-  opts: { shift?: number; seed?: number; epoch?: number } = {},
+  opts: { shift?: number; seed?: number; epoch?: number; rows?: [number, number] } = {},
 ): Batch {
   const { dim } = data;
-  const x = new Float32Array(batchSize * dim);
-  const labels = new Int32Array(batchSize);
-  const index = order.subarray(step * batchSize, (step + 1) * batchSize);
+  const [lo, hi] = opts.rows ?? [0, batchSize];
+  const x = new Float32Array((hi - lo) * dim);
+  const labels = new Int32Array(hi - lo);
+  const index = order.subarray(step * batchSize + lo, step * batchSize + hi);
   const shift = opts.shift ?? 0;
   const rng = shift > 0 ? new Rng(deriveSeed(opts.seed ?? 0, "shift", opts.epoch ?? 0, step)) : null;
-  for (let b = 0; b < batchSize; b++) {
-    const i = index[b];
-    labels[b] = data.labels[i];
+  // The rows before the slice still draw their offsets, so every row gets the same shift
+  // whichever slice builds it.
+  for (let b = 0; b < lo && rng; b++) rng.nextU32(), rng.nextU32();
+  for (let r = 0; r < hi - lo; r++) {
+    const i = index[r];
+    labels[r] = data.labels[i];
     const src = data.x.subarray(i * dim, (i + 1) * dim);
     if (!rng) {
-      x.set(src, b * dim);
+      x.set(src, r * dim);
       continue;
     }
     const dy = rng.int(2 * shift + 1) - shift;
     const dx = rng.int(2 * shift + 1) - shift;
-    shiftImage(src, x.subarray(b * dim, (b + 1) * dim), data.height, data.width, dy, dx);
+    shiftImage(src, x.subarray(r * dim, (r + 1) * dim), data.height, data.width, dy, dx);
   }
   return { x, labels, index: Int32Array.from(index) };
 }

@@ -1,6 +1,6 @@
 // The one place that starts jax-js. Everything else imports `np`, `jit`, ... from here, so the
 // Node 20 prelude has always run before jax-js touches iterators or Float16Array.
-import "./prelude.js";
+import { createdMemories, stopRecordingMemories } from "./prelude.js";
 import { readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -10,6 +10,10 @@ import { UserError } from "../util/errors.js";
 
 export { numpy as np, nn, random, lax, tree, jit, grad, valueAndGrad, vmap } from "@jax-js/jax";
 import { numpy as np, random } from "@jax-js/jax";
+
+stopRecordingMemories();
+// jax-js's Wasm backend creates exactly one memory, when its module loads.
+const wasmMemory: WebAssembly.Memory | null = createdMemories.length === 1 ? createdMemories[0] : null;
 export type Arr = jax.Array;
 export type Device = "wasm" | "webgpu";
 
@@ -124,6 +128,42 @@ export function liveBuffers(): number {
 /** Allocation stacks of the live buffers, when DISTILL_DEBUG_BUFFERS is set. */
 export function liveBufferSites(): string[] {
   return sites ? [...sites.values()] : [];
+}
+
+/**
+ * `x.dataSync()` written into `dst` instead of a new array (consumes `x`, as dataSync does).
+ *
+ * jax-js's dataSync copies a Wasm buffer out with `Uint8Array.prototype.slice` on a view of its
+ * memory, so every read allocates. A data-parallel step reads all its gradients each step
+ * (2 MB for the teacher MLP), and that garbage costs more than the copy: V8 runs a full
+ * collection every few steps in each worker, and the other worker waits for it at the next
+ * barrier (adding 2 MB of garbage per step slowed the teacher step by 1.3 ms of 9). jax-js has
+ * no read-into API, so for the duration of this call the slice of its memory that dataSync
+ * makes copies into `dst` instead; any other slice, or any other dataSync path, is untouched,
+ * and when the read did not go through the intercepted slice, its result is copied into `dst`.
+ * Returns whether the read went straight into `dst` (small constant arrays never do).
+ */
+export function readInto(x: Arr, dst: Float32Array): boolean {
+  const proto = Uint8Array.prototype;
+  const slice = proto.slice;
+  const target = new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength);
+  proto.slice = function (this: Uint8Array, start?: number, end?: number) {
+    const from = start ?? 0;
+    const to = end ?? this.length;
+    if (wasmMemory === null || this.buffer !== wasmMemory.buffer || to - from !== target.length) return slice.call(this, start, end);
+    target.set(this.subarray(from, to));
+    return target as Uint8Array<ArrayBuffer>; // shared, when dst is; only dataSync sees it
+  } as typeof slice;
+  let out: Float32Array;
+  try {
+    out = x.dataSync() as Float32Array;
+  } finally {
+    proto.slice = slice;
+  }
+  if (out.buffer === dst.buffer && out.byteOffset === dst.byteOffset) return true;
+  if (out.length !== dst.length) throw new Error(`readInto: array has ${out.length} elements, destination ${dst.length}`);
+  dst.set(out);
+  return false;
 }
 
 /** Seeded PRNG key. */

@@ -85,4 +85,21 @@ define("find", function (this: Iterator<unknown>, f: (v: unknown, i: number) => 
   return undefined;
 } as never);
 
-export {};
+// The Wasm memory jax-js allocates its buffers in (its backend keeps it private): recorded while
+// jax-js's module evaluates, which happens right after this one (engine/index.ts imports both,
+// in this order, and stops the recording once jax-js has loaded). engine.readInto reads
+// device buffers straight out of it.
+const NativeMemory = WebAssembly.Memory;
+export const createdMemories: WebAssembly.Memory[] = [];
+function RecordingMemory(desc: WebAssembly.MemoryDescriptor): WebAssembly.Memory {
+  const m = new NativeMemory(desc);
+  createdMemories.push(m);
+  return m;
+}
+RecordingMemory.prototype = NativeMemory.prototype;
+(WebAssembly as { Memory: unknown }).Memory = RecordingMemory;
+
+export function stopRecordingMemories(): void {
+  (WebAssembly as { Memory: unknown }).Memory = NativeMemory;
+}
+

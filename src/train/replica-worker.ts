@@ -3,7 +3,7 @@
 import { parentPort } from "node:worker_threads";
 import { initDevice, tree } from "../engine/index.js";
 import type { Model, Params } from "../nn/models.js";
-import { hostToParams, modelFromRef, Replica, ReplicaFailed, shardBatch, type WorkerMessage, type WorkerReply } from "./replicas.js";
+import { hostToParams, modelFromRef, Replica, ReplicaFailed, type WorkerMessage, type WorkerReply } from "./replicas.js";
 import { exampleSource, type BatchSource, type HostBatch } from "./trainer.js";
 import { predictLogits } from "../eval/predict.js";
 import { disposeParams } from "../checkpoint/params.js";
@@ -39,7 +39,8 @@ async function handle(msg: WorkerMessage): Promise<void> {
     case "init": {
       release();
       replica = new Replica(msg.rank, msg.cfg);
-      if (msg.cfg.source) source = exampleSource(msg.cfg.source.data, msg.cfg.source.opts);
+      // Each worker gathers only its own rows of every batch.
+      if (msg.cfg.source) source = exampleSource(msg.cfg.source.data, { ...msg.cfg.source.opts, shard: { rank: msg.rank, of: msg.cfg.workers } });
       params = replica.shared.deviceParams();
       if (msg.teacherParams && msg.cfg.teacher) teacherParams = hostToParams(msg.teacherParams, modelFromRef(msg.cfg.teacher).shapes);
       port.postMessage({ type: "initialized" } satisfies WorkerReply);
@@ -47,7 +48,7 @@ async function handle(msg: WorkerMessage): Promise<void> {
     }
     case "step": {
       if (!replica) return; // released after a failure elsewhere: nothing to do
-      const hb = "x" in msg.batch ? msg.batch : shardBatch((await source!.batch(msg.batch.epoch, msg.batch.step, {})) as HostBatch, replica.rank, replica.cfg.workers);
+      const hb = "x" in msg.batch ? msg.batch : ((await source!.batch(msg.batch.epoch, msg.batch.step, {})) as HostBatch);
       const [p, loss] = replica.step(params, hb, msg.scalars, msg.step, tree.ref(teacherParams));
       params = p;
       if (replica.rank === 0) port.postMessage({ type: "done", step: msg.step, loss } satisfies WorkerReply);

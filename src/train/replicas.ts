@@ -11,7 +11,7 @@ import { Worker } from "node:worker_threads";
 import { availableParallelism } from "node:os";
 import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { jax, jit, np, random, valueAndGrad, type Arr } from "../engine/index.js";
+import { jax, jit, np, random, readInto, valueAndGrad, type Arr } from "../engine/index.js";
 import { buildModel, type InputShape, type ModelSpec, type Params } from "../nn/models.js";
 import { llama, type LlamaSpec } from "../nn/llama.js";
 import { buildLoss } from "../losses/index.js";
@@ -173,13 +173,15 @@ export function sharedSource(s: ExampleSourceSpec): ExampleSourceSpec {
 // replica r updates its r-th part of the flat vector with a SIMD kernel (a sharded optimiser:
 // no core repeats another's work), and after a second barrier every replica uploads the new
 // parameters for its next slice.
+const size = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
+
 const CTRL_INTS = 16; // [arrived, generation, failed]
 const ARRIVED = 0;
 const GENERATION = 1;
 const FAILED = 2;
 
 function memoryLayout(workers: number, shapes: [string, number[]][]) {
-  const P = shapes.reduce((n, [, s]) => n + s.reduce((a, b) => a * b, 1), 0);
+  const P = shapes.reduce((n, [, s]) => n + size(s), 0);
   const Pp = Math.ceil(P / 4) * 4;
   const base = CTRL_INTS * 4;
   const slot = Pp + 4; // floats per gradient slot: gradients, loss, padding
@@ -207,7 +209,7 @@ export class SharedState {
     let off = 0;
     for (const [name, shape] of shapes) {
       this.offsets.push([name, off, shape]);
-      off += shape.reduce((a, b) => a * b, 1);
+      off += size(shape);
     }
     const L = (this.layout = memoryLayout(workers, shapes));
     const buf = memory.buffer;
@@ -230,7 +232,7 @@ export class SharedState {
   host(): { params: HostParams; m: HostParams; v: HostParams } {
     const out = { params: {} as HostParams, m: {} as HostParams, v: {} as HostParams };
     for (const [name, off, shape] of this.offsets) {
-      const n = shape.reduce((a, b) => a * b, 1);
+      const n = size(shape);
       out.params[name] = this.params.slice(off, off + n);
       out.m[name] = this.m.slice(off, off + n);
       out.v[name] = this.v.slice(off, off + n);
@@ -242,7 +244,7 @@ export class SharedState {
   deviceParams(): Params {
     const p: Params = {};
     for (const [name, off, shape] of this.offsets) {
-      p[name] = np.array(this.params.subarray(off, off + shape.reduce((a, b) => a * b, 1))).reshape(shape);
+      p[name] = np.array(this.params.subarray(off, off + size(shape))).reshape(shape);
     }
     return p;
   }
@@ -291,7 +293,7 @@ export class Replica {
     const S = this.shared;
     const L = S.layout;
     const mine = this.rank * L.slot;
-    for (const [name, off] of S.offsets) S.grads.set(grads[name].dataSync() as Float32Array, mine + off);
+    for (const [name, off, shape] of S.offsets) readInto(grads[name], S.grads.subarray(mine + off, mine + off + size(shape)));
     S.grads[mine + L.Pp] = (loss.dataSync() as Float32Array)[0];
     this.barrier();
     let lossSum = 0;

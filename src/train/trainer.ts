@@ -115,6 +115,8 @@ export interface ExampleSourceOptions {
   labels: boolean;
   cachedTeacherLogits?: Float32Array;
   classes: number;
+  /** Build only slice `rank` of `of` equal slices of every batch (a data-parallel worker's). */
+  shard?: { rank: number; of: number };
 }
 export type ExampleSourceSpec = { data: Examples; opts: ExampleSourceOptions };
 
@@ -134,15 +136,17 @@ export function exampleSource(data: Examples, opts: ExampleSourceOptions): Batch
         order = epochOrder(data.n, seed, epoch);
         cachedEpoch = epoch;
       }
-      const hb = makeBatch(data, order, s, opts.batchSize, { shift: opts.shift, seed, epoch });
-      const out: HostBatch = { x: hb.x, xShape: [opts.batchSize, data.dim] };
+      const rows = opts.shard ? opts.batchSize / opts.shard.of : opts.batchSize;
+      const lo = opts.shard ? opts.shard.rank * rows : 0;
+      const hb = makeBatch(data, order, s, opts.batchSize, { shift: opts.shift, seed, epoch, rows: [lo, lo + rows] });
+      const out: HostBatch = { x: hb.x, xShape: [rows, data.dim] };
       if (opts.labels) {
         out.labels = hb.labels;
-        out.labelShape = [opts.batchSize];
+        out.labelShape = [rows];
       }
       if (opts.cachedTeacherLogits) {
         out.teacherLogits = gatherRows(opts.cachedTeacherLogits, opts.classes, hb.index);
-        out.teacherShape = [opts.batchSize, opts.classes];
+        out.teacherShape = [rows, opts.classes];
       }
       return out;
     },
