@@ -98,7 +98,7 @@ export function mlp(spec: Extract<ModelSpec, { type: "mlp" }>, input: InputShape
  * their consumers; a matmul reading a shifted window of the padded input through index
  * arithmetic loses its vector path and runs ~80× slower than on a contiguous copy).
  */
-function contiguous(x: Arr): Arr {
+export function contiguous(x: Arr): Arr {
   return x.reshape([...x.shape, 1]).sum(x.shape.length);
 }
 
