@@ -51,9 +51,12 @@ export function makeBatch(
   const index = order.subarray(step * batchSize + lo, step * batchSize + hi);
   const shift = opts.shift ?? 0;
   const rng = shift > 0 ? new Rng(deriveSeed(opts.seed ?? 0, "shift", opts.epoch ?? 0, step)) : null;
-  // The rows before the slice still draw their offsets, so every row gets the same shift
-  // whichever slice builds it.
-  for (let b = 0; b < lo && rng; b++) rng.nextU32(), rng.nextU32();
+  // The rows before the slice still draw (and drop) their offsets, so every row gets the same
+  // shift whichever slice builds it.
+  for (let b = 0; b < lo && rng; b++) {
+    rng.int(2 * shift + 1);
+    rng.int(2 * shift + 1);
+  }
   for (let r = 0; r < hi - lo; r++) {
     const i = index[r];
     labels[r] = data.labels[i];

@@ -102,4 +102,3 @@ RecordingMemory.prototype = NativeMemory.prototype;
 export function stopRecordingMemories(): void {
   (WebAssembly as { Memory: unknown }).Memory = NativeMemory;
 }
-
