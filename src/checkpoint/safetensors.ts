@@ -11,6 +11,7 @@
  * depending on one of them.
  */
 import { UserError } from "../util/errors.js";
+import { numel } from "../util/shape.js";
 
 export type HostTensor = {
   dtype: "F32" | "I32" | "U8" | "F64";
@@ -64,10 +65,6 @@ function swapElementBytes(bytes: Uint8Array, elemSize: number): void {
 
 function isShape(shape: unknown): shape is number[] {
   return Array.isArray(shape) && shape.every((d) => Number.isSafeInteger(d) && d >= 0);
-}
-
-function numel(shape: number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
 }
 
 /**

@@ -3,6 +3,7 @@
 // [out, in] or [out, in, kh, kw]) so checkpoints map one-to-one onto `nn.Linear`/`nn.Conv2d`.
 import { np, nn, random, type Arr } from "../engine/index.js";
 import { UserError } from "../util/errors.js";
+import { numel } from "../util/shape.js";
 
 export type Params = Record<string, Arr>;
 
@@ -37,7 +38,7 @@ export interface Model {
 }
 
 export function paramCount(model: Model): number {
-  return model.shapes.reduce((n, [, s]) => n + s.reduce((a, b) => a * b, 1), 0);
+  return model.shapes.reduce((n, [, s]) => n + numel(s), 0);
 }
 
 /** PyTorch's default for nn.Linear and nn.Conv2d: weight and bias uniform in ±1/√fan_in. */

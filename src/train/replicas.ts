@@ -18,6 +18,7 @@ import { buildLoss } from "../losses/index.js";
 import { adamKernel, type AdamKernelArgs } from "../optim/adam-wasm.js";
 import { deriveSeed } from "../util/rng.js";
 import { UserError } from "../util/errors.js";
+import { numel } from "../util/shape.js";
 import { paramsToHost } from "../checkpoint/params.js";
 import type { ExampleSourceSpec, HostBatch, TrainSpec, TrainableModel } from "./trainer.js";
 
@@ -173,15 +174,13 @@ export function sharedSource(s: ExampleSourceSpec): ExampleSourceSpec {
 // replica r updates its r-th part of the flat vector with a SIMD kernel (a sharded optimiser:
 // no core repeats another's work), and after a second barrier every replica uploads the new
 // parameters for its next slice.
-const size = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
-
 const CTRL_INTS = 16; // [arrived, generation, failed]
 const ARRIVED = 0;
 const GENERATION = 1;
 const FAILED = 2;
 
 function memoryLayout(workers: number, shapes: [string, number[]][]) {
-  const P = shapes.reduce((n, [, s]) => n + size(s), 0);
+  const P = shapes.reduce((n, [, s]) => n + numel(s), 0);
   const Pp = Math.ceil(P / 4) * 4;
   const base = CTRL_INTS * 4;
   const slot = Pp + 4; // floats per gradient slot: gradients, loss, padding
@@ -209,7 +208,7 @@ export class SharedState {
     let off = 0;
     for (const [name, shape] of shapes) {
       this.offsets.push([name, off, shape]);
-      off += size(shape);
+      off += numel(shape);
     }
     const L = (this.layout = memoryLayout(workers, shapes));
     const buf = memory.buffer;
@@ -232,7 +231,7 @@ export class SharedState {
   host(): { params: HostParams; m: HostParams; v: HostParams } {
     const out = { params: {} as HostParams, m: {} as HostParams, v: {} as HostParams };
     for (const [name, off, shape] of this.offsets) {
-      const n = size(shape);
+      const n = numel(shape);
       out.params[name] = this.params.slice(off, off + n);
       out.m[name] = this.m.slice(off, off + n);
       out.v[name] = this.v.slice(off, off + n);
@@ -244,7 +243,7 @@ export class SharedState {
   deviceParams(): Params {
     const p: Params = {};
     for (const [name, off, shape] of this.offsets) {
-      p[name] = np.array(this.params.subarray(off, off + size(shape))).reshape(shape);
+      p[name] = np.array(this.params.subarray(off, off + numel(shape))).reshape(shape);
     }
     return p;
   }
@@ -293,7 +292,7 @@ export class Replica {
     const S = this.shared;
     const L = S.layout;
     const mine = this.rank * L.slot;
-    for (const [name, off, shape] of S.offsets) readInto(grads[name], S.grads.subarray(mine + off, mine + off + size(shape)));
+    for (const [name, off, shape] of S.offsets) readInto(grads[name], S.grads.subarray(mine + off, mine + off + numel(shape)));
     S.grads[mine + L.Pp] = (loss.dataSync() as Float32Array)[0];
     this.barrier();
     let lossSum = 0;
