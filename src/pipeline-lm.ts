@@ -24,6 +24,8 @@ import { writeFileAtomic } from "./util/fs.js";
 import { renderHtmlReport } from "./report/html.js";
 import { readCurves } from "./report/curves.js";
 import type { TrainSpec } from "./train/trainer.js";
+import { generationQuality, windowNLL } from "./eval/lm-quality.js";
+import type { Budget } from "./report/verdicts.js";
 
 export interface Sample {
   name: string;
@@ -38,6 +40,18 @@ function buildTokenizer(spec: string, trainText: string): Tokenizer {
   if (spec === "char") return charTokenizer(trainText);
   if (spec === "byte") return byteTokenizer();
   return loadTokenizerFile(spec);
+}
+
+/** Prompts scored for generation quality when the recipe's `samples` block does not say. */
+export const SCORED_PROMPTS = 32;
+
+/** What an LM run is given: steps × batch windows of its context, from these sources. */
+export function lmBudget(t: LMTrainConfig, context: number): Budget {
+  const m = t.modes ?? {};
+  const raw = { corpus: m.corpus ?? (m.teacher || m.student ? 0 : 1), teacher: m.teacher ?? 0, student: m.student ?? 0 };
+  const sum = raw.corpus + raw.teacher + raw.student;
+  const modes = { corpus: raw.corpus / sum, teacher: raw.teacher / sum, student: raw.student / sum };
+  return { examples: t.steps * t.batchSize, steps: t.steps, batchSize: t.batchSize, context, modes };
 }
 
 /** The trainer's view of an LM training config: one "epoch" of `steps` steps. */
@@ -102,15 +116,28 @@ export async function runLMRecipe(recipe: LMRecipe, opts: RunOptions & { device:
     // Held-out windows, evaluated with each model's own context (≤ the teacher's).
     const evalSet = (context: number) => evalWindows(heldIds, context, recipe.data.evalWindows);
 
-    const finish = async (name: string, role: RunRecord["role"], model: LanguageModel, params: Params, seconds: number) => {
+    const finish = async (name: string, role: RunRecord["role"], model: LanguageModel, params: Params, seconds: number, budget?: Budget) => {
       const ev = evalSet(model.spec.context);
       const logits = await lmLogits(model, params, ev.x, model.spec.context);
       if (role === "teacher") teacherTop = argmaxRows(logits, model.vocab);
       const sameWindows = teacher && teacher.model.spec.context === model.spec.context;
       const m = lmMetrics(logits, ev.y, model.vocab, sameWindows || role === "teacher" ? teacherTop : null, charLevel);
-      results.runs.push({ name, role, model: model.name, params: paramCount(model as never), seed, metrics: m as never, seconds });
-      opts.progress.info(`${name} seed ${seed}: held-out ${m.loss.toFixed(4)} nats/token (perplexity ${m.perplexity.toFixed(3)}), agreement ${(m.agreement * 100).toFixed(2)}%`);
       const s = recipe.samples ?? { prompts: 3, promptLength: 24, tokens: 40 };
+      const scored = s.scoredPrompts ?? SCORED_PROMPTS;
+      // Generation quality needs the teacher to score the samples (absent when only scratch runs are asked for).
+      const generation =
+        teacher && scored > 0
+          ? await generationQuality(model, params, teacher, heldIds, { prompts: scored, promptLength: s.promptLength, tokens: s.tokens, sampling: { temperature: 0.8, ...s.sampling }, seed })
+          : undefined;
+      const extra = {
+        ...(budget ? { budget } : {}),
+        heldOutWindows: { context: model.spec.context, nll: windowNLL(logits, ev.y, model.vocab, model.spec.context) },
+        ...(generation ? { generation } : {}),
+        ...(role === "distilled" && teacher ? { teacherParams: paramCount(teacher.model as never) } : {}),
+      };
+      results.runs.push({ name, role, model: model.name, params: paramCount(model as never), seed, metrics: m as never, seconds, ...extra });
+      const gen = generation ? `; its samples: teacher NLL ${generation.teacherNLL.toFixed(4)} nats/token, distinct-2 ${generation.distinct2.toFixed(3)}` : "";
+      opts.progress.info(`${name} seed ${seed}: held-out ${m.loss.toFixed(4)} nats/token (perplexity ${m.perplexity.toFixed(3)}), agreement ${(m.agreement * 100).toFixed(2)}%${gen}`);
       if (s.prompts > 0) {
         const P = Math.min(s.promptLength, model.spec.context - 1);
         const n = Math.min(s.tokens, model.spec.context - P);
@@ -136,7 +163,7 @@ export async function runLMRecipe(recipe: LMRecipe, opts: RunOptions & { device:
           throw new UserError(`students.${s.name}.train.loss.topK: ${k} is larger than the vocabulary of ${tokenizer.vocabSize} tokens`);
         }
       }
-      if (wanted("teacher")) await finish("teacher", "teacher", t.model, t.params, t.seconds);
+      if (wanted("teacher")) await finish("teacher", "teacher", t.model, t.params, t.seconds, "train" in recipe.teacher ? lmBudget(recipe.teacher.train, t.model.spec.context) : undefined);
       else {
         const ev = evalSet(t.model.spec.context);
         teacherTop = argmaxRows(await lmLogits(t.model, t.params, ev.x, t.model.spec.context), t.model.vocab);
@@ -176,7 +203,7 @@ export async function runLMRecipe(recipe: LMRecipe, opts: RunOptions & { device:
         opts,
         info.needsTeacher ? teacher! : undefined,
       );
-      await finish(s.name, s.role, model, t.params, t.seconds);
+      await finish(s.name, s.role, model, t.params, t.seconds, lmBudget(s.train, model.spec.context));
       disposeParams(t.params);
     }
     if (teacher) disposeParams(teacher.params);

@@ -18,6 +18,8 @@ import { predictLogits } from "./eval/predict.js";
 import { argmaxRows, classificationMetrics } from "./eval/metrics.js";
 import type { Recipe } from "./recipe/recipe.js";
 import { writeResults, type Results, type RunRecord } from "./report/results.js";
+import { encodeCorrect, type Budget } from "./report/verdicts.js";
+import type { Examples } from "./data/batches.js";
 import { renderHtmlReport } from "./report/html.js";
 import { readCurves } from "./report/curves.js";
 import { writeFileAtomic } from "./util/fs.js";
@@ -145,6 +147,18 @@ export async function trainOrReuse<M extends TrainableModel & { name: string }>(
   }
 }
 
+/**
+ * What a classifier run is given: the labels it reads (those of its view that are not −1, or
+ * none for a loss that reads no labels) and the examples it sees, steps × batch, as the trainer
+ * counts them (the last partial batch of an epoch is dropped).
+ */
+export function classifierBudget(view: Examples, train: { epochs: number; batchSize: number }, readsLabels: boolean): Budget {
+  let labels = 0;
+  if (readsLabels) for (let i = 0; i < view.n; i++) if (view.labels[i] >= 0) labels++;
+  const steps = Math.floor(view.n / train.batchSize) * train.epochs;
+  return { labels, examples: steps * train.batchSize, steps, batchSize: train.batchSize, epochs: train.epochs };
+}
+
 /** Runs teacher → students for every seed and writes OUT/results.json. */
 export async function runRecipe(recipe: Recipe, opts: RunOptions): Promise<Results> {
   const data = loadDataset(recipe.data.dataset, opts.dataDir ?? recipe.data.dir);
@@ -159,9 +173,11 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions): Promise<Resul
     const dataset = { dataset: recipe.data.dataset };
     let teacher: (Trained & { hash: string }) | null = null;
     let teacherTop: Int32Array | null = null;
-    const record = (name: string, role: RunRecord["role"], t: Trained, logits: Float32Array) => {
+    const record = (name: string, role: RunRecord["role"], t: Trained, logits: Float32Array, budget: Budget) => {
       const metrics = classificationMetrics(logits, data.test.labels, data.input.classes, teacherTop);
-      results.runs.push({ name, role, model: t.model.name, params: paramCount(t.model), seed, metrics, seconds: t.seconds });
+      const perExample = encodeCorrect(argmaxRows(logits, data.input.classes), data.test.labels);
+      const teacherParams = role === "distilled" && teacher ? { teacherParams: paramCount(teacher.model) } : {};
+      results.runs.push({ name, role, model: t.model.name, params: paramCount(t.model), seed, metrics, seconds: t.seconds, budget, perExample, ...teacherParams });
       opts.progress.info(
         `${name} seed ${seed}: accuracy ${(metrics.accuracy * 100).toFixed(2)}%, agreement ${(metrics.agreement * 100).toFixed(2)}%`,
       );
@@ -189,7 +205,8 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions): Promise<Resul
       teacher = { ...t, hash: h };
       const logits = await predictLogits(model, t.params, data.test.x, data.test.dim, inferenceWorkers(opts.workers));
       teacherTop = argmaxRows(logits, data.input.classes);
-      if (wanted("teacher")) record("teacher", "teacher", t, logits);
+      const tv = trainingView(data.train, recipe.teacher.train.labels, true);
+      if (wanted("teacher")) record("teacher", "teacher", t, logits, classifierBudget(tv, recipe.teacher.train, lossInfo(recipe.teacher.train.loss).needsLabels));
     }
 
     let cached: Float32Array | undefined;
@@ -212,7 +229,7 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions): Promise<Resul
       const view = trainingView(data.train, s.train.labels, info.needsLabels && !info.needsTeacher);
       const t = await trainOrReuse(`${s.name} seed ${seed}`, join(dir, `${s.name}-${hash(config)}.safetensors`), model, config, s.train, view, seed, opts, teacherArg);
       const logits = await predictLogits(model, t.params, data.test.x, data.test.dim, inferenceWorkers(opts.workers));
-      record(s.name, s.role, t, logits);
+      record(s.name, s.role, t, logits, classifierBudget(view, s.train, info.needsLabels));
       disposeParams(t.params);
     }
     if (teacher) disposeParams(teacher.params);

@@ -122,6 +122,29 @@ const Metrics = z.looseObject({
   perplexity: z.number().optional(),
   bitsPerChar: z.number().optional(),
 });
+// The per-run evidence behind the verdicts (report/verdicts.ts); absent in older results files.
+const Budget = z.looseObject({
+  labels: z.number().int().min(0).optional(),
+  examples: z.number().int().min(0),
+  steps: z.number().int().min(0),
+  batchSize: z.number().int().positive(),
+  epochs: z.number().int().min(0).optional(),
+  context: z.number().int().positive().optional(),
+  modes: z.object({ corpus: z.number(), teacher: z.number(), student: z.number() }).optional(),
+});
+const PerExample = z
+  .object({ n: z.number().int().min(0), correct: z.base64() })
+  .refine((p) => Buffer.from(p.correct, "base64").length === Math.ceil(p.n / 8), { message: "correct must hold one bit per example" });
+const Generation = z.looseObject({
+  prompts: z.number().int().min(1),
+  promptLength: z.number().int().positive(),
+  tokens: z.number().int().positive(),
+  teacherNLL: z.number(),
+  perPrompt: z.array(z.number()),
+  distinct1: z.number(),
+  distinct2: z.number(),
+  distinct3: z.number(),
+});
 const ResultsSchema = z.looseObject({
   recipe: z.string(),
   device: z.string(),
@@ -134,6 +157,11 @@ const ResultsSchema = z.looseObject({
       seed: z.number().int().min(0),
       metrics: Metrics,
       seconds: z.number(),
+      budget: Budget.optional(),
+      perExample: PerExample.optional(),
+      heldOutWindows: z.object({ context: z.number().int().positive(), nll: z.array(z.number()) }).optional(),
+      generation: Generation.optional(),
+      teacherParams: z.number().int().min(0).optional(),
     }),
   ),
   samples: z.array(z.object({ name: z.string(), seed: z.number().int().min(0), prompt: z.string(), text: z.string() })).optional(),

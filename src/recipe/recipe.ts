@@ -275,6 +275,8 @@ export const LMRecipeSchema = z
         promptLength: z.number().int().positive(),
         tokens: z.number().int().positive(),
         sampling: Sampling.optional(),
+        /** Held-out prompts whose continuations the teacher scores (generation quality); default 32, 0 = off. */
+        scoredPrompts: z.number().int().min(0).optional(),
       })
       .optional(),
   })

@@ -10,6 +10,7 @@
 // The output is a pure function of its arguments: same results, curves and `opts.generated`,
 // same bytes.
 import { lmVerdicts, summarize, verdicts, type Results, type RunMetrics, type RunRecord, type Summary } from "./results.js";
+import type { Verdict } from "./verdicts.js";
 
 export interface LossCurve {
   name: string;
@@ -530,6 +531,9 @@ h2 { font-size: 17px; margin: 0 0 10px; }
 .verdict { display: flex; gap: 16px; align-items: center; padding: 14px 16px; border-radius: 10px; border: 2px solid; margin: 12px 0 0; }
 .verdict.good { border-color: #15803d; background: #f0fdf4; }
 .verdict.bad { border-color: #b91c1c; background: #fef2f2; }
+.verdict.even { border-color: #4b5563; background: #f9fafb; }
+.even .badge { background: #4b5563; }
+.verdict p + p { margin-top: 4px; }
 .badge { flex: none; min-width: 210px; text-align: center; color: #fff; border-radius: 8px; padding: 8px 14px; line-height: 1.2; }
 .badge b { display: block; font-size: 24px; font-variant-numeric: tabular-nums; }
 .badge span { font-size: 13px; font-weight: 600; letter-spacing: 0.02em; }
@@ -561,32 +565,29 @@ svg .leader { stroke: #9ca3af; stroke-width: 1; }
 footer { color: #6b7280; font-size: 13px; margin-top: 24px; }
 `.trim();
 
-function verdictBlocks(summary: Summary[]): string {
-  const lines = verdicts(summary);
-  const scratch = summary.filter((s) => s.role === "scratch");
-  const distilled = summary.filter((s) => s.role === "distilled");
-  if (lines.length === 0) {
-    const why = distilled.length === 0 ? "no distilled student in these results" : "no scratch student to compare the distilled ones with";
-    return `<p class="muted">No verdict: ${esc(why)}.</p>`;
-  }
-  // verdicts() gives one line per distilled student, in summary order, against the best scratch.
-  const best = scratch.reduce((a, b) => (b.mean.accuracy > a.mean.accuracy ? b : a));
-  return distilled
-    .map((d, i) => {
-      const gain = (d.mean.accuracy - best.mean.accuracy) * 100;
-      const good = gain > 0;
-      const noise =
-        d.seeds > 1 || best.seeds > 1
-          ? `<p class="muted">seed-to-seed std: ${esc(d.name)} ±${(d.std.accuracy * 100).toFixed(2)}, ${esc(best.name)} ±${(best.std.accuracy * 100).toFixed(2)} points</p>`
-          : `<p class="muted">one seed: no measure of seed-to-seed noise</p>`;
-      return [
-        `<div class="verdict ${good ? "good" : "bad"}">`,
-        `<div class="badge"><b>${signed(gain)} pts</b><span>${good ? "distillation helped" : "distillation did NOT help"}</span></div>`,
-        `<div><p><strong>${esc(lines[i])}</strong></p>${noise}</div>`,
-        `</div>`,
-      ].join("");
-    })
-    .join("\n");
+/** One block per verdict: the badge, the verdict line, what each run was given, the gap and size. */
+function verdictBlock(v: Verdict, badge: string): string {
+  const cls = v.word === "helped" ? "good" : v.word === "hurt" ? "bad" : "even";
+  const label = v.word === "helped" || v.word === "hurt" ? `distillation ${v.word}` : v.word;
+  const rest = [v.budget, v.gap].filter(Boolean).map((t) => `<p class="muted">${esc(t)}</p>`).join("");
+  const gen = v.generation ? `<p class="gen">${esc(v.generation.line)}</p>` : "";
+  return [
+    `<div class="verdict ${cls}">`,
+    `<div class="badge"><b>${esc(badge)}</b><span>${esc(label)}</span></div>`,
+    `<div><p><strong>${esc(v.head)}</strong></p>${rest}${gen}</div>`,
+    `</div>`,
+  ].join("");
+}
+
+function noVerdict(runs: RunRecord[]): string {
+  const why = runs.some((r) => r.role === "distilled") ? "no scratch student to compare the distilled ones with" : "no distilled student in these results";
+  return `<p class="muted">No verdict: ${esc(why)}.</p>`;
+}
+
+function verdictBlocks(runs: RunRecord[]): string {
+  const vs = verdicts(runs);
+  if (vs.length === 0) return noVerdict(runs);
+  return vs.map((v) => verdictBlock(v, `${signed(v.diff)} pts`)).join("\n");
 }
 
 type Cell = [html: string, cls: string];
@@ -651,7 +652,7 @@ function classificationSections(results: Results, summary: Summary[], curves: Lo
     hasDistilled
       ? `<p class="muted">Each distilled student against the best student trained from scratch, in points of test accuracy.</p>`
       : "",
-    verdictBlocks(summary),
+    verdictBlocks(results.runs),
     `</section>`,
     `<section class="card">`,
     `<h2>Summary</h2>`,
@@ -754,38 +755,11 @@ export function showText(s: string): string {
   });
 }
 
-function signedNats(gain: number): string {
-  // As lmVerdicts words it: the change in held-out loss, "−" when the student's is lower.
-  return `${gain >= 0 ? "−" : "+"}${Math.abs(gain).toFixed(4)}`;
-}
-
-function lmVerdictBlocks(summary: Summary[], runs: RunRecord[]): string {
-  const lines = lmVerdicts(runs);
-  const scratch = summary.filter((s) => s.role === "scratch");
-  const distilled = summary.filter((s) => s.role === "distilled");
-  if (lines.length === 0) {
-    const why = distilled.length === 0 ? "no distilled student in these results" : "no scratch student to compare the distilled ones with";
-    return `<p class="muted">No verdict: ${esc(why)}.</p>`;
-  }
-  // lmVerdicts() gives one line per distilled student, in summary order, against the scratch
-  // student with the lowest mean held-out loss.
-  const best = bestScratch(scratch, HELD_OUT_LOSS);
-  return distilled
-    .map((d, i) => {
-      const gain = best.mean.loss - d.mean.loss;
-      const good = gain > 0;
-      const noise =
-        d.seeds > 1 || best.seeds > 1
-          ? `<p class="muted">seed-to-seed std: ${esc(d.name)} ±${d.std.loss.toFixed(4)}, ${esc(best.name)} ±${best.std.loss.toFixed(4)} nats/token</p>`
-          : `<p class="muted">one seed: no measure of seed-to-seed noise</p>`;
-      return [
-        `<div class="verdict ${good ? "good" : "bad"}">`,
-        `<div class="badge"><b>${signedNats(gain)} nats/tok</b><span>${good ? "distillation helped" : "distillation did NOT help"}</span></div>`,
-        `<div><p><strong>${esc(lines[i])}</strong></p>${noise}</div>`,
-        `</div>`,
-      ].join("");
-    })
-    .join("\n");
+function lmVerdictBlocks(runs: RunRecord[]): string {
+  const vs = lmVerdicts(runs);
+  if (vs.length === 0) return noVerdict(runs);
+  // The change in held-out loss, "−" when the student's is lower (better).
+  return vs.map((v) => verdictBlock(v, `${v.diff >= 0 ? "+" : "−"}${Math.abs(v.diff).toFixed(4)} nats/tok`)).join("\n");
 }
 
 function lmTable(summary: Summary[], runs: RunRecord[]): string {
@@ -811,6 +785,44 @@ function lmTable(summary: Summary[], runs: RunRecord[]): string {
     [s.seconds.toFixed(1), "num"],
   ]);
   return table(head, rows);
+}
+
+/**
+ * Generation quality per run: the teacher's NLL of the run's own sampled continuations and
+ * their distinct-n, beside held-out loss; nothing when no run has it.
+ */
+function generationSection(summary: Summary[], runs: RunRecord[]): string[] {
+  const withGen = runs.filter((r) => r.generation);
+  if (withGen.length === 0) return [];
+  const g = withGen[0].generation!;
+  const avg = (name: string, f: (x: NonNullable<RunRecord["generation"]>) => number) => {
+    const xs = withGen.filter((r) => r.name === name).map((r) => f(r.generation!));
+    return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
+  };
+  const fixed = (v: number, d: number) => (Number.isFinite(v) ? v.toFixed(d) : "–");
+  const head: Cell[] = [
+    ["run", ""],
+    ["held-out loss (nats/token)", "num"],
+    ["teacher NLL of its samples (nats/token)", "num"],
+    ["distinct-1", "num"],
+    ["distinct-2", "num"],
+    ["distinct-3", "num"],
+  ];
+  const rows = summary.map((s): Cell[] => [
+    [esc(s.name), ""],
+    [s.mean.loss.toFixed(4), "num"],
+    [fixed(avg(s.name, (x) => x.teacherNLL), 4), "num"],
+    [fixed(avg(s.name, (x) => x.distinct1), 3), "num"],
+    [fixed(avg(s.name, (x) => x.distinct2), 3), "num"],
+    [fixed(avg(s.name, (x) => x.distinct3), 3), "num"],
+  ]);
+  return [
+    `<section class="card">`,
+    `<h2>Generation quality</h2>`,
+    table(head, rows),
+    `<p class="muted">What sequence-level and on-policy distillation aim at. Each run continues the same ${g.prompts} held-out prompts (${g.promptLength} tokens each) by ${g.tokens} sampled tokens, with the sampling settings of the recipe's samples; the teacher then scores those continuations. Lower teacher NLL: text the teacher finds more plausible. Distinct-n: unique n-grams over all n-grams of the continuations; a run that repeats itself scores low here even when its NLL is low. Means over seeds; – : not measured (no teacher to score it).</p>`,
+    `</section>`,
+  ];
 }
 
 /** Each run's seeded samples, runs in table order: prompt muted, continuation plain. */
@@ -844,9 +856,9 @@ function lmSections(results: ReportResults, summary: Summary[], curves: LossCurv
     `<section class="card">`,
     `<h2>Did distillation help?</h2>`,
     hasDistilled
-      ? `<p class="muted">Each distilled student against the best student trained from scratch, by held-out loss in nats/token. Lower loss is better: a negative change means the distilled student predicts held-out text better.</p>`
+      ? `<p class="muted">Each distilled student against the best student trained from scratch, by held-out loss in nats/token. Lower loss is better: a negative change means the distilled student predicts held-out text better. Where recorded, a second line compares generation quality: the teacher's NLL of each run's own samples.</p>`
       : "",
-    lmVerdictBlocks(summary, results.runs),
+    lmVerdictBlocks(results.runs),
     `</section>`,
     `<section class="card">`,
     `<h2>Summary</h2>`,
@@ -870,6 +882,7 @@ function lmSections(results: ReportResults, summary: Summary[], curves: LossCurv
     lossChart(summary, curves, styles, true),
     `<p class="muted">Each run's own training objective as logged. A distilled student's loss includes the distillation term, so its level is not comparable with a scratch student's; compare shapes, not heights. The held-out loss above is the comparable measure.</p>`,
     `</section>`,
+    ...generationSection(summary, results.runs),
     `<section class="card">`,
     `<h2>Samples</h2>`,
     `<p class="muted">Grey: the prompt, from the held-out text; after it, the run's sampled continuation. Control characters are shown as highlighted escapes (\\t tab, \\n line feed, \\b backspace, \\xNN others); hover one for its code point.</p>`,

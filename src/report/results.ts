@@ -1,5 +1,8 @@
 // results.json (a stable shape that scripts and the HTML report read) and the printed table.
 import { writeFileAtomic } from "../util/fs.js";
+import { lmVerdicts, verdicts, type Budget, type Generation, type HeldOutWindows, type PerExample } from "./verdicts.js";
+
+export { lmVerdicts, verdicts } from "./verdicts.js";
 
 export interface RunMetrics {
   accuracy: number;
@@ -16,6 +19,16 @@ export interface RunRecord {
   seed: number;
   metrics: RunMetrics;
   seconds: number;
+  /** What the run was given (labels, examples, epochs); absent in results of older versions. */
+  budget?: Budget;
+  /** Classifiers: per-example test correctness, for the paired test between two runs. */
+  perExample?: PerExample;
+  /** Language models: the mean NLL of each held-out window, for the paired bootstrap. */
+  heldOutWindows?: HeldOutWindows;
+  /** Language models: the teacher's NLL and distinct-n of the run's own samples. */
+  generation?: Generation;
+  /** Distilled runs: the teacher's parameter count (the size ratio when the teacher is not listed). */
+  teacherParams?: number;
 }
 
 export interface Results {
@@ -63,23 +76,6 @@ export function summarize(runs: RunRecord[]): Summary[] {
   });
 }
 
-/**
- * One line per distilled student against the best scratch student: the gain in test accuracy,
- * stated plainly whichever way it goes.
- */
-export function verdicts(summary: Summary[]): string[] {
-  const scratch = summary.filter((s) => s.role === "scratch");
-  if (scratch.length === 0) return [];
-  const best = scratch.reduce((a, b) => (b.mean.accuracy > a.mean.accuracy ? b : a));
-  return summary
-    .filter((s) => s.role === "distilled")
-    .map((d) => {
-      const gain = (d.mean.accuracy - best.mean.accuracy) * 100;
-      const word = gain > 0 ? "helped" : "did NOT help";
-      return `${d.name} vs ${best.name}: ${gain >= 0 ? "+" : ""}${gain.toFixed(2)} points of test accuracy (mean of ${d.seeds} seed${d.seeds > 1 ? "s" : ""}): distillation ${word} on this recipe`;
-    });
-}
-
 function pct(m: number, s: number, seeds: number): string {
   return seeds > 1 ? `${(m * 100).toFixed(2)} ± ${(s * 100).toFixed(2)}` : (m * 100).toFixed(2);
 }
@@ -106,7 +102,7 @@ export function formatTable(results: Results): string {
     line(header),
     line(widths.map((w) => "-".repeat(w))),
     ...rows.map(line),
-    ...verdicts(summary),
+    ...verdicts(results.runs).map((v) => v.line),
   ].join("\n");
 }
 
@@ -114,30 +110,9 @@ export function writeResults(path: string, results: Results): void {
   writeFileAtomic(path, JSON.stringify(results, null, 2) + "\n");
 }
 
-/**
- * Language models: lower held-out loss is better. One line per distilled student against the
- * scratch student, in nats/token, whichever way it goes.
- */
-export function lmVerdicts(runs: RunRecord[]): string[] {
-  const mean = (name: string) => {
-    const rs = runs.filter((r) => r.name === name);
-    return rs.reduce((a, r) => a + r.metrics.loss, 0) / rs.length;
-  };
-  const names = [...new Set(runs.map((r) => r.name))];
-  const scratch = names.filter((n) => runs.find((r) => r.name === n)!.role === "scratch");
-  if (scratch.length === 0) return [];
-  const best = scratch.reduce((a, b) => (mean(b) < mean(a) ? b : a));
-  return names
-    .filter((n) => runs.find((r) => r.name === n)!.role === "distilled")
-    .map((n) => {
-      const gain = mean(best) - mean(n);
-      return `${n} vs ${best}: held-out loss ${gain >= 0 ? "−" : "+"}${Math.abs(gain).toFixed(4)} nats/token: distillation ${gain > 0 ? "helped" : "did NOT help"} on this measure`;
-    });
-}
-
 export function formatLMTable(results: Results): string {
   const names = [...new Set(results.runs.map((r) => r.name))];
-  const header = ["run", "role", "model", "params", "loss nats/tok", "perplexity", "bits/char", "agreement %", "accuracy %", "train s"];
+  const header = ["run", "role", "model", "params", "loss nats/tok", "perplexity", "bits/char", "agreement %", "accuracy %", "sample NLL", "distinct-1/2/3", "train s"];
   const avg = (rs: RunRecord[], f: (r: RunRecord) => number | undefined) => {
     const xs = rs.map(f).filter((v): v is number => typeof v === "number" && Number.isFinite(v));
     return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
@@ -146,7 +121,23 @@ export function formatLMTable(results: Results): string {
   const rows = names.map((n) => {
     const rs = results.runs.filter((r) => r.name === n);
     const m = (k: string) => avg(rs, (r) => (r.metrics as unknown as Record<string, number>)[k]);
-    return [n, rs[0].role, rs[0].model, rs[0].params.toLocaleString("en-US"), fmt(m("loss"), 4), fmt(m("perplexity"), 3), fmt(m("bitsPerChar"), 3), fmt(m("agreement") * 100, 2), fmt(m("accuracy") * 100, 2), fmt(avg(rs, (r) => r.seconds), 1)];
+    // Generation quality: the teacher's NLL (nats/token) of the run's own samples, and distinct-n.
+    const g = (f: (x: NonNullable<RunRecord["generation"]>) => number) => avg(rs, (r) => (r.generation ? f(r.generation) : undefined));
+    const distinct = [g((x) => x.distinct1), g((x) => x.distinct2), g((x) => x.distinct3)];
+    return [
+      n,
+      rs[0].role,
+      rs[0].model,
+      rs[0].params.toLocaleString("en-US"),
+      fmt(m("loss"), 4),
+      fmt(m("perplexity"), 3),
+      fmt(m("bitsPerChar"), 3),
+      fmt(m("agreement") * 100, 2),
+      fmt(m("accuracy") * 100, 2),
+      fmt(g((x) => x.teacherNLL), 4),
+      distinct.every(Number.isFinite) ? distinct.map((v) => v.toFixed(2)).join("/") : "-",
+      fmt(avg(rs, (r) => r.seconds), 1),
+    ];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ");
@@ -156,6 +147,7 @@ export function formatLMTable(results: Results): string {
     line(header),
     line(widths.map((w) => "-".repeat(w))),
     ...rows.map(line),
-    ...lmVerdicts(results.runs),
+    ...lmVerdicts(results.runs).flatMap((v) => (v.generation ? [v.line, v.generation.line] : [v.line])),
+    ...(results.runs.some((r) => r.generation) ? ["sample NLL: the teacher's mean NLL (nats/token) of the run's own sampled continuations of held-out prompts (lower: more plausible to the teacher)"] : []),
   ].join("\n");
 }
