@@ -66,10 +66,11 @@ describe("renderHtmlReport", () => {
   });
 
   test("shows both verdicts, the losing one as prominently as the winning one", () => {
-    assert.match(html, /kd-good vs scratch: \+2\.00 points of test accuracy \(mean of 2 seeds\): distillation helped/);
-    assert.match(html, /kd-bad vs scratch: -2\.00 points of test accuracy \(mean of 2 seeds\): distillation did NOT help/);
+    // Both seeds differ by exactly 2 points: a zero-width interval that excludes 0.
+    assert.match(html, /kd-good vs scratch: \+2\.00 points of test accuracy \(95 % CI \+2\.00 to \+2\.00, 2 seeds\): helped\./);
+    assert.match(html, /kd-bad vs scratch: -2\.00 points of test accuracy \(95 % CI -2\.00 to -2\.00, 2 seeds\): hurt\./);
     assert.match(html, /<div class="verdict good"><div class="badge"><b>\+2\.00 pts<\/b><span>distillation helped<\/span>/);
-    assert.match(html, /<div class="verdict bad"><div class="badge"><b>-2\.00 pts<\/b><span>distillation did NOT help<\/span>/);
+    assert.match(html, /<div class="verdict bad"><div class="badge"><b>-2\.00 pts<\/b><span>distillation hurt<\/span>/);
   });
 
   test("has the summary table, every run, and three charts", () => {
@@ -141,12 +142,11 @@ describe("renderHtmlReport for language models", () => {
   });
 
   test("judges by held-out loss: lower than scratch helped, higher did NOT", () => {
-    assert.match(html, /fkl vs scratch: held-out loss −0\.0500 nats\/token: distillation helped/);
-    assert.match(html, /rkl vs scratch: held-out loss \+0\.0500 nats\/token: distillation did NOT help/);
+    assert.match(html, /fkl vs scratch: held-out loss −0\.0500 nats\/token \(95 % CI −0\.0500 to −0\.0500, 2 seeds\): helped\./);
+    assert.match(html, /rkl vs scratch: held-out loss \+0\.0500 nats\/token \(95 % CI \+0\.0500 to \+0\.0500, 2 seeds\): hurt\./);
     // Each badge beside its own run's line: green for the lower loss, red for the higher.
     assert.match(html, /<div class="verdict good"><div class="badge"><b>−0\.0500 nats\/tok<\/b><span>distillation helped<\/span><\/div><div><p><strong>fkl vs scratch:/);
-    assert.match(html, /<div class="verdict bad"><div class="badge"><b>\+0\.0500 nats\/tok<\/b><span>distillation did NOT help<\/span><\/div><div><p><strong>rkl vs scratch:/);
-    assert.ok(html.includes("seed-to-seed std: rkl ±0.0141, scratch ±0.0141 nats/token"));
+    assert.match(html, /<div class="verdict bad"><div class="badge"><b>\+0\.0500 nats\/tok<\/b><span>distillation hurt<\/span><\/div><div><p><strong>rkl vs scratch:/);
     assert.doesNotMatch(html, /points of test accuracy/);
   });
 
@@ -290,7 +290,7 @@ describe("distill report", () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, `report: ${join(out, "report.html")}\n`);
     const html = readFileSync(join(out, "report.html"), "utf8");
-    assert.match(html, /did NOT help/);
+    assert.match(html, /distillation hurt/);
     assert.equal(html.match(/<path d="M/g)?.length, 1);
   });
 
@@ -303,7 +303,7 @@ describe("distill report", () => {
     const r = runCli(["report", out]);
     assert.equal(r.code, 0, r.stderr);
     const html = readFileSync(join(out, "report.html"), "utf8");
-    assert.match(html, /rkl vs scratch: held-out loss \+0\.0500 nats\/token: distillation did NOT help/);
+    assert.match(html, /rkl vs scratch: held-out loss \+0\.0500 nats\/token \(95 % CI \+0\.0500 to \+0\.0500, 2 seeds\): hurt\./);
     assert.ok(html.includes("<title>Held-out loss per run</title>"));
     assert.ok(html.includes(`<th class="num">bits/char</th>`));
     assert.equal(html.match(/<pre class="sample-text">/g)?.length, 8);

@@ -218,40 +218,43 @@ function compare(runs: RunRecord[], d: string, s: string, m: Measure): { diff: n
   return { diff, word, interval: scaled, p: t.p, seeds: 1, noise: `${ci}${t.what}, 1 seed` };
 }
 
-function modesText(b: Budget): string {
-  const m = b.modes;
+/** "fkl-seqkd's batches: 50 % corpus windows, 50 % teacher samples"; "" for corpus only. */
+function modesText(r: RunRecord): string {
+  const m = r.budget?.modes;
   if (!m || m.corpus === 1) return "";
   const parts = [
     m.corpus > 0 ? `${Math.round(m.corpus * 100)} % corpus windows` : "",
     m.teacher > 0 ? `${Math.round(m.teacher * 100)} % teacher samples` : "",
     m.student > 0 ? `${Math.round(m.student * 100)} % its own samples` : "",
   ].filter(Boolean);
-  return `, batches ${parts.join(", ")}`;
+  return `${r.name}'s batches: ${parts.join(", ")}`;
 }
 
 /** What run `r` was given, in words; "" when results.json does not say. */
 function given(r: RunRecord | undefined, teacher: RunRecord | undefined): string {
   const b = r?.budget;
   if (!b) return "";
-  if (b.context !== undefined) {
-    return `${thousands(b.steps)} steps × ${thousands(b.batchSize)} windows of ${b.context} tokens (${thousands(b.examples * b.context)} tokens)${modesText(b)}`;
-  }
+  if (b.context !== undefined) return `${thousands(b.steps)} steps × ${thousands(b.batchSize)} windows of ${b.context} tokens (${thousands(b.examples * b.context)} tokens)`;
   const tl = r!.role === "distilled" && teacher?.budget?.labels !== undefined ? ` (its teacher ${thousands(teacher.budget.labels)})` : "";
   const labels = b.labels !== undefined ? `${thousands(b.labels)} label${b.labels === 1 ? "" : "s"}${tl}, ` : "";
   const epochs = b.epochs !== undefined ? ` (${thousands(b.epochs)} epoch${b.epochs === 1 ? "" : "s"})` : "";
   return `${labels}${thousands(b.examples)} examples${epochs}`;
 }
 
+/**
+ * What each run was given, said plainly when it differs (the scarce-labels recipes compare
+ * unequal budgets on purpose). For language models, where the batches came from is stated
+ * beside the budget: a generated batch costs the same steps but is other data.
+ */
 function budgetSentence(d: RunRecord | undefined, s: RunRecord | undefined, teacher: RunRecord | undefined, lm: boolean): string {
   const gd = given(d, teacher);
   const gs = given(s, teacher);
   if (!gd || !gs) return "";
   const verb = lm ? "trained" : "read";
-  const bd = d!.budget!;
-  const bs = s!.budget!;
-  const same = bd.labels === bs.labels && bd.examples === bs.examples && bd.epochs === bs.epochs && bd.context === bs.context && modesText(bd) === modesText(bs);
-  if (same) return ` Same budget: each ${verb} ${gs}.`;
-  return ` Budgets differ: ${d!.name} ${verb} ${gd}; ${s!.name} ${verb} ${gs}.`;
+  const sources = [modesText(d!), modesText(s!)].filter(Boolean).join("; ");
+  const tail = sources ? `; ${sources}.` : ".";
+  if (given(d, undefined) === given(s, undefined)) return `Same budget: each ${verb} ${gs}${tail}`;
+  return `Budgets differ: ${d!.name} ${verb} ${gd}; ${s!.name} ${verb} ${gs}${tail}`;
 }
 
 /** "Recovers 84 % of the teacher–scratch gap at 1/5.3 of the teacher's size." */
@@ -288,7 +291,7 @@ function judgeAll(runs: RunRecord[], m: Measure, what: string, lm: boolean): Ver
     const sr = runs.find((r) => r.name === best);
     const diffText = `${signed(c.diff, m.digits, m.minus)} ${m.unit}`;
     const head = `${name} vs ${best}: ${what}${diffText} (${c.noise}): ${c.word}.`;
-    const budget = budgetSentence(dr, sr, teacher, lm).trim();
+    const budget = budgetSentence(dr, sr, teacher, lm);
     const gap = gapSentence(runs, name, best, m).trim();
     const line = [head, budget, gap].filter(Boolean).join(" ");
     let generation: Verdict["generation"];
