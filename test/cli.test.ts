@@ -10,6 +10,7 @@ import { basename, join, relative } from "node:path";
 import { spawnSync } from "node:child_process";
 import { gzipSync } from "node:zlib";
 import { makeFashionFixture, runCli, writeTinyRecipe, type CliResult } from "./helpers/fixtures.js";
+import { decodeCorrect, type PerExample } from "../src/report/verdicts.js";
 
 interface Run {
   name: string;
@@ -127,7 +128,10 @@ describe("distill run", () => {
     for (const [name, role] of [["teacher", "teacher"], ["scratch", "scratch"], ["distilled", "distilled"]]) {
       assert.ok(rows.some((l) => new RegExp(`^${name}\\s+${role}\\s+mlp 784-`).test(l)), `no ${name} row:\n${r.stdout}`);
     }
-    assert.ok(rows.some((l) => /^distilled vs scratch: [+-]\d+\.\d\d points .*distillation (helped|did NOT help)/.test(l)), r.stdout);
+    // One seed: an exact McNemar test on the 200 test examples; both students read the same
+    // 600 labels and 18 batches of 32 for 2 epochs.
+    const verdict = /^distilled vs scratch: [+-]\d+\.\d\d points of test accuracy \(exact McNemar p [=<] [\d.]+ on 200 test examples \(\d+ right only by the distilled run, \d+ only by scratch\), 1 seed\): (helped|hurt|no measurable difference)\. Same budget: each read 600 labels, 1,152 examples \(2 epochs\)\. (Recovers -?\d+ % of the teacher–scratch gap|The teacher is no better than scratch here: no gap to recover;.*) at 1\/4\.0 of the teacher's size\.$/;
+    assert.ok(rows.some((l) => verdict.test(l)), r.stdout);
     assert.ok(r.stdout.includes(`results: ${join(goodOut, "results.json")}`), r.stdout);
 
     // results.json: exactly the documented shape.
@@ -138,7 +142,12 @@ describe("distill run", () => {
     assert.equal(res.device, "wasm");
     assert.deepEqual(res.runs.map((x) => [x.name, x.role]), [["teacher", "teacher"], ["scratch", "scratch"], ["distilled", "distilled"]]);
     for (const run of res.runs) {
-      assert.deepEqual(Object.keys(run).sort(), ["metrics", "model", "name", "params", "role", "seconds", "seed"]);
+      const evidence = run.role === "distilled" ? ["budget", "perExample", "teacherParams"] : ["budget", "perExample"];
+      assert.deepEqual(Object.keys(run).sort(), ["metrics", "model", "name", "params", "role", "seconds", "seed", ...evidence].sort());
+      // The per-example record is the run's own predictions: it counts its accuracy exactly.
+      const correct = decodeCorrect((run as unknown as { perExample: PerExample }).perExample)!;
+      assert.equal(correct.length, 200);
+      assert.equal(correct.reduce((a, b) => a + b, 0) / 200, run.metrics.accuracy);
       assert.deepEqual(Object.keys(run.metrics).sort(), ["accuracy", "agreement", "ece", "loss"]);
       assert.equal(typeof run.model, "string");
       assert.ok(Number.isInteger(run.params) && run.params > 0);
