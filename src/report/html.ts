@@ -534,6 +534,7 @@ h2 { font-size: 17px; margin: 0 0 10px; }
 .verdict.even { border-color: #4b5563; background: #f9fafb; }
 .even .badge { background: #4b5563; }
 .verdict p + p { margin-top: 4px; }
+.verdict .gen { font-size: 14px; }
 .badge { flex: none; min-width: 210px; text-align: center; color: #fff; border-radius: 8px; padding: 8px 14px; line-height: 1.2; }
 .badge b { display: block; font-size: 24px; font-variant-numeric: tabular-nums; }
 .badge span { font-size: 13px; font-weight: 600; letter-spacing: 0.02em; }
