@@ -16,7 +16,8 @@ import { textSource } from "./data/text-source.js";
 import { DEBIAN_FORTUNES, evalWindows, readCorpus, splitHeldOut } from "./text/corpus.js";
 import { byteTokenizer, charTokenizer, checkSameVocab, loadTokenizerFile, tokenizerFromJSON, type Tokenizer, type TokenizerJSON } from "./text/tokenizer.js";
 import { lmLogits, lmMetrics } from "./eval/lm-metrics.js";
-import { argmaxRows } from "./eval/metrics.js";
+import { argmaxRows, reliabilityBins } from "./eval/metrics.js";
+import { collectEnvironment, lmSettings, type RunSettings } from "./report/run-info.js";
 import { configHash, selectRuns, trainOrReuse, withWorkers, type RunOptions } from "./pipeline.js";
 import type { LMRecipe, LMTrainConfig } from "./recipe/recipe.js";
 import { writeResults, type Results, type RunRecord } from "./report/results.js";
@@ -58,7 +59,7 @@ async function lmTeacher(
   seed: number,
   dir: string,
   opts: RunOptions,
-): Promise<{ model: LanguageModel; params: Params; hash: string; seconds: number }> {
+): Promise<{ model: LanguageModel; params: Params; hash: string; seconds: number; settings?: RunSettings }> {
   if ("checkpoint" in recipe.teacher) {
     const path = recipe.teacher.checkpoint;
     const ck = loadCheckpoint(path);
@@ -74,7 +75,7 @@ async function lmTeacher(
   const h = configHash(config);
   const source = textSource({ ids: trainIds, context: model.spec.context, batchSize: recipe.teacher.train.batchSize, steps: recipe.teacher.train.steps, seed, student: model });
   const t = await trainOrReuse(`teacher seed ${seed}`, join(dir, `teacher-${h}.safetensors`), model, config, trainSpec(recipe.teacher.train), source, seed, opts);
-  return { model, params: t.params, hash: h, seconds: t.seconds };
+  return { model, params: t.params, hash: h, seconds: t.seconds, settings: lmSettings(recipe.teacher.train, model.spec.context, config.workers ?? 1) };
 }
 
 export async function runLMRecipe(recipe: LMRecipe, opts: RunOptions & { device: Device }): Promise<LMResults> {
@@ -91,7 +92,7 @@ export async function runLMRecipe(recipe: LMRecipe, opts: RunOptions & { device:
   const data = { corpus: corpusPath, characters: corpus.text.length, tokenizer: configHash(tokJSON), heldOut: recipe.data.heldOut ?? 0.1 };
   const charLevel = tokenizer.kind === "char";
   mkdirSync(opts.out, { recursive: true });
-  const results: LMResults = { recipe: recipe.name, device: opts.device, runs: [], samples: [] };
+  const results: LMResults = { recipe: recipe.name, device: opts.device, runs: [], samples: [], environment: collectEnvironment(opts.device, opts.workers) };
   const { wanted, students, needTeacher } = selectRuns(recipe.students, opts.only);
 
   for (const seed of opts.seeds) {
@@ -102,13 +103,14 @@ export async function runLMRecipe(recipe: LMRecipe, opts: RunOptions & { device:
     // Held-out windows, evaluated with each model's own context (≤ the teacher's).
     const evalSet = (context: number) => evalWindows(heldIds, context, recipe.data.evalWindows);
 
-    const finish = async (name: string, role: RunRecord["role"], model: LanguageModel, params: Params, seconds: number) => {
+    const finish = async (name: string, role: RunRecord["role"], model: LanguageModel, params: Params, seconds: number, settings?: RunSettings) => {
       const ev = evalSet(model.spec.context);
       const logits = await lmLogits(model, params, ev.x, model.spec.context);
       if (role === "teacher") teacherTop = argmaxRows(logits, model.vocab);
       const sameWindows = teacher && teacher.model.spec.context === model.spec.context;
       const m = lmMetrics(logits, ev.y, model.vocab, sameWindows || role === "teacher" ? teacherTop : null, charLevel);
-      results.runs.push({ name, role, model: model.name, params: paramCount(model as never), seed, metrics: m as never, seconds });
+      const reliability = reliabilityBins(logits, ev.y, model.vocab);
+      results.runs.push({ name, role, model: model.name, params: paramCount(model as never), seed, metrics: m as never, seconds, ...(settings ? { settings } : {}), reliability });
       opts.progress.info(`${name} seed ${seed}: held-out ${m.loss.toFixed(4)} nats/token (perplexity ${m.perplexity.toFixed(3)}), agreement ${(m.agreement * 100).toFixed(2)}%`);
       const s = recipe.samples ?? { prompts: 3, promptLength: 24, tokens: 40 };
       if (s.prompts > 0) {
@@ -136,7 +138,7 @@ export async function runLMRecipe(recipe: LMRecipe, opts: RunOptions & { device:
           throw new UserError(`students.${s.name}.train.loss.topK: ${k} is larger than the vocabulary of ${tokenizer.vocabSize} tokens`);
         }
       }
-      if (wanted("teacher")) await finish("teacher", "teacher", t.model, t.params, t.seconds);
+      if (wanted("teacher")) await finish("teacher", "teacher", t.model, t.params, t.seconds, t.settings);
       else {
         const ev = evalSet(t.model.spec.context);
         teacherTop = argmaxRows(await lmLogits(t.model, t.params, ev.x, t.model.spec.context), t.model.vocab);
@@ -176,7 +178,7 @@ export async function runLMRecipe(recipe: LMRecipe, opts: RunOptions & { device:
         opts,
         info.needsTeacher ? teacher! : undefined,
       );
-      await finish(s.name, s.role, model, t.params, t.seconds);
+      await finish(s.name, s.role, model, t.params, t.seconds, lmSettings(s.train, model.spec.context, config.workers ?? 1));
       disposeParams(t.params);
     }
     if (teacher) disposeParams(teacher.params);

@@ -15,7 +15,9 @@ import { loadCheckpoint } from "./checkpoint/checkpoint.js";
 import { disposeParams, paramsFromHost } from "./checkpoint/params.js";
 import { cacheTeacherLogits } from "./teachers/teacher.js";
 import { predictLogits } from "./eval/predict.js";
-import { argmaxRows, classificationMetrics } from "./eval/metrics.js";
+import { argmaxRows, classificationMetrics, confusionMatrix, reliabilityBins } from "./eval/metrics.js";
+import { FASHION_MNIST_CLASSES } from "./data/fashion-mnist.js";
+import { classifierSettings, collectEnvironment, type RunSettings } from "./report/run-info.js";
 import type { Recipe } from "./recipe/recipe.js";
 import { writeResults, type Results, type RunRecord } from "./report/results.js";
 import { renderHtmlReport } from "./report/html.js";
@@ -150,7 +152,7 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions): Promise<Resul
   const data = loadDataset(recipe.data.dataset, opts.dataDir ?? recipe.data.dir);
   opts.progress.info(`data: ${recipe.data.dataset} from ${data.dir} (${data.train.n} train, ${data.test.n} test)`);
   mkdirSync(opts.out, { recursive: true });
-  const results: Results = { recipe: recipe.name, device: opts.device, runs: [] };
+  const results: Results = { recipe: recipe.name, device: opts.device, runs: [], classes: FASHION_MNIST_CLASSES, environment: collectEnvironment(opts.device, opts.workers) };
   const { wanted, students, needTeacher } = selectRuns(recipe.students, opts.only);
 
   for (const seed of opts.seeds) {
@@ -159,9 +161,11 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions): Promise<Resul
     const dataset = { dataset: recipe.data.dataset };
     let teacher: (Trained & { hash: string }) | null = null;
     let teacherTop: Int32Array | null = null;
-    const record = (name: string, role: RunRecord["role"], t: Trained, logits: Float32Array) => {
+    const record = (name: string, role: RunRecord["role"], t: Trained, logits: Float32Array, settings: RunSettings) => {
       const metrics = classificationMetrics(logits, data.test.labels, data.input.classes, teacherTop);
-      results.runs.push({ name, role, model: t.model.name, params: paramCount(t.model), seed, metrics, seconds: t.seconds });
+      const confusion = confusionMatrix(logits, data.test.labels, data.input.classes);
+      const reliability = reliabilityBins(logits, data.test.labels, data.input.classes);
+      results.runs.push({ name, role, model: t.model.name, params: paramCount(t.model), seed, metrics, seconds: t.seconds, settings, confusion, reliability });
       opts.progress.info(
         `${name} seed ${seed}: accuracy ${(metrics.accuracy * 100).toFixed(2)}%, agreement ${(metrics.agreement * 100).toFixed(2)}%`,
       );
@@ -176,20 +180,21 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions): Promise<Resul
         "teacher.train",
       );
       const h = hash(config);
+      const view = trainingView(data.train, recipe.teacher.train.labels, true);
       const t = await trainOrReuse(
         `teacher seed ${seed}`,
         join(dir, `teacher-${h}.safetensors`),
         model,
         config,
         recipe.teacher.train,
-        trainingView(data.train, recipe.teacher.train.labels, true),
+        view,
         seed,
         opts,
       );
       teacher = { ...t, hash: h };
       const logits = await predictLogits(model, t.params, data.test.x, data.test.dim, inferenceWorkers(opts.workers));
       teacherTop = argmaxRows(logits, data.input.classes);
-      if (wanted("teacher")) record("teacher", "teacher", t, logits);
+      if (wanted("teacher")) record("teacher", "teacher", t, logits, classifierSettings(recipe.teacher.train, view.n, view.n, config.workers ?? 1));
     }
 
     let cached: Float32Array | undefined;
@@ -212,7 +217,8 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions): Promise<Resul
       const view = trainingView(data.train, s.train.labels, info.needsLabels && !info.needsTeacher);
       const t = await trainOrReuse(`${s.name} seed ${seed}`, join(dir, `${s.name}-${hash(config)}.safetensors`), model, config, s.train, view, seed, opts, teacherArg);
       const logits = await predictLogits(model, t.params, data.test.x, data.test.dim, inferenceWorkers(opts.workers));
-      record(s.name, s.role, t, logits);
+      const labelsRead = info.needsLabels ? Math.min(s.train.labels ?? view.n, view.n) : 0;
+      record(s.name, s.role, t, logits, classifierSettings(s.train, view.n, labelsRead, config.workers ?? 1));
       disposeParams(t.params);
     }
     if (teacher) disposeParams(teacher.params);

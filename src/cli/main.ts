@@ -134,8 +134,15 @@ const ResultsSchema = z.looseObject({
       seed: z.number().int().min(0),
       metrics: Metrics,
       seconds: z.number(),
+      // What the report draws from (see report/results.ts); checked so a hand-edited file
+      // is a one-line error, not a crash while rendering.
+      settings: z.looseObject({ loss: z.string(), optimizer: z.string(), lr: z.number(), batchSize: z.number(), steps: z.number(), examples: z.number(), workers: z.number() }).optional(),
+      confusion: z.array(z.array(z.number().int().min(0))).optional(),
+      reliability: z.array(z.object({ count: z.number().min(0), confidence: z.number(), accuracy: z.number() })).optional(),
     }),
   ),
+  classes: z.array(z.string()).optional(),
+  environment: z.looseObject({ distill: z.string(), node: z.string(), engine: z.string(), device: z.string(), workers: z.union([z.number(), z.literal("auto")]), cpus: z.number() }).optional(),
   samples: z.array(z.object({ name: z.string(), seed: z.number().int().min(0), prompt: z.string(), text: z.string() })).optional(),
 });
 

@@ -1,5 +1,7 @@
 // results.json (a stable shape that scripts and the HTML report read) and the printed table.
 import { writeFileAtomic } from "../util/fs.js";
+import type { ReliabilityBin } from "../eval/metrics.js";
+import type { Environment, RunSettings } from "./run-info.js";
 
 export interface RunMetrics {
   accuracy: number;
@@ -16,12 +18,21 @@ export interface RunRecord {
   seed: number;
   metrics: RunMetrics;
   seconds: number;
+  /** What the run was given (absent for a teacher loaded from a checkpoint, and in older files). */
+  settings?: RunSettings;
+  /** Classifiers: test-set counts, rows true class, columns predicted class. */
+  confusion?: number[][];
+  /** Reliability bins of the test (LM: held-out) predictions; their ECE is metrics.ece. */
+  reliability?: ReliabilityBin[];
 }
 
 export interface Results {
   recipe: string;
   device: string;
   runs: RunRecord[];
+  /** Classifiers: the class names, in label order. */
+  classes?: string[];
+  environment?: Environment;
 }
 
 export interface Summary {
