@@ -10,7 +10,7 @@
 // The output is a pure function of its arguments: same results, curves and `opts.generated`,
 // same bytes.
 import { lmVerdicts, summarize, verdicts, type Results, type RunMetrics, type RunRecord, type Summary } from "./results.js";
-import { PAGE_CSS, barCaption, calibrationSection, classesSection, environmentSection, missingLogsNote, settingsSection, tradeoffNote } from "./page-sections.js";
+import { PAGE_CSS, barCaption, calibrationSection, classesSection, environmentSection, lossNotes, settingsSection, tradeoffNote } from "./page-sections.js";
 
 export interface LossCurve {
   name: string;
@@ -677,7 +677,7 @@ function classificationSections(results: Results, summary: Summary[], curves: Lo
     `<div class="chart-scroll">`,
     lossChart(summary, curves, styles),
     `</div>`,
-    missingLogsNote(results, curves),
+    lossNotes(results, curves, styles),
     `<p class="muted">Each run's own training objective as logged. A distilled student's loss includes the distillation term, so its level is not comparable with a scratch student's; compare shapes, not heights.</p>`,
     `</section>`,
     `<section class="card">`,
@@ -891,7 +891,7 @@ function lmSections(results: ReportResults, summary: Summary[], curves: LossCurv
     `<div class="chart-scroll">`,
     lossChart(summary, curves, styles, true),
     `</div>`,
-    missingLogsNote(results, curves),
+    lossNotes(results, curves, styles),
     `<p class="muted">Each run's own training objective as logged. A distilled student's loss includes the distillation term, so its level is not comparable with a scratch student's; compare shapes, not heights. The held-out loss above is the comparable measure.</p>`,
     `</section>`,
     `<section class="card">`,

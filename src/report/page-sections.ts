@@ -64,12 +64,12 @@ export function settingsSection(results: Results, summary: Summary[], lm: boolea
     ["model", ""],
     ["loss", ""],
     ["T", "num"],
-    ["λ (KD weight)", "num"],
+    ["λ", "num"],
     ["divergence", ""],
     ...(lm ? [] : [["epochs", "num"] as Cell]),
     ["steps", "num"],
     ["optimiser", ""],
-    ["learning rate", "num"],
+    ["lr", "num"],
     ["batch", "num"],
     ...(lm ? [["batches from", ""] as Cell] : [["labels read", "num"] as Cell]),
     [lm ? "windows read" : "examples read", "num"],
@@ -100,8 +100,8 @@ export function settingsSection(results: Results, summary: Summary[], lm: boolea
     ];
   });
   const note = lm
-    ? "T and λ apply to distillation losses only (λ weighs the distillation term, 1 − λ the cross-entropy on the text). Windows read: steps × batch, each window one context of tokens; tokens read: windows × context. Batches from: the share of batches taken from the corpus, from teacher samples (sequence-level) and from the student's own samples (on-policy)."
-    : "T and λ apply to distillation losses only (λ weighs the distillation term, 1 − λ the cross-entropy on labels). Labels read: distinct training labels the run's loss can read (none for soft labels alone). Examples read: steps × batch, repeats over epochs counted (each epoch drops its last partial batch). Runs given different budgets are not a like-for-like comparison.";
+    ? "T: distillation temperature; λ: the weight of the distillation term (1 − λ weighs the cross-entropy on the text); both apply to distillation losses only. lr: the optimiser's learning rate. Windows read: steps × batch, each window one context of tokens; tokens read: windows × context. Batches from: the share of batches taken from the corpus, from teacher samples (sequence-level) and from the student's own samples (on-policy)."
+    : "T: distillation temperature; λ: the weight of the distillation term (1 − λ weighs the cross-entropy on labels); both apply to distillation losses only. lr: the optimiser's learning rate. Labels read: distinct training labels the run's loss can read (none for soft labels alone). Examples read: steps × batch, repeats over epochs counted (each epoch drops its last partial batch). Runs given different budgets are not a like-for-like comparison.";
   return [`<div id="settings">`, table(head, rows), `</div>`, `<p class="muted">${esc(note)}</p>`].join("\n");
 }
 
@@ -227,7 +227,7 @@ function reliabilityChart(bins: ReliabilityBin[], run: Summary): string {
   const W = 340;
   const H = 330;
   const f: Frame = { x: 52, y: 10, w: W - 52 - 12, h: 190 };
-  const hist: Frame = { x: f.x, y: f.y + f.h + 14, w: f.w, h: 50 };
+  const hist: Frame = { x: f.x, y: f.y + f.h + 20, w: f.w, h: 46 };
   const k = bins.length;
   const x = linearScale([0, 100], [f.x, f.x + f.w]);
   const y = linearScale([0, 100], [f.y + f.h, f.y]);
@@ -255,7 +255,7 @@ function reliabilityChart(bins: ReliabilityBin[], run: Summary): string {
   out.push(line(f.x, hist.y + hist.h, f.x + f.w, hist.y + hist.h, `class="axis"`));
   out.push(text(f.x - 6, hist.y + 12, `${Math.round(maxShare * 100)}%`, `class="tick" text-anchor="end"`));
   out.push(text(f.x - 6, hist.y + hist.h, "0", `class="tick" text-anchor="end"`));
-  out.push(text(f.x + 4, hist.y + 10, "share of predictions", `class="note"`));
+  out.push(text(f.x, hist.y - 5, "share of predictions in each bin", `class="note"`));
   out.push(...xAxis(hist, x, ticks, (v) => v.toFixed(0), "confidence: top softmax probability (%)"));
   return svg(W, H, `Reliability diagram of ${run.name}`, out).replace("<svg ", `<svg data-run="${esc(run.name)}" `);
 }
@@ -287,6 +287,23 @@ export function calibrationSection(results: Results, summary: Summary[], lm: boo
 }
 
 // ---------------------------------------------------------------- logs, environment
+
+/**
+ * Under the training-loss chart: on a phone, where the wide chart scrolls in its box, its key as
+ * HTML (the chart's own key sits at its right edge, off screen); then the runs without a log.
+ */
+export function lossNotes(results: Results, curves: LossCurve[], styles: Map<string, { color: string; dash: string }>): string {
+  const names = [...new Set(curves.filter((c) => c.points.length > 0).map((c) => c.name))];
+  const key = names.length
+    ? `<ul class="narrow-key">${names
+        .map((name) => {
+          const st = styles.get(name) ?? { color: "#6b7280", dash: "" };
+          return `<li><span class="key-line" style="border-top: 3px ${st.dash ? "dashed" : "solid"} ${st.color}"></span>${esc(name)}</li>`;
+        })
+        .join("")}</ul>`
+    : "";
+  return key + missingLogsNote(results, curves);
+}
 
 /** The runs and seeds of `results` that have no training-loss curve, as a note (or nothing). */
 export function missingLogsNote(results: Results, curves: LossCurve[]): string {
@@ -331,6 +348,9 @@ export function environmentSection(results: Results): string {
  */
 export const PAGE_CSS = `
 .grid { grid-template-columns: repeat(auto-fit, minmax(min(440px, 100%), 1fr)); }
+#settings th { white-space: normal; vertical-align: bottom; }
+#settings th, #settings td { padding: 7px 6px; }
+#settings td:not(.num):not(:first-child) { white-space: normal; min-width: 4.5em; }
 .chart-scroll { overflow-x: auto; }
 .chart-scroll svg { min-width: 620px; }
 .small-multiples { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(300px, 100%), 1fr)); gap: 12px 18px; }
@@ -350,7 +370,10 @@ svg .hist { fill: #9ca3af; }
 dl.env { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(220px, 100%), 1fr)); gap: 8px 18px; margin: 0; }
 dl.env dt { color: #6b7280; font-size: 12px; }
 dl.env dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
+.narrow-key { display: none; list-style: none; padding: 0; margin: 6px 0 0; flex-wrap: wrap; gap: 4px 14px; font-size: 13px; }
+.key-line { display: inline-block; width: 26px; vertical-align: middle; margin-right: 6px; }
 @media (max-width: 640px) {
+  .narrow-key { display: flex; }
   main { padding: 12px 10px 28px; }
   h1 { font-size: 21px; }
   .card { padding: 12px; margin: 12px 0; }
