@@ -133,12 +133,12 @@ describe("distill run", () => {
     // results.json: exactly the documented shape.
     const res = readResults(goodOut);
     firstRunResults = res;
-    assert.deepEqual(Object.keys(res).sort(), ["device", "recipe", "runs"]);
+    assert.deepEqual(Object.keys(res).sort(), ["classes", "device", "environment", "recipe", "runs"]);
     assert.equal(res.recipe, "tiny");
     assert.equal(res.device, "wasm");
     assert.deepEqual(res.runs.map((x) => [x.name, x.role]), [["teacher", "teacher"], ["scratch", "scratch"], ["distilled", "distilled"]]);
     for (const run of res.runs) {
-      assert.deepEqual(Object.keys(run).sort(), ["metrics", "model", "name", "params", "role", "seconds", "seed"]);
+      assert.deepEqual(Object.keys(run).sort(), ["confusion", "metrics", "model", "name", "params", "reliability", "role", "seconds", "seed", "settings"]);
       assert.deepEqual(Object.keys(run.metrics).sort(), ["accuracy", "agreement", "ece", "loss"]);
       assert.equal(typeof run.model, "string");
       assert.ok(Number.isInteger(run.params) && run.params > 0);

@@ -13,6 +13,7 @@ import { pathToFileURL } from "node:url";
 import { stringify } from "yaml";
 import type { Browser, Page } from "playwright-core";
 import { eceFromBins, type ReliabilityBin } from "../src/eval/metrics.js";
+import { renderHtmlReport, type LossCurve } from "../src/report/html.js";
 import type { Results, RunRecord } from "../src/report/results.js";
 import { REPO_ROOT, makeFashionFixture, runCli, writeTinyRecipe } from "./helpers/fixtures.js";
 
@@ -294,4 +295,53 @@ describe("the report page in Chromium", { skip }, () => {
       }
     });
   }
+});
+
+// ---------------------------------------------------------------- without a browser
+
+/** A hand-made classifier results file; `seeds` seeds of a teacher, a scratch and a distilled run. */
+function handMade(seeds: number[]): Results {
+  const runs: RunRecord[] = seeds.flatMap((seed) =>
+    (["teacher", "scratch", "distilled"] as const).map((role) => ({
+      name: role,
+      role,
+      model: "mlp",
+      params: 100,
+      seed,
+      metrics: { accuracy: 0.8, agreement: 0.9, ece: 0.05, loss: 0.5 },
+      seconds: 1,
+    })),
+  );
+  return { recipe: "r", device: "wasm", runs };
+}
+
+describe("report page sections (no browser)", () => {
+  const curve = (name: string, seed: number): LossCurve => ({ name, seed, points: [{ step: 1, loss: 1 }, { step: 2, loss: 0.5 }] });
+
+  test("runs without a loss log are listed by name and seed, not dropped", () => {
+    const page = renderHtmlReport(handMade([0, 1]), [curve("teacher", 0), curve("teacher", 1), curve("scratch", 0), curve("distilled", 0), curve("distilled", 1)]);
+    const note = page.slice(page.indexOf('<div class="no-logs">'), page.indexOf("</div>", page.indexOf('<div class="no-logs">')));
+    assert.match(note, /for this run/);
+    assert.match(note, /<li>scratch <span class="muted">seed 1<\/span><\/li>/);
+    assert.equal(note.match(/<li>/g)?.length, 1);
+    const none = renderHtmlReport(handMade([0]), []);
+    assert.match(none, /for these 3 runs/);
+  });
+
+  test("captions follow the number of seeds", () => {
+    const one = renderHtmlReport(handMade([0]), []);
+    assert.doesNotMatch(one, /whiskers|over seeds|over \d+ seeds/);
+    assert.match(one, /One seed: each bar is that seed&#39;s value/);
+    const two = renderHtmlReport(handMade([0, 1]), []);
+    assert.match(two, /Bars: mean over 2 seeds; whiskers: ± sample std; dots: individual seeds/);
+    assert.match(two, /points: mean; lines: ± std over seeds/);
+  });
+
+  test("results written before settings, confusion, bins and environment were recorded still render, saying so", () => {
+    const page = renderHtmlReport(handMade([0]), []);
+    assert.match(page, /not recorded \(e\.g\. a teacher loaded from a checkpoint\)/);
+    assert.match(page, /No confusion matrices in these results/);
+    assert.match(page, /No reliability bins in these results/);
+    assert.match(page, /Environment<\/h2>\n<p class="muted">Not recorded/);
+  });
 });
