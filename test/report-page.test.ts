@@ -344,4 +344,25 @@ describe("report page sections (no browser)", () => {
     assert.match(page, /No reliability bins in these results/);
     assert.match(page, /Environment<\/h2>\n<p class="muted">Not recorded/);
   });
+
+  test("distill report: a malformed confusion matrix or reliability bin in results.json is a one-line user error", () => {
+    const dir = mkdtempSync(join(tmpdir(), "distill-page-bad-"));
+    try {
+      for (const [field, value, where] of [
+        ["confusion", [[1, -2]], "runs[0].confusion[0][1]"],
+        ["reliability", [{ count: 1, confidence: "high", accuracy: 1 }], "runs[0].reliability[0].confidence"],
+      ] as const) {
+        const res = handMade([0]);
+        (res.runs[0] as unknown as Record<string, unknown>)[field] = value;
+        writeFileSync(join(dir, "results.json"), JSON.stringify(res));
+        const r = runCli(["report", dir]);
+        assert.equal(r.code, 2, r.stderr);
+        assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+        assert.ok(r.stderr.includes(where), r.stderr);
+        assert.equal(existsSync(join(dir, "report.html")), false);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
