@@ -193,13 +193,14 @@ function pooledEce(runs: RunRecord[]): number {
 async function commonChecks(page: Page, seen: Seen, url: string, res: Results, width: number): Promise<void> {
   assert.deepEqual(seen.errors, [], "no console errors or warnings");
   assert.deepEqual(seen.requests, [url], "nothing loaded but the file itself");
-  const [scrollWidth, innerWidth] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+  // A string, evaluated in the page: the test's TypeScript has no DOM types.
+  const [scrollWidth, innerWidth] = (await page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")) as [number, number];
   assert.ok(scrollWidth <= innerWidth, `page scrolls sideways at ${width} px: ${scrollWidth} > ${innerWidth}`);
   // Every verdict lies within the screen, its text at a readable size.
   for (const v of await page.locator(".verdict").all()) {
     const box = (await v.boundingBox())!;
     assert.ok(box.x >= 0 && box.x + box.width <= innerWidth, `verdict at ${box.x}+${box.width} of ${innerWidth}`);
-    const size = await v.locator("strong").first().evaluate((e) => parseFloat(getComputedStyle(e).fontSize));
+    const size = await v.locator("strong").first().evaluate((e) => parseFloat((globalThis as unknown as { getComputedStyle(x: unknown): { fontSize: string } }).getComputedStyle(e).fontSize));
     assert.ok(size >= 13, `verdict text ${size}px`);
   }
   // Settings per run, as recorded.
