@@ -16,7 +16,8 @@ import { textSource } from "./data/text-source.js";
 import { DEBIAN_FORTUNES, evalWindows, readCorpus, splitHeldOut } from "./text/corpus.js";
 import { byteTokenizer, charTokenizer, checkSameVocab, loadTokenizerFile, tokenizerFromJSON, type Tokenizer, type TokenizerJSON } from "./text/tokenizer.js";
 import { lmLogits, lmMetrics } from "./eval/lm-metrics.js";
-import { argmaxRows } from "./eval/metrics.js";
+import { argmaxRows, reliabilityBins } from "./eval/metrics.js";
+import { collectEnvironment, lmSettings, type RunSettings } from "./report/run-info.js";
 import { configHash, selectRuns, trainOrReuse, withWorkers, type RunOptions } from "./pipeline.js";
 import type { LMRecipe, LMTrainConfig } from "./recipe/recipe.js";
 import { writeResults, type Results, type RunRecord } from "./report/results.js";
@@ -25,7 +26,6 @@ import { renderHtmlReport } from "./report/html.js";
 import { readCurves } from "./report/curves.js";
 import type { TrainSpec } from "./train/trainer.js";
 import { generationQuality, windowNLL } from "./eval/lm-quality.js";
-import type { Budget } from "./report/verdicts.js";
 
 export interface Sample {
   name: string;
@@ -45,15 +45,6 @@ function buildTokenizer(spec: string, trainText: string): Tokenizer {
 /** Prompts scored for generation quality when the recipe's `samples` block does not say. */
 export const SCORED_PROMPTS = 32;
 
-/** What an LM run is given: steps × batch windows of its context, from these sources. */
-export function lmBudget(t: LMTrainConfig, context: number): Budget {
-  const m = t.modes ?? {};
-  const raw = { corpus: m.corpus ?? (m.teacher || m.student ? 0 : 1), teacher: m.teacher ?? 0, student: m.student ?? 0 };
-  const sum = raw.corpus + raw.teacher + raw.student;
-  const modes = { corpus: raw.corpus / sum, teacher: raw.teacher / sum, student: raw.student / sum };
-  return { examples: t.steps * t.batchSize, steps: t.steps, batchSize: t.batchSize, context, modes };
-}
-
 /** The trainer's view of an LM training config: one "epoch" of `steps` steps. */
 function trainSpec(t: LMTrainConfig): TrainSpec {
   return { epochs: 1, batchSize: t.batchSize, optimizer: t.optimizer, loss: t.loss };
@@ -72,7 +63,7 @@ async function lmTeacher(
   seed: number,
   dir: string,
   opts: RunOptions,
-): Promise<{ model: LanguageModel; params: Params; hash: string; seconds: number }> {
+): Promise<{ model: LanguageModel; params: Params; hash: string; seconds: number; settings?: RunSettings }> {
   if ("checkpoint" in recipe.teacher) {
     const path = recipe.teacher.checkpoint;
     const ck = loadCheckpoint(path);
@@ -88,7 +79,7 @@ async function lmTeacher(
   const h = configHash(config);
   const source = textSource({ ids: trainIds, context: model.spec.context, batchSize: recipe.teacher.train.batchSize, steps: recipe.teacher.train.steps, seed, student: model });
   const t = await trainOrReuse(`teacher seed ${seed}`, join(dir, `teacher-${h}.safetensors`), model, config, trainSpec(recipe.teacher.train), source, seed, opts);
-  return { model, params: t.params, hash: h, seconds: t.seconds };
+  return { model, params: t.params, hash: h, seconds: t.seconds, settings: lmSettings(recipe.teacher.train, model.spec.context, config.workers ?? 1) };
 }
 
 export async function runLMRecipe(recipe: LMRecipe, opts: RunOptions & { device: Device }): Promise<LMResults> {
@@ -105,7 +96,7 @@ export async function runLMRecipe(recipe: LMRecipe, opts: RunOptions & { device:
   const data = { corpus: corpusPath, characters: corpus.text.length, tokenizer: configHash(tokJSON), heldOut: recipe.data.heldOut ?? 0.1 };
   const charLevel = tokenizer.kind === "char";
   mkdirSync(opts.out, { recursive: true });
-  const results: LMResults = { recipe: recipe.name, device: opts.device, runs: [], samples: [] };
+  const results: LMResults = { recipe: recipe.name, device: opts.device, runs: [], samples: [], environment: collectEnvironment(opts.device, opts.workers) };
   const { wanted, students, needTeacher } = selectRuns(recipe.students, opts.only);
 
   for (const seed of opts.seeds) {
@@ -116,7 +107,7 @@ export async function runLMRecipe(recipe: LMRecipe, opts: RunOptions & { device:
     // Held-out windows, evaluated with each model's own context (≤ the teacher's).
     const evalSet = (context: number) => evalWindows(heldIds, context, recipe.data.evalWindows);
 
-    const finish = async (name: string, role: RunRecord["role"], model: LanguageModel, params: Params, seconds: number, budget?: Budget) => {
+    const finish = async (name: string, role: RunRecord["role"], model: LanguageModel, params: Params, seconds: number, settings?: RunSettings) => {
       const ev = evalSet(model.spec.context);
       const logits = await lmLogits(model, params, ev.x, model.spec.context);
       if (role === "teacher") teacherTop = argmaxRows(logits, model.vocab);
@@ -130,7 +121,8 @@ export async function runLMRecipe(recipe: LMRecipe, opts: RunOptions & { device:
           ? await generationQuality(model, params, teacher, heldIds, { prompts: scored, promptLength: s.promptLength, tokens: s.tokens, sampling: { temperature: 0.8, ...s.sampling }, seed })
           : undefined;
       const extra = {
-        ...(budget ? { budget } : {}),
+        ...(settings ? { settings } : {}),
+        reliability: reliabilityBins(logits, ev.y, model.vocab),
         heldOutWindows: { context: model.spec.context, nll: windowNLL(logits, ev.y, model.vocab, model.spec.context) },
         ...(generation ? { generation } : {}),
         ...(role === "distilled" && teacher ? { teacherParams: paramCount(teacher.model as never) } : {}),
@@ -163,7 +155,7 @@ export async function runLMRecipe(recipe: LMRecipe, opts: RunOptions & { device:
           throw new UserError(`students.${s.name}.train.loss.topK: ${k} is larger than the vocabulary of ${tokenizer.vocabSize} tokens`);
         }
       }
-      if (wanted("teacher")) await finish("teacher", "teacher", t.model, t.params, t.seconds, "train" in recipe.teacher ? lmBudget(recipe.teacher.train, t.model.spec.context) : undefined);
+      if (wanted("teacher")) await finish("teacher", "teacher", t.model, t.params, t.seconds, t.settings);
       else {
         const ev = evalSet(t.model.spec.context);
         teacherTop = argmaxRows(await lmLogits(t.model, t.params, ev.x, t.model.spec.context), t.model.vocab);
@@ -203,7 +195,7 @@ export async function runLMRecipe(recipe: LMRecipe, opts: RunOptions & { device:
         opts,
         info.needsTeacher ? teacher! : undefined,
       );
-      await finish(s.name, s.role, model, t.params, t.seconds, lmBudget(s.train, model.spec.context));
+      await finish(s.name, s.role, model, t.params, t.seconds, lmSettings(s.train, model.spec.context, config.workers ?? 1));
       disposeParams(t.params);
     }
     if (teacher) disposeParams(teacher.params);

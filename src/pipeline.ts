@@ -15,10 +15,12 @@ import { loadCheckpoint } from "./checkpoint/checkpoint.js";
 import { disposeParams, paramsFromHost } from "./checkpoint/params.js";
 import { cacheTeacherLogits } from "./teachers/teacher.js";
 import { predictLogits } from "./eval/predict.js";
-import { argmaxRows, classificationMetrics } from "./eval/metrics.js";
-import type { Recipe } from "./recipe/recipe.js";
+import { argmaxRows, classificationMetrics, confusionMatrix, reliabilityBins } from "./eval/metrics.js";
+import { FASHION_MNIST_CLASSES } from "./data/fashion-mnist.js";
+import { classifierSettings, collectEnvironment, type RunSettings } from "./report/run-info.js";
+import type { Recipe, TrainConfig } from "./recipe/recipe.js";
 import { writeResults, type Results, type RunRecord } from "./report/results.js";
-import { encodeCorrect, type Budget } from "./report/verdicts.js";
+import { encodeCorrect } from "./report/verdicts.js";
 import type { Examples } from "./data/batches.js";
 import { renderHtmlReport } from "./report/html.js";
 import { readCurves } from "./report/curves.js";
@@ -148,15 +150,14 @@ export async function trainOrReuse<M extends TrainableModel & { name: string }>(
 }
 
 /**
- * What a classifier run is given: the labels it reads (those of its view that are not −1, or
- * none for a loss that reads no labels) and the examples it sees, steps × batch, as the trainer
- * counts them (the last partial batch of an epoch is dropped).
+ * A classifier run's settings: what it is given, with the labels it reads counted in its view
+ * (those not −1, or none for a loss that reads no labels) and the examples it sees, steps ×
+ * batch, as the trainer counts them (the last partial batch of an epoch is dropped).
  */
-export function classifierBudget(view: Examples, train: { epochs: number; batchSize: number }, readsLabels: boolean): Budget {
+export function classifierRunSettings(view: Examples, train: TrainConfig, readsLabels: boolean, workers: number): RunSettings {
   let labels = 0;
   if (readsLabels) for (let i = 0; i < view.n; i++) if (view.labels[i] >= 0) labels++;
-  const steps = Math.floor(view.n / train.batchSize) * train.epochs;
-  return { labels, examples: steps * train.batchSize, steps, batchSize: train.batchSize, epochs: train.epochs };
+  return classifierSettings(train, view.n, labels, workers);
 }
 
 /** Runs teacher → students for every seed and writes OUT/results.json. */
@@ -164,7 +165,7 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions): Promise<Resul
   const data = loadDataset(recipe.data.dataset, opts.dataDir ?? recipe.data.dir);
   opts.progress.info(`data: ${recipe.data.dataset} from ${data.dir} (${data.train.n} train, ${data.test.n} test)`);
   mkdirSync(opts.out, { recursive: true });
-  const results: Results = { recipe: recipe.name, device: opts.device, runs: [] };
+  const results: Results = { recipe: recipe.name, device: opts.device, runs: [], classes: FASHION_MNIST_CLASSES, environment: collectEnvironment(opts.device, opts.workers) };
   const { wanted, students, needTeacher } = selectRuns(recipe.students, opts.only);
 
   for (const seed of opts.seeds) {
@@ -173,11 +174,13 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions): Promise<Resul
     const dataset = { dataset: recipe.data.dataset };
     let teacher: (Trained & { hash: string }) | null = null;
     let teacherTop: Int32Array | null = null;
-    const record = (name: string, role: RunRecord["role"], t: Trained, logits: Float32Array, budget: Budget) => {
+    const record = (name: string, role: RunRecord["role"], t: Trained, logits: Float32Array, settings: RunSettings) => {
       const metrics = classificationMetrics(logits, data.test.labels, data.input.classes, teacherTop);
+      const confusion = confusionMatrix(logits, data.test.labels, data.input.classes);
+      const reliability = reliabilityBins(logits, data.test.labels, data.input.classes);
       const perExample = encodeCorrect(argmaxRows(logits, data.input.classes), data.test.labels);
       const teacherParams = role === "distilled" && teacher ? { teacherParams: paramCount(teacher.model) } : {};
-      results.runs.push({ name, role, model: t.model.name, params: paramCount(t.model), seed, metrics, seconds: t.seconds, budget, perExample, ...teacherParams });
+      results.runs.push({ name, role, model: t.model.name, params: paramCount(t.model), seed, metrics, seconds: t.seconds, settings, confusion, reliability, perExample, ...teacherParams });
       opts.progress.info(
         `${name} seed ${seed}: accuracy ${(metrics.accuracy * 100).toFixed(2)}%, agreement ${(metrics.agreement * 100).toFixed(2)}%`,
       );
@@ -192,21 +195,21 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions): Promise<Resul
         "teacher.train",
       );
       const h = hash(config);
+      const view = trainingView(data.train, recipe.teacher.train.labels, true);
       const t = await trainOrReuse(
         `teacher seed ${seed}`,
         join(dir, `teacher-${h}.safetensors`),
         model,
         config,
         recipe.teacher.train,
-        trainingView(data.train, recipe.teacher.train.labels, true),
+        view,
         seed,
         opts,
       );
       teacher = { ...t, hash: h };
       const logits = await predictLogits(model, t.params, data.test.x, data.test.dim, inferenceWorkers(opts.workers));
       teacherTop = argmaxRows(logits, data.input.classes);
-      const tv = trainingView(data.train, recipe.teacher.train.labels, true);
-      if (wanted("teacher")) record("teacher", "teacher", t, logits, classifierBudget(tv, recipe.teacher.train, lossInfo(recipe.teacher.train.loss).needsLabels));
+      if (wanted("teacher")) record("teacher", "teacher", t, logits, classifierRunSettings(view, recipe.teacher.train, lossInfo(recipe.teacher.train.loss).needsLabels, config.workers ?? 1));
     }
 
     let cached: Float32Array | undefined;
@@ -229,7 +232,7 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions): Promise<Resul
       const view = trainingView(data.train, s.train.labels, info.needsLabels && !info.needsTeacher);
       const t = await trainOrReuse(`${s.name} seed ${seed}`, join(dir, `${s.name}-${hash(config)}.safetensors`), model, config, s.train, view, seed, opts, teacherArg);
       const logits = await predictLogits(model, t.params, data.test.x, data.test.dim, inferenceWorkers(opts.workers));
-      record(s.name, s.role, t, logits, classifierBudget(view, s.train, info.needsLabels));
+      record(s.name, s.role, t, logits, classifierRunSettings(view, s.train, info.needsLabels, config.workers ?? 1));
       disposeParams(t.params);
     }
     if (teacher) disposeParams(teacher.params);

@@ -137,12 +137,12 @@ describe("distill run", () => {
     // results.json: exactly the documented shape.
     const res = readResults(goodOut);
     firstRunResults = res;
-    assert.deepEqual(Object.keys(res).sort(), ["device", "recipe", "runs"]);
+    assert.deepEqual(Object.keys(res).sort(), ["classes", "device", "environment", "recipe", "runs"]);
     assert.equal(res.recipe, "tiny");
     assert.equal(res.device, "wasm");
     assert.deepEqual(res.runs.map((x) => [x.name, x.role]), [["teacher", "teacher"], ["scratch", "scratch"], ["distilled", "distilled"]]);
     for (const run of res.runs) {
-      const evidence = run.role === "distilled" ? ["budget", "perExample", "teacherParams"] : ["budget", "perExample"];
+      const evidence = ["settings", "confusion", "reliability", "perExample", ...(run.role === "distilled" ? ["teacherParams"] : [])];
       assert.deepEqual(Object.keys(run).sort(), ["metrics", "model", "name", "params", "role", "seconds", "seed", ...evidence].sort());
       // The per-example record is the run's own predictions: it counts its accuracy exactly.
       const correct = decodeCorrect((run as unknown as { perExample: PerExample }).perExample)!;

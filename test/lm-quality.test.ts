@@ -137,7 +137,8 @@ test("distill run on an LM recipe records per-window NLL, budgets and generation
     assert.equal(run.generation.perPrompt.length, 5);
     assert.equal(run.generation.tokens, 6);
     assert.ok(run.generation.teacherNLL > 0);
-    assert.deepEqual(run.budget, { examples: run.name === "teacher" ? 24 : 16, steps: run.name === "teacher" ? 6 : 4, batchSize: 4, context: 16, modes: run.name === "seqkd" ? { corpus: 0.5, teacher: 0.5, student: 0 } : { corpus: 1, teacher: 0, student: 0 } });
+    const st = run.settings;
+    assert.deepEqual({ examples: st.examples, steps: st.steps, batchSize: st.batchSize, context: st.context, modes: st.modes }, { examples: run.name === "teacher" ? 24 : 16, steps: run.name === "teacher" ? 6 : 4, batchSize: 4, context: 16, modes: run.name === "seqkd" ? { corpus: 0.5, teacher: 0.5, student: 0 } : { corpus: 1, teacher: 0, student: 0 } });
   }
   assert.equal(res.runs.find((x: { name: string }) => x.name === "seqkd").teacherParams, res.runs[0].params);
   assert.match(r.stdout, /^seqkd vs scratch: held-out loss [−+]\d\.\d{4} nats\/token \(95 % CI .*paired bootstrap over 8 windows, p [=<] .*, 1 seed\): (helped|hurt|no measurable difference)\. Same budget: each trained 4 steps × 4 windows of 16 tokens \(256 tokens\); seqkd's batches: 50 % corpus windows, 50 % teacher samples\. Recovers -?\d+ % of the teacher–scratch gap at 1\/\d\.\d of the teacher's size\.$/m);

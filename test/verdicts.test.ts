@@ -3,8 +3,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { decodeCorrect, encodeCorrect, lmVerdicts, verdicts } from "../src/report/verdicts.js";
-import { classifierBudget } from "../src/pipeline.js";
-import { lmBudget } from "../src/pipeline-lm.js";
+import { classifierRunSettings } from "../src/pipeline.js";
+import { lmSettings } from "../src/report/run-info.js";
 import { trainingView } from "../src/data/datasets.js";
 import { lossInfo } from "../src/losses/index.js";
 import { formatLMTable, formatTable, type RunRecord } from "../src/report/results.js";
@@ -102,9 +102,13 @@ function examples(n: number): Examples {
 
 test("budgets as the pipeline records them: labels read, examples seen (steps × batch), epochs", () => {
   const train = examples(60_000);
-  const budget = (loss: { name: string; lambda?: number }, labels: number | undefined, epochs: number) => {
+  const settings = (loss: { name: string; lambda?: number }, labels: number | undefined, epochs: number) => {
     const info = lossInfo(loss);
-    return classifierBudget(trainingView(train, labels, info.needsLabels && !info.needsTeacher), { epochs, batchSize: 128 }, info.needsLabels);
+    return classifierRunSettings(trainingView(train, labels, info.needsLabels && !info.needsTeacher), { epochs, batchSize: 128, optimizer: { name: "adam", lr: 1e-3 }, loss }, info.needsLabels, 1);
+  };
+  const budget = (loss: { name: string; lambda?: number }, labels: number | undefined, epochs: number) => {
+    const st = settings(loss, labels, epochs);
+    return { labels: st.labels, examples: st.examples, steps: st.steps, batchSize: st.batchSize, epochs: st.epochs };
   };
   // scratch on 1,000 labels for 150 epochs: 7 full batches an epoch.
   assert.deepEqual(budget({ name: "ce" }, 1000, 150), { labels: 1000, examples: 7 * 150 * 128, steps: 1050, batchSize: 128, epochs: 150 });
@@ -116,11 +120,11 @@ test("budgets as the pipeline records them: labels read, examples seen (steps ×
   assert.equal(budget({ name: "hinton", lambda: 1 }, undefined, 10).labels, 0);
   assert.equal(budget({ name: "ce" }, undefined, 10).labels, 60_000);
 
-  const teacher = (k: number) => run("teacher", "teacher", k, 0.9, { budget: budget({ name: "ce" }, undefined, 20) });
+  const teacher = (k: number) => run("teacher", "teacher", k, 0.9, { settings: settings({ name: "ce" }, undefined, 20) });
   const runs = [0, 1, 2].flatMap((k) => [
     teacher(k),
-    run("scratch-1k", "scratch", k, 0.75 + k * 0.001, { budget: budget({ name: "ce" }, 1000, 150) }),
-    run("soft-kd-60k", "distilled", k, 0.85 + k * 0.002, { budget: budget({ name: "soft-kd" }, 1000, 10) }),
+    run("scratch-1k", "scratch", k, 0.75 + k * 0.001, { settings: settings({ name: "ce" }, 1000, 150) }),
+    run("soft-kd-60k", "distilled", k, 0.85 + k * 0.002, { settings: settings({ name: "soft-kd" }, 1000, 10) }),
   ]);
   const [v] = verdicts(runs);
   assert.equal(v.budget, "Budgets differ: soft-kd-60k read 0 labels (its teacher 60,000), 599,040 examples (10 epochs); scratch-1k read 1,000 labels, 134,400 examples (150 epochs).");
@@ -132,7 +136,7 @@ test("budgets as the pipeline records them: labels read, examples seen (steps ×
   assert.ok(formatTable({ recipe: "r", device: "wasm", runs }).split("\n").includes(v.line));
 
   // Same budgets: said once.
-  const same = [teacher(0), run("scratch", "scratch", 0, 0.8, { budget: budget({ name: "ce" }, undefined, 10) }), run("kd", "distilled", 0, 0.8, { budget: budget({ name: "hinton" }, undefined, 10) })];
+  const same = [teacher(0), run("scratch", "scratch", 0, 0.8, { settings: settings({ name: "ce" }, undefined, 10) }), run("kd", "distilled", 0, 0.8, { settings: settings({ name: "hinton" }, undefined, 10) })];
   assert.equal(verdicts(same)[0].budget, "Same budget: each read 60,000 labels, 599,040 examples (10 epochs).");
 });
 
@@ -183,8 +187,8 @@ test("LMs, one seed: paired bootstrap over held-out windows", () => {
 
 test("LMs: budgets in windows and tokens, mixed modes named, and a generation line", () => {
   const opt = { name: "adamw" as const, lr: 0.002 };
-  const plain = lmBudget({ steps: 1000, batchSize: 32, optimizer: opt, loss: { name: "ce" } }, 64);
-  const mixed = lmBudget({ steps: 1000, batchSize: 32, optimizer: opt, loss: { name: "hinton" }, modes: { corpus: 1, student: 1 } }, 64);
+  const plain = lmSettings({ steps: 1000, batchSize: 32, optimizer: opt, loss: { name: "ce" } }, 64, 1);
+  const mixed = lmSettings({ steps: 1000, batchSize: 32, optimizer: opt, loss: { name: "hinton" }, modes: { corpus: 1, student: 1 } }, 64, 1);
   assert.deepEqual(plain.modes, { corpus: 1, teacher: 0, student: 0 });
   assert.deepEqual(mixed.modes, { corpus: 0.5, teacher: 0, student: 0.5 });
   const gen = (teacherNLL: number, perPrompt: number[], d2: number) => ({ prompts: perPrompt.length, promptLength: 24, tokens: 40, teacherNLL, perPrompt, distinct1: 0.1, distinct2: d2, distinct3: 0.7 });
@@ -192,8 +196,8 @@ test("LMs: budgets in windows and tokens, mixed modes named, and a generation li
   const nll = Array.from({ length: 50 }, (_, i) => 1.8 + (i % 3) * 0.1);
   const runs = [
     lmRun("teacher", "teacher", 0, nll.map((x) => x - 0.3), { generation: gen(1.2, p.map((x) => x - 0.8), 0.5) }),
-    lmRun("scratch", "scratch", 0, nll, { budget: plain, generation: gen(2.2, p, 0.45) }),
-    lmRun("fkl-onpolicy", "distilled", 0, nll.map((x) => x + 0.01), { budget: mixed, generation: gen(1.9, p.map((x) => x - 0.3), 0.4) }),
+    lmRun("scratch", "scratch", 0, nll, { settings: plain, generation: gen(2.2, p, 0.45) }),
+    lmRun("fkl-onpolicy", "distilled", 0, nll.map((x) => x + 0.01), { settings: mixed, generation: gen(1.9, p.map((x) => x - 0.3), 0.4) }),
   ];
   const [v] = lmVerdicts(runs);
   assert.equal(v.word, "hurt");

@@ -123,15 +123,6 @@ const Metrics = z.looseObject({
   bitsPerChar: z.number().optional(),
 });
 // The per-run evidence behind the verdicts (report/verdicts.ts); absent in older results files.
-const Budget = z.looseObject({
-  labels: z.number().int().min(0).optional(),
-  examples: z.number().int().min(0),
-  steps: z.number().int().min(0),
-  batchSize: z.number().int().positive(),
-  epochs: z.number().int().min(0).optional(),
-  context: z.number().int().positive().optional(),
-  modes: z.object({ corpus: z.number(), teacher: z.number(), student: z.number() }).optional(),
-});
 const PerExample = z
   .object({ n: z.number().int().min(0), correct: z.base64() })
   .refine((p) => Buffer.from(p.correct, "base64").length === Math.ceil(p.n / 8), { message: "correct must hold one bit per example" });
@@ -157,13 +148,19 @@ const ResultsSchema = z.looseObject({
       seed: z.number().int().min(0),
       metrics: Metrics,
       seconds: z.number(),
-      budget: Budget.optional(),
+      // What the report draws from (see report/results.ts); checked so a hand-edited file
+      // is a one-line error, not a crash while rendering.
+      settings: z.looseObject({ loss: z.string(), optimizer: z.string(), lr: z.number(), batchSize: z.number().int().positive(), steps: z.number().int().min(0), examples: z.number().int().min(0), workers: z.number(), labels: z.number().int().min(0).optional(), epochs: z.number().int().min(0).optional(), context: z.number().int().positive().optional(), modes: z.object({ corpus: z.number(), teacher: z.number(), student: z.number() }).optional() }).optional(),
+      confusion: z.array(z.array(z.number().int().min(0))).optional(),
+      reliability: z.array(z.object({ count: z.number().min(0), confidence: z.number(), accuracy: z.number() })).optional(),
       perExample: PerExample.optional(),
       heldOutWindows: z.object({ context: z.number().int().positive(), nll: z.array(z.number()) }).optional(),
       generation: Generation.optional(),
       teacherParams: z.number().int().min(0).optional(),
     }),
   ),
+  classes: z.array(z.string()).optional(),
+  environment: z.looseObject({ distill: z.string(), node: z.string(), engine: z.string(), device: z.string(), workers: z.union([z.number(), z.literal("auto")]), cpus: z.number() }).optional(),
   samples: z.array(z.object({ name: z.string(), seed: z.number().int().min(0), prompt: z.string(), text: z.string() })).optional(),
 });
 

@@ -22,6 +22,9 @@ export const DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist";
 
 export const NUM_CLASSES = 10;
 
+/** The class names of labels 0..9, as the Fashion-MNIST project lists them. */
+export const FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+
 /** The four standard file names, without the `.gz` suffix. */
 export const FASHION_MNIST_FILES = {
   trainImages: "train-images-idx3-ubyte",

@@ -29,16 +29,28 @@ function softmaxRow(logits: Float32Array, offset: number, classes: number): Floa
   return p;
 }
 
+/** One confidence bin of a reliability diagram. */
+export interface ReliabilityBin {
+  /** Predictions whose top softmax probability falls in this bin. */
+  count: number;
+  /** Their mean top softmax probability (0 when the bin is empty). */
+  confidence: number;
+  /** The fraction of them that are correct (0 when the bin is empty). */
+  accuracy: number;
+}
+
+/** The bin count of every reliability diagram and ECE in distill. */
+export const CALIBRATION_BINS = 15;
+
 /**
- * Expected calibration error with `bins` equal-width confidence bins over (0, 1]:
- * Σ_b (n_b / N)·|accuracy_b − mean confidence_b|, confidence = the top softmax probability.
+ * Reliability bins: `bins` equal-width bins of the top softmax probability over (0, 1] (bin b
+ * holds (b/bins, (b+1)/bins]), each with its count, mean confidence and accuracy.
  */
-export function expectedCalibrationError(logits: Float32Array, labels: Int32Array, classes: number, bins = 15): number {
-  const n = labels.length;
+export function reliabilityBins(logits: Float32Array, labels: Int32Array, classes: number, bins = CALIBRATION_BINS): ReliabilityBin[] {
   const count = new Float64Array(bins);
   const correct = new Float64Array(bins);
   const conf = new Float64Array(bins);
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < labels.length; i++) {
     const p = softmaxRow(logits, i * classes, classes);
     let best = 0;
     for (let c = 1; c < classes; c++) if (p[c] > p[best]) best = c;
@@ -47,9 +59,37 @@ export function expectedCalibrationError(logits: Float32Array, labels: Int32Arra
     conf[b] += p[best];
     if (best === labels[i]) correct[b]++;
   }
-  let ece = 0;
-  for (let b = 0; b < bins; b++) if (count[b] > 0) ece += Math.abs(correct[b] - conf[b]) / n;
-  return ece;
+  return Array.from({ length: bins }, (_, b) => ({
+    count: count[b],
+    confidence: count[b] > 0 ? conf[b] / count[b] : 0,
+    accuracy: count[b] > 0 ? correct[b] / count[b] : 0,
+  }));
+}
+
+/** Σ_b (n_b / N)·|accuracy_b − mean confidence_b| over reliability bins. */
+export function eceFromBins(bins: ReliabilityBin[]): number {
+  const n = bins.reduce((a, b) => a + b.count, 0);
+  if (n === 0) return NaN;
+  return bins.reduce((a, b) => a + (b.count / n) * Math.abs(b.accuracy - b.confidence), 0);
+}
+
+/**
+ * Expected calibration error with `bins` equal-width confidence bins over (0, 1]:
+ * Σ_b (n_b / N)·|accuracy_b − mean confidence_b|, confidence = the top softmax probability.
+ */
+export function expectedCalibrationError(logits: Float32Array, labels: Int32Array, classes: number, bins = CALIBRATION_BINS): number {
+  return eceFromBins(reliabilityBins(logits, labels, classes, bins));
+}
+
+/**
+ * The confusion matrix: `m[t][p]` counts test examples of true class t predicted as p (rows
+ * are true classes, as in scikit-learn's confusion_matrix).
+ */
+export function confusionMatrix(logits: Float32Array, labels: Int32Array, classes: number): number[][] {
+  const top = argmaxRows(logits, classes);
+  const m = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
+  for (let i = 0; i < labels.length; i++) m[labels[i]][top[i]]++;
+  return m;
 }
 
 /** Mean cross-entropy in nats. */

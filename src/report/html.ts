@@ -11,6 +11,7 @@
 // same bytes.
 import { lmVerdicts, summarize, verdicts, type Results, type RunMetrics, type RunRecord, type Summary } from "./results.js";
 import type { Verdict } from "./verdicts.js";
+import { PAGE_CSS, barCaption, calibrationSection, classesSection, environmentSection, lossNotes, settingsSection, tradeoffNote } from "./page-sections.js";
 
 export interface LossCurve {
   name: string;
@@ -35,12 +36,12 @@ export function esc(s: string): string {
 }
 
 /** An SVG coordinate: at most two decimals, no exponent, no "-0". */
-function n(x: number): string {
+export function n(x: number): string {
   const v = Math.round(x * 100) / 100;
   return String(v === 0 ? 0 : v);
 }
 
-function thousands(x: number): string {
+export function thousands(x: number): string {
   return String(Math.round(x)).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
 }
 
@@ -70,7 +71,7 @@ function truncate(s: string, max: number): string {
 type Scale = (v: number) => number;
 type Domain = [number, number];
 
-function linearScale([d0, d1]: Domain, [r0, r1]: Domain): Scale {
+export function linearScale([d0, d1]: Domain, [r0, r1]: Domain): Scale {
   const k = d1 === d0 ? 0 : (r1 - r0) / (d1 - d0);
   return (v) => r0 + (v - d0) * k;
 }
@@ -91,14 +92,14 @@ function niceStep(span: number, count: number): number {
 const clean = (v: number) => parseFloat(v.toPrecision(12));
 
 /** Multiples of `step` within [d0, d1]. */
-function linearTicks([d0, d1]: Domain, step: number): number[] {
+export function linearTicks([d0, d1]: Domain, step: number): number[] {
   const out: number[] = [];
   for (let i = Math.ceil(d0 / step - 1e-9); i * step <= d1 + step * 1e-9; i++) out.push(clean(i * step));
   return out;
 }
 
 /** Decimals that show a tick step exactly: 0.5 → 1, 0.05 → 2, 10 → 0. */
-function decimalsFor(step: number): number {
+export function decimalsFor(step: number): number {
   return Math.max(0, Math.ceil(-Math.log10(step) - 1e-9));
 }
 
@@ -141,14 +142,14 @@ function zoomedAxis(values: number[], floor: number, ceil: number, minSpan = 0.5
 
 // ---------------------------------------------------------------- SVG building blocks
 
-interface Frame {
+export interface Frame {
   x: number;
   y: number;
   w: number;
   h: number;
 }
 
-function svg(width: number, height: number, label: string, body: string[]): string {
+export function svg(width: number, height: number, label: string, body: string[]): string {
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" role="img" aria-label="${esc(label)}">`,
     `<title>${esc(label)}</title>`,
@@ -157,16 +158,16 @@ function svg(width: number, height: number, label: string, body: string[]): stri
   ].join("\n");
 }
 
-function text(x: number, y: number, s: string, attrs = ""): string {
+export function text(x: number, y: number, s: string, attrs = ""): string {
   return `<text x="${n(x)}" y="${n(y)}"${attrs ? " " + attrs : ""}>${esc(s)}</text>`;
 }
 
-function line(x1: number, y1: number, x2: number, y2: number, attrs: string): string {
+export function line(x1: number, y1: number, x2: number, y2: number, attrs: string): string {
   return `<line x1="${n(x1)}" y1="${n(y1)}" x2="${n(x2)}" y2="${n(y2)}" ${attrs}/>`;
 }
 
 /** Horizontal grid lines with labels on the left, and the rotated axis title. */
-function yAxis(f: Frame, scale: Scale, ticks: number[], fmt: (v: number) => string, title: string): string[] {
+export function yAxis(f: Frame, scale: Scale, ticks: number[], fmt: (v: number) => string, title: string): string[] {
   const out: string[] = [];
   for (const t of ticks) {
     const y = scale(t);
@@ -180,7 +181,7 @@ function yAxis(f: Frame, scale: Scale, ticks: number[], fmt: (v: number) => stri
 }
 
 /** Vertical grid lines with labels below, the axis line and its title. */
-function xAxis(f: Frame, scale: Scale, ticks: number[], fmt: (v: number) => string, title: string): string[] {
+export function xAxis(f: Frame, scale: Scale, ticks: number[], fmt: (v: number) => string, title: string): string[] {
   const out: string[] = [];
   const bottom = f.y + f.h;
   for (const t of ticks) {
@@ -200,7 +201,7 @@ function emptyChart(width: number, height: number, label: string, message: strin
 
 // ---------------------------------------------------------------- run styles
 
-const ROLE_COLOR: Record<RunRecord["role"], string> = {
+export const ROLE_COLOR: Record<RunRecord["role"], string> = {
   teacher: "#4e79a7",
   scratch: "#e8871e",
   distilled: "#8e5ea2",
@@ -250,7 +251,6 @@ interface MetricSpec {
   barValue: (v: number) => string;
   /** The note under the bar chart, given where its y axis starts. */
   barNote: (start: string) => string;
-  tradeoffNote: string;
   barLabel: string;
   tradeoffLabel: string;
 }
@@ -267,7 +267,6 @@ const ACCURACY: MetricSpec = {
   showStat: (s) => `${pct(s.mean.accuracy, s.std.accuracy, s.seeds)}%`,
   barValue: (v) => v.toFixed(2),
   barNote: (start) => `y axis starts at ${start}%, not 0`,
-  tradeoffNote: "mean ± std over seeds; y axis zoomed",
   barLabel: "Test accuracy per run",
   tradeoffLabel: "Test accuracy against parameter count",
 };
@@ -285,7 +284,6 @@ const HELD_OUT_LOSS: MetricSpec = {
   showStat: (s) => `${s.seeds > 1 ? `${s.mean.loss.toFixed(4)} ± ${s.std.loss.toFixed(4)}` : s.mean.loss.toFixed(4)} nats/token`,
   barValue: (v) => v.toFixed(3),
   barNote: (start) => `lower is better; y axis starts at ${start}, not 0`,
-  tradeoffNote: "mean ± std over seeds; y axis zoomed; lower is better",
   barLabel: "Held-out loss per run",
   tradeoffLabel: "Held-out loss against parameter count",
 };
@@ -419,7 +417,7 @@ function tradeoffChart(summary: Summary[], spec: MetricSpec): string {
     if (Math.abs(l.ly - 4 - py) > 3 || lx - px > 13) out.push(line(px + 6, py, lx - 2, l.ly - 4, `class="leader"`));
     out.push(text(lx, l.ly, truncate(s.name, 18), `class="cat"`));
   }
-  out.push(text(f.x, H - 6, spec.tradeoffNote, `class="note"`));
+  out.push(text(f.x, H - 6, tradeoffNote(summary, !spec.higherIsBetter), `class="note"`));
   return svg(W, H, label, out);
 }
 
@@ -465,8 +463,8 @@ function lossChart(summary: Summary[], curves: LossCurve[], styles: Map<string, 
     yFmt = (v) => v.toFixed(dec);
   }
   const out = [
-    ...yAxis(f, y, yTicks, yFmt, `training loss${useLog ? " (log scale)" : ""}`),
-    ...xAxis(f, x, linearTicks(xDomain, xStep), shortCount, "step"),
+    ...yAxis(f, y, yTicks, yFmt, `training loss (nats${useLog ? ", log scale" : ""})`),
+    ...xAxis(f, x, linearTicks(xDomain, xStep), shortCount, "training step"),
   ];
 
   const firstSeed = new Map<string, number>();
@@ -591,7 +589,7 @@ function verdictBlocks(runs: RunRecord[]): string {
   return vs.map((v) => verdictBlock(v, `${signed(v.diff)} pts`)).join("\n");
 }
 
-type Cell = [html: string, cls: string];
+export type Cell = [html: string, cls: string];
 
 /** The columns every results table starts with: run, role (with its colour), model, size. */
 const RUN_HEAD: Cell[] = [
@@ -613,7 +611,7 @@ function runCells(s: Summary): Cell[] {
 }
 
 /** A table of `head` (plain text) over rows of already-escaped cells. */
-function table(head: Cell[], rows: Cell[][]): string {
+export function table(head: Cell[], rows: Cell[][]): string {
   const cls = (c: string) => (c ? ` class="${c}"` : "");
   return [
     `<div class="table-wrap"><table>`,
@@ -658,13 +656,17 @@ function classificationSections(results: Results, summary: Summary[], curves: Lo
     `<section class="card">`,
     `<h2>Summary</h2>`,
     summaryTable(summary),
-    `<p class="muted">${esc(stat)}. Size is parameters × 4 bytes (float32). Agreement: how often the run's top-1 prediction matches the teacher's on the test set. ECE: expected calibration error. Train s: mean training time per seed.</p>`,
+    `<p class="muted">${esc(stat)}. Size is parameters × 4 bytes (float32). Agreement: how often the run's top-1 prediction matches the teacher's on the test set. ECE: expected calibration error (15 equal-width confidence bins; see Calibration). Test loss: mean cross-entropy in nats per image. Train s: mean training time per seed.</p>`,
+    `</section>`,
+    `<section class="card">`,
+    `<h2>What each run was given</h2>`,
+    settingsSection(results, summary, false),
     `</section>`,
     `<div class="grid">`,
     `<section class="card">`,
     `<h2>Test accuracy</h2>`,
     barChart(summary, results.runs, ACCURACY),
-    `<p class="muted">Bars: mean; whiskers: ± std; dots: individual seeds. The dashed line is the best scratch student.</p>`,
+    `<p class="muted">${esc(barCaption(summary, false))}</p>`,
     `</section>`,
     `<section class="card">`,
     `<h2>Size against accuracy</h2>`,
@@ -674,8 +676,23 @@ function classificationSections(results: Results, summary: Summary[], curves: Lo
     `</div>`,
     `<section class="card">`,
     `<h2>Training loss</h2>`,
+    `<div class="chart-scroll">`,
     lossChart(summary, curves, styles),
+    `</div>`,
+    lossNotes(results, curves, styles),
     `<p class="muted">Each run's own training objective as logged. A distilled student's loss includes the distillation term, so its level is not comparable with a scratch student's; compare shapes, not heights.</p>`,
+    `</section>`,
+    `<section class="card">`,
+    `<h2>Classes</h2>`,
+    classesSection(results, summary),
+    `</section>`,
+    `<section class="card">`,
+    `<h2>Calibration</h2>`,
+    calibrationSection(results, summary, false),
+    `</section>`,
+    `<section class="card">`,
+    `<h2>Environment</h2>`,
+    environmentSection(results),
     `</section>`,
   ];
 }
@@ -866,11 +883,15 @@ function lmSections(results: ReportResults, summary: Summary[], curves: LossCurv
     lmTable(summary, results.runs),
     `<p class="muted">${esc(stat)}${seeds > 1 ? " for the held-out loss; the other columns are means over seeds" : ""}. Size is parameters × 4 bytes (float32). Held-out loss: mean next-token cross-entropy on held-out text, in nats per token (lower is better); perplexity: e to that loss${hasBits ? "; bits/char: the loss in bits per character" : ""}. Agreement: how often the run's top-1 next-token prediction matches the teacher's. Next-token accuracy: how often its top-1 prediction is the actual next token. Train s: mean training time per seed.</p>`,
     `</section>`,
+    `<section class="card">`,
+    `<h2>What each run was given</h2>`,
+    settingsSection(results, summary, true),
+    `</section>`,
     `<div class="grid">`,
     `<section class="card">`,
     `<h2>Held-out loss (lower is better)</h2>`,
     barChart(summary, results.runs, HELD_OUT_LOSS),
-    `<p class="muted">Lower is better. Bars: mean; whiskers: ± std; dots: individual seeds. The dashed line is the best scratch student: a distilled student helped only if its bar ends below it.</p>`,
+    `<p class="muted">${esc(barCaption(summary, true))}</p>`,
     `</section>`,
     `<section class="card">`,
     `<h2>Size against held-out loss</h2>`,
@@ -880,7 +901,10 @@ function lmSections(results: ReportResults, summary: Summary[], curves: LossCurv
     `</div>`,
     `<section class="card">`,
     `<h2>Training loss</h2>`,
+    `<div class="chart-scroll">`,
     lossChart(summary, curves, styles, true),
+    `</div>`,
+    lossNotes(results, curves, styles),
     `<p class="muted">Each run's own training objective as logged. A distilled student's loss includes the distillation term, so its level is not comparable with a scratch student's; compare shapes, not heights. The held-out loss above is the comparable measure.</p>`,
     `</section>`,
     ...generationSection(summary, results.runs),
@@ -888,6 +912,14 @@ function lmSections(results: ReportResults, summary: Summary[], curves: LossCurv
     `<h2>Samples</h2>`,
     `<p class="muted">Grey: the prompt, from the held-out text; after it, the run's sampled continuation. Control characters are shown as highlighted escapes (\\t tab, \\n line feed, \\b backspace, \\xNN others); hover one for its code point.</p>`,
     samplesBlock(results.samples ?? [], summary),
+    `</section>`,
+    `<section class="card">`,
+    `<h2>Calibration</h2>`,
+    calibrationSection(results, summary, true),
+    `</section>`,
+    `<section class="card">`,
+    `<h2>Environment</h2>`,
+    environmentSection(results),
     `</section>`,
   ];
 }
@@ -913,7 +945,7 @@ export function renderHtmlReport(results: ReportResults, curves: LossCurve[], op
     `<meta name="viewport" content="width=device-width, initial-scale=1">`,
     `<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">`,
     `<title>${esc(title)}</title>`,
-    `<style>\n${lm ? `${CSS}\n${LM_CSS}` : CSS}\n</style>`,
+    `<style>\n${lm ? `${CSS}\n${LM_CSS}` : CSS}\n${PAGE_CSS}\n</style>`,
     `</head>`,
     `<body>`,
     `<main>`,

@@ -1,6 +1,8 @@
 // results.json (a stable shape that scripts and the HTML report read) and the printed table.
 import { writeFileAtomic } from "../util/fs.js";
-import { lmVerdicts, verdicts, type Budget, type Generation, type HeldOutWindows, type PerExample } from "./verdicts.js";
+import { lmVerdicts, verdicts, type Generation, type HeldOutWindows, type PerExample } from "./verdicts.js";
+import type { ReliabilityBin } from "../eval/metrics.js";
+import type { Environment, RunSettings } from "./run-info.js";
 
 export { lmVerdicts, verdicts } from "./verdicts.js";
 
@@ -19,8 +21,12 @@ export interface RunRecord {
   seed: number;
   metrics: RunMetrics;
   seconds: number;
-  /** What the run was given (labels, examples, epochs); absent in results of older versions. */
-  budget?: Budget;
+  /** What the run was given (absent for a teacher loaded from a checkpoint, and in older files). */
+  settings?: RunSettings;
+  /** Classifiers: test-set counts, rows true class, columns predicted class. */
+  confusion?: number[][];
+  /** Reliability bins of the test (LM: held-out) predictions; their ECE is metrics.ece. */
+  reliability?: ReliabilityBin[];
   /** Classifiers: per-example test correctness, for the paired test between two runs. */
   perExample?: PerExample;
   /** Language models: the mean NLL of each held-out window, for the paired bootstrap. */
@@ -35,6 +41,9 @@ export interface Results {
   recipe: string;
   device: string;
   runs: RunRecord[];
+  /** Classifiers: the class names, in label order. */
+  classes?: string[];
+  environment?: Environment;
 }
 
 export interface Summary {

@@ -15,21 +15,6 @@
 import { ALPHA, discordant, mcnemarExact, mean, pairedBootstrap, pairedTInterval, type Interval } from "../eval/stats.js";
 import type { RunRecord } from "./results.js";
 
-/** What a run was given. */
-export interface Budget {
-  /** Distinct training labels read (classifiers; 0 for a loss that reads none). */
-  labels?: number;
-  /** Examples seen: steps × batch size. */
-  examples: number;
-  steps: number;
-  batchSize: number;
-  /** Passes over the (classifier) training view. */
-  epochs?: number;
-  /** Language models: tokens per example. */
-  context?: number;
-  /** Language models: where batches came from, as fractions that add up to 1. */
-  modes?: { corpus: number; teacher: number; student: number };
-}
 
 /** Per-example test correctness of one classifier run: a bitset, bit i = example i right. */
 export interface PerExample {
@@ -220,7 +205,7 @@ function compare(runs: RunRecord[], d: string, s: string, m: Measure): { diff: n
 
 /** "fkl-seqkd's batches: 50 % corpus windows, 50 % teacher samples"; "" for corpus only. */
 function modesText(r: RunRecord): string {
-  const m = r.budget?.modes;
+  const m = r.settings?.modes;
   if (!m || m.corpus === 1) return "";
   const parts = [
     m.corpus > 0 ? `${Math.round(m.corpus * 100)} % corpus windows` : "",
@@ -232,10 +217,10 @@ function modesText(r: RunRecord): string {
 
 /** What run `r` was given, in words; "" when results.json does not say. */
 function given(r: RunRecord | undefined, teacher: RunRecord | undefined): string {
-  const b = r?.budget;
+  const b = r?.settings;
   if (!b) return "";
   if (b.context !== undefined) return `${thousands(b.steps)} steps × ${thousands(b.batchSize)} windows of ${b.context} tokens (${thousands(b.examples * b.context)} tokens)`;
-  const tl = r!.role === "distilled" && teacher?.budget?.labels !== undefined ? ` (its teacher ${thousands(teacher.budget.labels)})` : "";
+  const tl = r!.role === "distilled" && teacher?.settings?.labels !== undefined ? ` (its teacher ${thousands(teacher.settings.labels)})` : "";
   const labels = b.labels !== undefined ? `${thousands(b.labels)} label${b.labels === 1 ? "" : "s"}${tl}, ` : "";
   const epochs = b.epochs !== undefined ? ` (${thousands(b.epochs)} epoch${b.epochs === 1 ? "" : "s"})` : "";
   return `${labels}${thousands(b.examples)} examples${epochs}`;
