@@ -3,7 +3,7 @@
 // determines it, so a finished teacher (or student) with the same config and seed is reused,
 // and different configs never overwrite each other.
 import { createHash } from "node:crypto";
-import { appendFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Device } from "./engine/index.js";
 import { buildModel, paramCount, type Model, type Params } from "./nn/models.js";
@@ -106,6 +106,16 @@ export function teacherOpts<O extends Pick<RunOptions, "fresh">>(opts: O, wanted
   return { ...opts, fresh: !!opts.fresh && wanted("teacher") };
 }
 
+/** " at step N" from a checkpoint's JSON, for the resume line; "" if it cannot be read (the trainer will say why). */
+function savedStep(jsonPath: string): string {
+  try {
+    const step = (JSON.parse(readFileSync(jsonPath, "utf8")) as { state?: { step?: unknown } }).state?.step;
+    return typeof step === "number" ? ` at step ${step}` : "";
+  } catch {
+    return "";
+  }
+}
+
 /** Loads a finished checkpoint or trains (or resumes) it. */
 export async function trainOrReuse<M extends TrainableModel & { name: string }>(
   label: string,
@@ -137,6 +147,7 @@ export async function trainOrReuse<M extends TrainableModel & { name: string }>(
   const logPath = path.replace(/\.safetensors$/, ".metrics.jsonl");
   const resume = !!opts.resume && existsSync(path);
   if (opts.resume && !resume) opts.progress.info(`${label}: --resume: no checkpoint to resume from at ${path}; starting at step 0`);
+  if (resume) opts.progress.info(`${label}: resuming from ${path}${savedStep(jsonPath)}`);
   // The log is started (or, resuming, appended to) only when the first record comes, so a run
   // that fails before logging anything leaves no empty log behind.
   let logStarted = resume;

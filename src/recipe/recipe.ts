@@ -182,7 +182,7 @@ function parseOverrideValue(o: string, text: string): unknown {
   try {
     return parseYaml(text);
   } catch (e) {
-    throw new UserError(`--set ${o}: the value is not valid YAML (${(e as Error).message.split("\n")[0]})`);
+    throw new UserError(`--set ${o}: the value is not valid YAML (${(e as Error).message.split("\n")[0].replace(/:$/, "")})`);
   }
 }
 

@@ -26,7 +26,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
     writeFileSync(tmp, data);
     renameSync(tmp, path);
   } catch (e) {
-    rmSync(tmp, { force: true });
+    removeQuietly(tmp);
     // Name the file the user asked for, not our temporary one.
     const reason = fsReason(e);
     if (reason !== null) throw new UserError(`${path}: cannot write (${reason}); ${st ? "the previous version is unchanged" : "nothing was written"}`);
@@ -53,10 +53,19 @@ export function ensureWritableDir(dir: string): void {
     writeFileSync(probe, "");
     rmSync(probe, { force: true });
   } catch (e) {
-    rmSync(probe, { force: true });
+    removeQuietly(probe);
     const reason = fsReason(e);
     if (reason !== null) throw new UserError(`${dir}: cannot write the output folder (${reason})`);
     throw e;
+  }
+}
+
+/** Removes a file we may have half-written; its folder may not even exist. */
+function removeQuietly(path: string): void {
+  try {
+    rmSync(path, { force: true });
+  } catch {
+    // nothing there to remove
   }
 }
 
