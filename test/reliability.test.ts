@@ -500,6 +500,13 @@ describe("unreadable inputs: named, never quoted", () => {
     writeFileSync(join(rep, "results.json"), "SECRET-CONTENT {");
     assert.doesNotMatch(userError(runCli(["report", rep]), "results.json", "not valid JSON"), /SECRET/);
   });
+
+  test("a recipe path at a device or a binary file is refused without reading it", () => {
+    assert.throws(() => loadAnyRecipe("/dev/zero"), (e: unknown) => e instanceof UserError && e.message === "/dev/zero: not a regular file (a device, pipe or socket); refusing to read it as a recipe");
+    const bin = fresh("bin") + ".yaml";
+    writeFileSync(bin, Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0, 0, 1]));
+    assert.throws(() => loadAnyRecipe(bin), (e: unknown) => e instanceof UserError && e.message === `${bin}: recipe is binary data, not YAML or JSON`);
+  });
 });
 
 // ---------------------------------------------------------------------------------------------
