@@ -18,8 +18,8 @@ import { byteTokenizer, charTokenizer, checkSameVocab, loadTokenizerFile, tokeni
 import { lmLogits, lmMetrics } from "./eval/lm-metrics.js";
 import { argmaxRows, reliabilityBins } from "./eval/metrics.js";
 import { collectEnvironment, lmSettings, type RunSettings } from "./report/run-info.js";
-import { configHash, selectRuns, trainOrReuse, withWorkers, type RunOptions } from "./pipeline.js";
-import type { LMRecipe, LMTrainConfig } from "./recipe/recipe.js";
+import { configHash, finalResults, prepareOut, selectRuns, teacherOpts, trainOrReuse, withWorkers, type RunOptions } from "./pipeline.js";
+import { validateStoredModel, type LMRecipe, type LMTrainConfig } from "./recipe/recipe.js";
 import { writeResults, type Results, type RunRecord } from "./report/results.js";
 import { writeFileAtomic } from "./util/fs.js";
 import { renderHtmlReport } from "./report/html.js";
@@ -47,7 +47,7 @@ export const SCORED_PROMPTS = 32;
 
 /** The trainer's view of an LM training config: one "epoch" of `steps` steps. */
 function trainSpec(t: LMTrainConfig): TrainSpec {
-  return { epochs: 1, batchSize: t.batchSize, optimizer: t.optimizer, loss: t.loss };
+  return { epochs: 1, batchSize: t.batchSize, optimizer: t.optimizer, loss: t.loss, checkpointEvery: t.checkpointEvery };
 }
 
 /**
@@ -60,6 +60,7 @@ async function lmTeacher(
   tokJSON: TokenizerJSON,
   data: Record<string, unknown>,
   trainIds: Int32Array,
+  heldTokens: number,
   seed: number,
   dir: string,
   opts: RunOptions,
@@ -69,8 +70,10 @@ async function lmTeacher(
     const ck = loadCheckpoint(path);
     const cfg = ck.config as { model?: LlamaSpec; tokenizer?: TokenizerJSON } | null;
     if (!cfg?.model || cfg.model.type !== "llama" || !cfg.tokenizer) throw new UserError(`${path}: not a distill language-model checkpoint (no llama model or tokenizer in its config)`);
+    const spec = validateStoredModel(cfg.model, "llama", path) as LlamaSpec;
     checkSameVocab(tokenizerFromJSON(cfg.tokenizer, path), tokenizer, `teacher ${path}`);
-    const model = llama(cfg.model, tokenizer.vocabSize);
+    const model = llama(spec, tokenizer.vocabSize);
+    checkContextFits(`${path}: the teacher's context`, spec.context, trainIds.length, heldTokens, String(data.corpus), recipe.data.heldOut ?? 0.1);
     const st = ck.state as { seconds?: number } | undefined;
     return { model, params: paramsFromHost(ck.tensors, model.shapes, path), hash: configHash(cfg), seconds: st?.seconds ?? 0 };
   }
@@ -82,9 +85,28 @@ async function lmTeacher(
   return { model, params: t.params, hash: h, seconds: t.seconds, settings: lmSettings(recipe.teacher.train, model.spec.context, config.workers ?? 1) };
 }
 
+/**
+ * Every model's windows must fit in the training and the held-out tokens. Checked before any
+ * training, rather than found when the teacher, trained for an hour, is first evaluated. (A
+ * teacher loaded from a checkpoint is checked when it is loaded.)
+ */
+function checkLengths(recipe: LMRecipe, trainTokens: number, heldTokens: number, corpusPath: string): void {
+  const models = [...("model" in recipe.teacher ? [{ where: "teacher.model.context", context: recipe.teacher.model.context }] : []), ...recipe.students.map((s, i) => ({ where: `students[${i}].model.context`, context: s.model.context }))];
+  for (const m of models) checkContextFits(m.where, m.context, trainTokens, heldTokens, corpusPath, recipe.data.heldOut ?? 0.1);
+}
+
+function checkContextFits(where: string, context: number, trainTokens: number, heldTokens: number, corpusPath: string, heldOut: number): void {
+  if (heldTokens < context + 1) {
+    throw new UserError(`${where}: ${context} needs ${context + 1} held-out tokens, but the held-out part (data.heldOut ${heldOut} of ${corpusPath}) has ${heldTokens}; use a larger corpus or data.heldOut, or a shorter context`);
+  }
+  if (trainTokens < context + 1) {
+    throw new UserError(`${where}: ${context} needs ${context + 1} training tokens, but ${corpusPath} leaves ${trainTokens} for training`);
+  }
+}
+
 export async function runLMRecipe(recipe: LMRecipe, opts: RunOptions & { device: Device }): Promise<LMResults> {
   const corpusPath = opts.dataDir ?? recipe.data.corpus ?? DEBIAN_FORTUNES;
-  const corpus = readCorpus(corpusPath);
+  const corpus = readCorpus(corpusPath, recipe.data.maxBytes);
   const { train: trainText, heldOut } = splitHeldOut(corpus.text, recipe.data.heldOut ?? 0.1);
   const tokenizer = buildTokenizer(recipe.data.tokenizer, trainText);
   const trainIds = tokenizer.encode(trainText);
@@ -92,10 +114,11 @@ export async function runLMRecipe(recipe: LMRecipe, opts: RunOptions & { device:
   opts.progress.info(
     `corpus: ${corpusPath} (${corpus.files.length} files, ${corpus.text.length} characters; ${trainIds.length} train and ${heldIds.length} held-out tokens; ${tokenizer.kind} vocabulary of ${tokenizer.vocabSize})`,
   );
+  checkLengths(recipe, trainIds.length, heldIds.length, corpusPath);
   const tokJSON = tokenizer.toJSON();
   const data = { corpus: corpusPath, characters: corpus.text.length, tokenizer: configHash(tokJSON), heldOut: recipe.data.heldOut ?? 0.1 };
   const charLevel = tokenizer.kind === "char";
-  mkdirSync(opts.out, { recursive: true });
+  prepareOut(opts, recipe.name);
   const results: LMResults = { recipe: recipe.name, device: opts.device, runs: [], samples: [], environment: collectEnvironment(opts.device, opts.workers) };
   const { wanted, students, needTeacher } = selectRuns(recipe.students, opts.only);
 
@@ -143,7 +166,7 @@ export async function runLMRecipe(recipe: LMRecipe, opts: RunOptions & { device:
     };
 
     if (needTeacher) {
-      const t = await lmTeacher(recipe, tokenizer, tokJSON, data, trainIds, seed, dir, opts);
+      const t = await lmTeacher(recipe, tokenizer, tokJSON, data, trainIds, heldIds.length, seed, dir, teacherOpts(opts, wanted));
       teacher = { model: t.model, params: t.params, hash: t.hash };
       // A student's windows (and its vocabulary) must fit the teacher it learns from.
       for (const s of students) {
@@ -200,7 +223,8 @@ export async function runLMRecipe(recipe: LMRecipe, opts: RunOptions & { device:
     }
     if (teacher) disposeParams(teacher.params);
   }
-  writeResults(join(opts.out, "results.json"), results);
-  writeFileAtomic(join(opts.out, "report.html"), renderHtmlReport(results, readCurves(opts.out, results), { generated: new Date().toISOString() }));
-  return results;
+  const table = finalResults(opts, results, ["teacher", ...recipe.students.map((s) => s.name)]);
+  writeResults(join(opts.out, "results.json"), table);
+  writeFileAtomic(join(opts.out, "report.html"), renderHtmlReport(table, readCurves(opts.out, table), { generated: new Date().toISOString() }));
+  return table;
 }

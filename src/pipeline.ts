@@ -3,7 +3,7 @@
 // determines it, so a finished teacher (or student) with the same config and seed is reused,
 // and different configs never overwrite each other.
 import { createHash } from "node:crypto";
-import { appendFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Device } from "./engine/index.js";
 import { buildModel, paramCount, type Model, type Params } from "./nn/models.js";
@@ -24,7 +24,8 @@ import { encodeCorrect } from "./report/verdicts.js";
 import type { Examples } from "./data/batches.js";
 import { renderHtmlReport } from "./report/html.js";
 import { readCurves } from "./report/curves.js";
-import { writeFileAtomic } from "./util/fs.js";
+import { ensureWritableDir, removeStaleTemps, writeFileAtomic } from "./util/fs.js";
+import { mergeResults, readResultsForMerge } from "./report/merge.js";
 import { UserError } from "./util/errors.js";
 
 export interface ProgressSink {
@@ -85,7 +86,38 @@ export function configHash(x: unknown): string {
  */
 export function withWorkers<C extends Record<string, unknown>>(config: C, batchSize: number, opts: Pick<RunOptions, "workers">, where: string): C & { workers?: number } {
   const n = resolveWorkers(opts.workers ?? 1, batchSize, where);
-  return n > 1 ? { ...config, workers: n } : config;
+  const c = withoutRuntimeSettings(config);
+  return n > 1 ? { ...c, workers: n } : c;
+}
+
+/**
+ * A run's config without the settings that do not change its numbers (how often checkpoints
+ * are saved): the config names the checkpoint and decides its reuse, so changing one of them
+ * must neither retrain a finished run nor refuse to resume an interrupted one.
+ */
+export function withoutRuntimeSettings<C extends Record<string, unknown>>(config: C): C {
+  const train = config.train as Record<string, unknown> | undefined;
+  if (!train || typeof train !== "object" || !Object.hasOwn(train, "checkpointEvery")) return config;
+  const { checkpointEvery: _unused, ...rest } = train;
+  return { ...config, train: rest };
+}
+
+/**
+ * The options the teacher is loaded or trained with: `--fresh` retrains only the runs a command
+ * names, so `distill distill --fresh` reuses a finished teacher rather than retraining it.
+ */
+export function teacherOpts<O extends Pick<RunOptions, "fresh">>(opts: O, wanted: (name: string) => boolean): O {
+  return { ...opts, fresh: !!opts.fresh && wanted("teacher") };
+}
+
+/** " at step N" from a checkpoint's JSON, for the resume line; "" if it cannot be read (the trainer will say why). */
+function savedStep(jsonPath: string): string {
+  try {
+    const step = (JSON.parse(readFileSync(jsonPath, "utf8")) as { state?: { step?: unknown } }).state?.step;
+    return typeof step === "number" ? ` at step ${step}` : "";
+  } catch {
+    return "";
+  }
 }
 
 /** Loads a finished checkpoint or trains (or resumes) it. */
@@ -118,7 +150,17 @@ export async function trainOrReuse<M extends TrainableModel & { name: string }>(
   }
   const logPath = path.replace(/\.safetensors$/, ".metrics.jsonl");
   const resume = !!opts.resume && existsSync(path);
-  if (!resume) writeFileSync(logPath, "");
+  if (opts.resume && !resume) opts.progress.info(`${label}: --resume: no checkpoint to resume from at ${path}; starting at step 0`);
+  if (resume) opts.progress.info(`${label}: resuming from ${path}${savedStep(jsonPath)}`);
+  // The log is started (or, resuming, appended to) only when the first record comes, so a run
+  // that fails before logging anything leaves no empty log behind.
+  let logStarted = resume;
+  const log = (rec: TrainLogRecord) => {
+    const line = JSON.stringify(rec) + "\n";
+    if (logStarted) appendFileSync(logPath, line);
+    else writeFileSync(logPath, line);
+    logStarted = true;
+  };
   const perEpoch = "batch" in data ? data.stepsPerEpoch : Math.floor(data.n / cfg.batchSize);
   const steps = perEpoch * cfg.epochs;
   opts.progress.start(`${label} (${model.name})`, steps);
@@ -136,7 +178,7 @@ export async function trainOrReuse<M extends TrainableModel & { name: string }>(
       config,
       workers: (config.workers as number | undefined) ?? 1,
       stop: opts.stop,
-      log: (rec: TrainLogRecord) => appendFileSync(logPath, JSON.stringify(rec) + "\n"),
+      log,
       progress: (done, _total, loss) => opts.progress.update(done, loss),
     });
     if (r.status === "interrupted") {
@@ -160,11 +202,36 @@ export function classifierRunSettings(view: Examples, train: TrainConfig, readsL
   return classifierSettings(train, view.n, labels, workers);
 }
 
+/**
+ * Makes OUT, removes temporary files a killed run left there, and, for a command that does only
+ * some runs, checks before any training that OUT/results.json can take its runs.
+ */
+export function prepareOut(opts: Pick<RunOptions, "out" | "only" | "progress">, recipeName: string): void {
+  ensureWritableDir(opts.out);
+  for (const p of removeStaleTemps(opts.out)) opts.progress.info(`removed ${p}, left by an interrupted write`);
+  if (opts.only) readResultsForMerge(join(opts.out, "results.json"), recipeName);
+}
+
+/** The table to write: a command that did only some runs adds them to OUT/results.json's. */
+export function finalResults<R extends Results>(opts: Pick<RunOptions, "out" | "only">, results: R, order: string[]): R {
+  if (!opts.only) return results;
+  return mergeResults(readResultsForMerge(join(opts.out, "results.json"), results.recipe), results, order);
+}
+
+/** `labels: k` beyond the training set would silently mean "all labels": say so before training. */
+export function checkLabels(recipe: Recipe, trainN: number): void {
+  const runs = [{ where: "teacher.train.labels", labels: recipe.teacher.train.labels }, ...recipe.students.map((s, i) => ({ where: `students[${i}].train.labels`, labels: s.train.labels }))];
+  for (const r of runs) {
+    if (r.labels !== undefined && r.labels > trainN) throw new UserError(`${r.where}: ${r.labels} is larger than the ${trainN} training examples`);
+  }
+}
+
 /** Runs teacher → students for every seed and writes OUT/results.json. */
 export async function runRecipe(recipe: Recipe, opts: RunOptions): Promise<Results> {
   const data = loadDataset(recipe.data.dataset, opts.dataDir ?? recipe.data.dir);
   opts.progress.info(`data: ${recipe.data.dataset} from ${data.dir} (${data.train.n} train, ${data.test.n} test)`);
-  mkdirSync(opts.out, { recursive: true });
+  checkLabels(recipe, data.train.n);
+  prepareOut(opts, recipe.name);
   const results: Results = { recipe: recipe.name, device: opts.device, runs: [], classes: FASHION_MNIST_CLASSES, environment: collectEnvironment(opts.device, opts.workers) };
   const { wanted, students, needTeacher } = selectRuns(recipe.students, opts.only);
 
@@ -204,7 +271,7 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions): Promise<Resul
         recipe.teacher.train,
         view,
         seed,
-        opts,
+        teacherOpts(opts, wanted),
       );
       teacher = { ...t, hash: h };
       const logits = await predictLogits(model, t.params, data.test.x, data.test.dim, inferenceWorkers(opts.workers));
@@ -241,8 +308,9 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions): Promise<Resul
   // Written once, when every run has finished: a command that fails part-way (a damaged
   // checkpoint, Ctrl-C) leaves the previous results.json as it was. Finished checkpoints are
   // reused, so rerunning the command rebuilds the table quickly.
-  writeResults(join(opts.out, "results.json"), results);
-  const html = renderHtmlReport(results, readCurves(opts.out, results), { generated: new Date().toISOString() });
+  const table = finalResults(opts, results, ["teacher", ...recipe.students.map((s) => s.name)]);
+  writeResults(join(opts.out, "results.json"), table);
+  const html = renderHtmlReport(table, readCurves(opts.out, table), { generated: new Date().toISOString() });
   writeFileAtomic(join(opts.out, "report.html"), html);
-  return results;
+  return table;
 }

@@ -237,9 +237,10 @@ describe("distill run", () => {
     assert.match(d.stderr, /^teacher seed 0: reusing finished checkpoint /m);
     assert.doesNotMatch(d.stderr, /^teacher seed 0 \(/m, "the teacher is not retrained");
     assert.doesNotMatch(d.stderr, /^scratch /m, "distill does not train the scratch student");
+    // Added to the table `train` wrote, not replacing it.
     const dr = readResults(out);
-    assert.deepEqual(dr.runs.map((x) => x.name), ["distilled"]);
-    assert.deepEqual(dr.runs[0]!.metrics, metricsByName(readResults(goodOut))["distilled"]);
+    assert.deepEqual(dr.runs.map((x) => x.name), ["teacher", "distilled"]);
+    assert.deepEqual(dr.runs[1]!.metrics, metricsByName(readResults(goodOut))["distilled"]);
     assert.deepEqual(checkpointFiles(out).map((f) => f.split("-")[0]), ["distilled", "teacher"]);
   });
 });

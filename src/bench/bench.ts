@@ -118,7 +118,7 @@ export const WORKLOADS = ["teacher-mlp", "student-kd-mlp", "cnn-student", "teach
 export type Workload = (typeof WORKLOADS)[number];
 
 export async function runWorkload(name: string, opts: BenchOptions = {}): Promise<BenchResult> {
-  if (!(name in DEFAULT_STEPS)) throw new UserError(`bench: unknown workload "${name}" (known: ${WORKLOADS.join(", ")})`);
+  if (!Object.hasOwn(DEFAULT_STEPS, name)) throw new UserError(`bench: unknown workload "${name}" (known: ${WORKLOADS.join(", ")})`);
   const steps = opts.steps ?? DEFAULT_STEPS[name];
   const adam: TrainSpec["optimizer"] = { name: "adam", lr: 1e-3 };
   const warmup = 10;

@@ -5,9 +5,10 @@
  * rejected on load rather than silently mixing weights and training state.
  */
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { constants } from "node:buffer";
+import { existsSync } from "node:fs";
 import { UserError } from "../util/errors.js";
-import { writeFileAtomic } from "../util/fs.js";
+import { readFileBounded, writeFileAtomic } from "../util/fs.js";
 import { decodeSafetensors, encodeSafetensors, type HostTensor } from "./safetensors.js";
 
 export interface Checkpoint {
@@ -50,13 +51,8 @@ export function saveCheckpoint(path: string, ckpt: Checkpoint): void {
 }
 
 function readOrFail(path: string, what: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") throw new UserError(`${path}: ${what} not found`);
-    throw new UserError(`${path}: cannot read ${what} (${code ?? (e as Error).message})`);
-  }
+  // A regular file only (a device would be read forever), up to the largest Buffer Node makes.
+  return readFileBounded(path, constants.MAX_LENGTH, what);
 }
 
 /** Loads a checkpoint saved by saveCheckpoint; every problem with the files is a UserError naming one. */

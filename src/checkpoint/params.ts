@@ -32,7 +32,15 @@ export function paramsFromHost(
     if (t.shape.join("x") !== shape.join("x")) {
       throw new UserError(`${source}: tensor "${prefix + name}" has shape [${t.shape}], the model expects [${shape}]`);
     }
-    params[name] = np.array(t.data as Float32Array).reshape(shape);
+    const data = t.data as Float32Array;
+    // NaN or ±Inf weights (a diverged run saved by an older version, a damaged file) would
+    // train or evaluate to NaN silently: refuse them here, naming the tensor.
+    for (let i = 0; i < data.length; i++) {
+      if (!Number.isFinite(data[i])) {
+        throw new UserError(`${source}: tensor "${prefix + name}" holds ${data[i]} at index ${i}; the checkpoint is not usable (retrain it)`);
+      }
+    }
+    params[name] = np.array(data).reshape(shape);
   }
   return params;
 }

@@ -5,6 +5,7 @@ import { predictLogits } from "../eval/predict.js";
 import { argmaxRows, classificationMetrics, type ClassMetrics } from "../eval/metrics.js";
 import { buildModel, paramCount, type InputShape, type ModelSpec } from "../nn/models.js";
 import { UserError } from "../util/errors.js";
+import { validateStoredModel } from "../recipe/recipe.js";
 
 interface StoredConfig {
   model: ModelSpec;
@@ -16,7 +17,14 @@ function readModel(path: string) {
   const ck = loadCheckpoint(path);
   const cfg = ck.config as Partial<StoredConfig> | null;
   if (!cfg?.model || !cfg.input || !cfg.data) throw new UserError(`${path}: checkpoint config has no model, input or data (not a distill checkpoint?)`);
-  const model = buildModel(cfg.model, cfg.input);
+  const spec = validateStoredModel(cfg.model, "classifier", path) as ModelSpec;
+  const input = cfg.input as unknown as Record<string, unknown>;
+  for (const k of ["height", "width", "channels", "classes"]) {
+    const v = input[k];
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 1) throw new UserError(`${path}: not a distill classifier checkpoint: config input.${k} is ${JSON.stringify(v)}`);
+  }
+  if (typeof cfg.data.dataset !== "string") throw new UserError(`${path}: not a distill classifier checkpoint: config data.dataset is not a name`);
+  const model = buildModel(spec, cfg.input);
   return { model, params: paramsFromHost(ck.tensors, model.shapes, path), dataset: cfg.data.dataset };
 }
 

@@ -1,6 +1,6 @@
 // The `distill` command line. Every user-fixable problem is a UserError: one line on stderr,
 // exit code 2, and no output file is touched (files are written whole, by rename).
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { z } from "zod";
@@ -14,9 +14,9 @@ import { Interrupted, runRecipe, type RunOptions } from "../pipeline.js";
 import { formatLMTable, formatTable } from "../report/results.js";
 import { renderHtmlReport, type ReportResults } from "../report/html.js";
 import { readCurves } from "../report/curves.js";
-import { writeFileAtomic } from "../util/fs.js";
+import { readFileBounded, writeFileAtomic } from "../util/fs.js";
 import { makeProgress } from "./progress.js";
-import { UserError } from "../util/errors.js";
+import { UserError, fsErrorLine } from "../util/errors.js";
 import { evalCheckpoint } from "./eval.js";
 
 function parseSeeds(v: string): number[] {
@@ -73,14 +73,24 @@ function withCommon(cmd: Command): Command {
     .option("-q, --quiet", "no progress output");
 }
 
-/** SIGINT asks the trainer to checkpoint and stop; a second Ctrl-C exits at once. */
+/** The signal that stopped the run, for the exit code (128 + its number, as a shell reports). */
+let stoppedBy: NodeJS.Signals | null = null;
+
+/**
+ * SIGINT (Ctrl-C) and SIGTERM (kill, a scheduler's time limit, `docker stop`) ask the trainer to
+ * checkpoint and stop after the current step; a second signal exits at once.
+ */
 function stopOnSigint(): { requested: boolean } {
   const stop = { requested: false };
-  process.on("SIGINT", () => {
-    if (stop.requested) process.exit(130);
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stop.requested) process.exit(sig === "SIGTERM" ? 143 : 130);
     stop.requested = true;
-    process.stderr.write("\nCtrl-C: saving a checkpoint after this step (press again to quit now)\n");
-  });
+    stoppedBy = sig;
+    const what = sig === "SIGINT" ? "Ctrl-C" : sig;
+    process.stderr.write(`\n${what}: saving a checkpoint after this step (${sig === "SIGINT" ? "press again" : "signal again"} to quit now)\n`);
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
   return stop;
 }
 
@@ -170,9 +180,10 @@ function loadResults(out: string): ReportResults {
   if (!existsSync(path)) throw new UserError(`${path}: not found (is ${out} the --out directory of a finished \`distill run\`?)`);
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(path, "utf8"));
+    raw = JSON.parse(readFileBounded(path, 256 * 2 ** 20, "results file").toString("utf8"));
   } catch (e) {
-    throw new UserError(`${path}: not valid JSON (${(e as Error).message})`);
+    if (e instanceof UserError) throw e;
+    throw new UserError(`${path}: not valid JSON (not written by \`distill run\`?)`); // the parser's message would quote the file
   }
   const parsed = ResultsSchema.safeParse(raw);
   if (!parsed.success) {
@@ -314,9 +325,16 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`distill: error: ${e.message}\n`);
       return 2;
     }
+    // A full disk or a folder we may not write: the user's to fix, so one line, not a trace.
+    // Files are written whole (writeFileAtomic), so what was there before is still intact.
+    const fsLine = fsErrorLine(e);
+    if (fsLine !== null) {
+      process.stderr.write(`distill: error: ${fsLine}\n`);
+      return 2;
+    }
     if (e instanceof Interrupted) {
       process.stderr.write(`distill: ${e.message}\n`);
-      return 130;
+      return stoppedBy === "SIGTERM" ? 143 : 130;
     }
     const ce = e as { code?: string; exitCode?: number };
     if (typeof ce.code === "string" && ce.code.startsWith("commander.")) {

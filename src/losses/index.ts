@@ -160,8 +160,16 @@ export const LOSSES: Record<string, LossInfo> = {
   "soft-kd": { needsTeacher: true, needsLabels: false, build: (s) => hintonKD(1, s.temperature ?? 1, kdOptions(s)) },
 };
 
+/**
+ * The registry entry for a user-supplied name, or undefined. Own keys only: `LOSSES` is a plain
+ * object, so `constructor`, `toString` or `__proto__` would otherwise find Object.prototype's.
+ */
+export function findLoss(name: string): LossInfo | undefined {
+  return Object.hasOwn(LOSSES, name) ? LOSSES[name] : undefined;
+}
+
 export function lossInfo(spec: LossSpec): LossInfo & { needsLabels: boolean } {
-  const info = LOSSES[spec.name];
+  const info = findLoss(spec.name);
   if (!info) throw new UserError(`loss.name: unknown loss "${spec.name}" (known: ${Object.keys(LOSSES).join(", ")})`);
   // Hinton with λ = 1 reads no labels.
   const needsLabels = spec.name === "hinton" ? (spec.lambda ?? 0.5) < 1 : info.needsLabels;

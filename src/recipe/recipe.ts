@@ -1,10 +1,10 @@
 // Recipes: YAML or JSON files validated with zod. Unknown fields are errors (a misspelt field
 // must not be silently ignored), and every error names the file and the field path.
-import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { UserError } from "../util/errors.js";
-import { DIVERGENCES, LOSSES } from "../losses/index.js";
+import { readFileBounded } from "../util/fs.js";
+import { DIVERGENCES, LOSSES, findLoss } from "../losses/index.js";
 
 const Model = z.discriminatedUnion("type", [
   z.strictObject({
@@ -32,8 +32,15 @@ export const Optimizer = z.strictObject({
   warmupSteps: z.number().int().min(0).optional(),
 });
 
+/**
+ * Save a checkpoint every N training steps, besides each epoch's end (default: whenever five
+ * minutes of training have passed since the last one). Not part of a run's config hash: a
+ * resumed run replays the uninterrupted one bit for bit, so it does not change the numbers.
+ */
+const CheckpointEvery = z.number().int().positive().optional();
+
 export const Loss = z.strictObject({
-  name: z.string().refine((n) => n in LOSSES, { message: `unknown loss (known: ${Object.keys(LOSSES).join(", ")})` }),
+  name: z.string().refine((n) => findLoss(n) !== undefined, { message: `unknown loss (known: ${Object.keys(LOSSES).join(", ")})` }),
   temperature: z.number().positive().optional(),
   lambda: z.number().min(0).max(1).optional(),
   /** The KD term's divergence (default forward-kl). */
@@ -55,6 +62,7 @@ const Train = z.strictObject({
   shift: z.number().int().min(0).optional(),
   /** Only the first `labels` training images keep their labels; the rest are unlabelled. */
   labels: z.number().int().positive().optional(),
+  checkpointEvery: CheckpointEvery,
 });
 
 const Data = z.strictObject({
@@ -96,7 +104,7 @@ export const RecipeSchema = z
   .superRefine((r, ctx) => {
     checkRunNames(r.students, ctx);
     r.students.forEach((s, i) => {
-      const info = LOSSES[s.train.loss.name];
+      const info = findLoss(s.train.loss.name);
       if (!info) return;
       if (s.role === "scratch" && info.needsTeacher) {
         ctx.addIssue({ code: "custom", path: ["students", i, "train", "loss", "name"], message: `a scratch student cannot use the teacher loss "${s.train.loss.name}"` });
@@ -105,7 +113,7 @@ export const RecipeSchema = z
         ctx.addIssue({ code: "custom", path: ["students", i, "train", "loss", "name"], message: `a distilled student needs a teacher loss, not "${s.train.loss.name}"` });
       }
     });
-    if (LOSSES[r.teacher.train.loss.name]?.needsTeacher) {
+    if (findLoss(r.teacher.train.loss.name)?.needsTeacher) {
       ctx.addIssue({ code: "custom", path: ["teacher", "train", "loss", "name"], message: "the teacher cannot be trained with a distillation loss" });
     }
   });
@@ -147,17 +155,35 @@ function validateWith<S extends z.ZodType>(schema: S, raw: unknown, source: stri
   throw new UserError(`${source}: ${formatPath(issue.path)}: ${issue.message}`);
 }
 
+/** Path segments that would reach an object's prototype instead of a recipe field. */
+const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
+
 /** Sets `a.b[0].c = value` on a plain object; used for `--set a.b.0.c=value` overrides. */
 export function setPath(obj: Record<string, unknown>, path: string, value: unknown): void {
   const keys = path.split(".");
+  for (const k of keys) {
+    if (FORBIDDEN_KEYS.has(k)) throw new UserError(`--set ${path}: "${k}" is not a recipe field`);
+    if (k === "") throw new UserError(`--set ${path}: empty field name`);
+  }
   let cur: Record<string, unknown> = obj;
   for (const k of keys.slice(0, -1)) {
-    if (cur[k] === undefined || typeof cur[k] !== "object" || cur[k] === null) {
+    // Own fields only: an inherited one (e.g. "toString") is not part of the recipe.
+    const next = Object.hasOwn(cur, k) ? cur[k] : undefined;
+    if (typeof next !== "object" || next === null) {
       throw new UserError(`--set ${path}: "${k}" is not an object in the recipe`);
     }
-    cur = cur[k] as Record<string, unknown>;
+    cur = next as Record<string, unknown>;
   }
   cur[keys[keys.length - 1]] = value;
+}
+
+/** The value of `--set path=value`, parsed as YAML; a malformed one is a one-line error. */
+function parseOverrideValue(o: string, text: string): unknown {
+  try {
+    return parseYaml(text);
+  } catch (e) {
+    throw new UserError(`--set ${o}: the value is not valid YAML (${(e as Error).message.split("\n")[0].replace(/:$/, "")})`);
+  }
 }
 
 /**
@@ -178,23 +204,22 @@ export function loadRecipe(path: string, overrides: string[] = []): Recipe {
 }
 
 function readRecipeFile(path: string, overrides: string[]): unknown {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch {
-    throw new UserError(`${path}: recipe not found or unreadable`);
-  }
+  const bytes = readFileBounded(path, 16 * 2 ** 20, "recipe");
+  if (bytes.includes(0)) throw new UserError(`${path}: recipe is binary data, not YAML or JSON`);
+  const text = bytes.toString("utf8");
   let raw: unknown;
   try {
     raw = path.endsWith(".json") ? JSON.parse(text) : parseYaml(text, { merge: true });
   } catch (e) {
-    throw new UserError(`${path}: not valid ${path.endsWith(".json") ? "JSON" : "YAML"}: ${(e as Error).message.split("\n")[0]}`);
+    // JSON.parse's message quotes the file's first bytes; YAML's first line gives only where.
+    const where = path.endsWith(".json") ? "" : `: ${(e as Error).message.split("\n")[0].replace(/:$/, "")}`;
+    throw new UserError(`${path}: not valid ${path.endsWith(".json") ? "JSON" : "YAML"}${where}`);
   }
   if (typeof raw !== "object" || raw === null) throw new UserError(`${path}: a recipe must be a mapping`);
   for (const o of overrides) {
     const eq = o.indexOf("=");
     if (eq < 1) throw new UserError(`--set ${o}: expected path=value`);
-    setPath(raw as Record<string, unknown>, o.slice(0, eq), parseYaml(o.slice(eq + 1)));
+    setPath(raw as Record<string, unknown>, o.slice(0, eq), parseOverrideValue(o, o.slice(eq + 1)));
   }
   return raw;
 }
@@ -239,6 +264,7 @@ const LMTrain = z.strictObject({
   /** Prompt length of generated batches (default half the context) and how they are sampled. */
   promptLength: z.number().int().positive().optional(),
   sampling: Sampling.optional(),
+  checkpointEvery: CheckpointEvery,
 });
 
 const LMStudent = z.strictObject({
@@ -262,6 +288,8 @@ export const LMRecipeSchema = z
       heldOut: z.number().gt(0).lt(1).optional(),
       /** At most this many held-out windows are evaluated (spread over the held-out text). */
       evalWindows: z.number().int().positive().optional(),
+      /** The corpus is refused beyond this many bytes (default 1 GiB), rather than read until memory runs out. */
+      maxBytes: z.number().int().positive().optional(),
     }),
     /** A teacher trained here (model + train), or a finished distill LM checkpoint. */
     teacher: z.union([
@@ -283,7 +311,7 @@ export const LMRecipeSchema = z
   .superRefine((r, ctx) => {
     checkRunNames(r.students, ctx);
     r.students.forEach((s, i) => {
-      const info = LOSSES[s.train.loss.name];
+      const info = findLoss(s.train.loss.name);
       if (!info) return;
       const modes = s.train.modes ?? {};
       if (s.role === "scratch" && (info.needsTeacher || (modes.teacher ?? 0) > 0 || (modes.student ?? 0) > 0)) {
@@ -295,11 +323,15 @@ export const LMRecipeSchema = z
       if ((modes.corpus ?? (modes.teacher || modes.student ? 0 : 1)) + (modes.teacher ?? 0) + (modes.student ?? 0) <= 0) {
         ctx.addIssue({ code: "custom", path: ["students", i, "train", "modes"], message: "the mode fractions add up to 0" });
       }
+      // A generated batch is a prompt plus at least one generated token within the context.
+      if (s.train.promptLength !== undefined && s.train.promptLength >= s.model.context) {
+        ctx.addIssue({ code: "custom", path: ["students", i, "train", "promptLength"], message: `${s.train.promptLength} leaves no room to generate in the context of ${s.model.context} (must be below it)` });
+      }
       if ("model" in r.teacher && s.model.context > r.teacher.model.context) {
         ctx.addIssue({ code: "custom", path: ["students", i, "model", "context"], message: `${s.model.context} is longer than the teacher's context of ${r.teacher.model.context}` });
       }
     });
-    if ("train" in r.teacher && LOSSES[r.teacher.train.loss.name]?.needsTeacher) {
+    if ("train" in r.teacher && findLoss(r.teacher.train.loss.name)?.needsTeacher) {
       ctx.addIssue({ code: "custom", path: ["teacher", "train", "loss", "name"], message: "the teacher cannot be trained with a distillation loss" });
     }
   });
@@ -307,3 +339,15 @@ export const LMRecipeSchema = z
 export type LMRecipe = z.infer<typeof LMRecipeSchema>;
 export type LMStudentSpec = LMRecipe["students"][number];
 export type LMTrainConfig = z.infer<typeof LMTrain>;
+
+/**
+ * A model spec read back from a checkpoint's config, checked as a recipe's would be: a file
+ * from elsewhere (or an older version) must fail with one line naming it, not crash mid-run.
+ */
+export function validateStoredModel(raw: unknown, kind: "classifier" | "llama", source: string): z.infer<typeof Model> | z.infer<typeof LlamaModel> {
+  const parsed = (kind === "llama" ? LlamaModel : Model).safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const where = formatPath(["model", ...issue.path]);
+  throw new UserError(`${source}: not a distill ${kind === "llama" ? "language-model" : "classifier"} checkpoint: config ${where}: ${issue.message}`);
+}

@@ -1,9 +1,13 @@
 // Text corpora and token windows for language-model distillation.
 
-import { readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
+import { readdirSync, realpathSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { UserError } from "../util/errors.js";
+import { readFileBounded } from "../util/fs.js";
 import type { Rng } from "../util/rng.js";
+
+/** The default cap on a corpus's size (`data.maxBytes`): more than any corpus this toolkit trains on in memory. */
+export const DEFAULT_CORPUS_MAX_BYTES = 2 ** 30;
 
 /** Where Debian's `fortunes` package (fortune-mod's data) puts its English fortune files. */
 export const DEBIAN_FORTUNES = "/usr/share/games/fortunes";
@@ -11,16 +15,9 @@ export const DEBIAN_FORTUNES = "/usr/share/games/fortunes";
 // Invalid UTF-8 becomes U+FFFD rather than an error; a leading BOM is dropped.
 const utf8 = new TextDecoder("utf-8", { fatal: false });
 
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
-function readBytes(path: string): Uint8Array {
-  try {
-    return readFileSync(path);
-  } catch (e) {
-    throw new UserError(`${path}: cannot read: ${errorText(e)}`);
-  }
+/** A regular file's bytes, at most `budget` of them (see readFileBounded). */
+function readBytes(path: string, budget: number): Uint8Array {
+  return readFileBounded(path, budget, "corpus", "data.maxBytes");
 }
 
 /** The `text` fields of a JSON Lines file, joined with "\n". Blank lines are skipped. */
@@ -32,8 +29,9 @@ function readJsonl(path: string, bytes: Uint8Array): string {
     let obj: unknown;
     try {
       obj = JSON.parse(line);
-    } catch (e) {
-      throw new UserError(`${path}:${i + 1}: not valid JSON (${errorText(e)})`);
+    } catch {
+      // JSON.parse's message quotes the line; the line number is enough to find it.
+      throw new UserError(`${path}:${i + 1}: not valid JSON`);
     }
     const text = typeof obj === "object" && obj !== null ? (obj as Record<string, unknown>).text : undefined;
     if (typeof text !== "string") throw new UserError(`${path}:${i + 1}: no string "text" field`);
@@ -43,8 +41,12 @@ function readJsonl(path: string, bytes: Uint8Array): string {
 }
 
 /** The text of one file: JSON Lines for `.jsonl`, else plain UTF-8. null for binary data (a NUL byte). */
-function readTextFile(path: string): string | null {
-  const bytes = readBytes(path);
+function readTextFile(path: string, budget: number): { text: string | null; bytes: number } {
+  const bytes = readBytes(path, budget);
+  return { text: decodeText(path, bytes), bytes: bytes.length };
+}
+
+function decodeText(path: string, bytes: Uint8Array): string | null {
   if (path.endsWith(".jsonl")) return readJsonl(path, bytes);
   if (bytes.includes(0)) return null;
   return utf8.decode(bytes);
@@ -102,18 +104,25 @@ function listFiles(root: string): string[] {
  * rules; see listFiles for what is skipped). Texts are joined with "\n". Invalid UTF-8 is
  * replaced by U+FFFD. `files` lists the files that gave text, in order.
  */
-export function readCorpus(path: string): { text: string; files: string[] } {
+export function readCorpus(path: string, maxBytes = DEFAULT_CORPUS_MAX_BYTES): { text: string; files: string[] } {
   let st;
   try {
     st = statSync(path);
   } catch {
     throw new UserError(`${path}: no such file or folder`);
   }
+  // A device or pipe (/dev/zero, a FIFO) would be read until memory runs out.
+  if (!st.isDirectory() && !st.isFile()) throw new UserError(`${path}: not a regular file or folder (a device, pipe or socket); refusing to read it as a corpus`);
   const candidates = st.isDirectory() ? listFiles(path) : [path];
   const texts: string[] = [];
   const files: string[] = [];
+  let left = maxBytes; // the cap covers the whole corpus, not each file
   for (const f of candidates) {
-    const text = readTextFile(f);
+    if (f !== path && statSync(f).size > left) {
+      throw new UserError(`${path}: corpus is larger than ${maxBytes} bytes (at ${relative(path, f)}; raise data.maxBytes to read it)`);
+    }
+    const { text, bytes } = readTextFile(f, left);
+    left -= bytes;
     if (text === null || text.length === 0) continue;
     texts.push(text);
     files.push(f);

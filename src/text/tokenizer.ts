@@ -2,10 +2,11 @@
 // tokenizer.json. A tokenizer is saved with a checkpoint as TokenizerJSON and restored from it
 // with tokenizerFromJSON, so a student always decodes with the vocabulary it was trained on.
 
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { Tokenizer as HfTokenizerClass } from "@huggingface/tokenizers";
 import { UserError } from "../util/errors.js";
+import { readFileBounded } from "../util/fs.js";
 
 // The package's .d.ts files import each other without extensions, which NodeNext resolution
 // cannot follow, so its class arrives untyped: this is the part of its API used here.
@@ -260,17 +261,18 @@ export function hfTokenizer(tokenizerJson: unknown, config?: unknown, source = "
   return t;
 }
 
+/** The largest tokenizer file read (real ones are a few MB; a path to a disk image is a mistake). */
+const MAX_TOKENIZER_BYTES = 2 ** 30;
+
 function readJsonFile(path: string, what: string): unknown {
-  let text: string;
+  const bytes = readFileBounded(path, MAX_TOKENIZER_BYTES, what);
+  // JSON.parse's message quotes the start of the file: for a path to the wrong file (a system
+  // file, a key) that would print its content. Say what is wrong instead.
+  if (bytes.includes(0)) throw new UserError(`${path}: binary data, not JSON (expected a ${what})`);
   try {
-    text = readFileSync(path, "utf8");
-  } catch (e) {
-    throw new UserError(`${path}: cannot read ${what}: ${errorText(e)}`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new UserError(`${path}: not valid JSON (${errorText(e)})`);
+    return JSON.parse(bytes.toString("utf8"));
+  } catch {
+    throw new UserError(`${path}: not valid JSON (expected a ${what})`);
   }
 }
 
@@ -285,12 +287,12 @@ export function loadTokenizerFile(path: string): Tokenizer {
     file = join(path, "tokenizer.json");
     if (!existsSync(file)) throw new UserError(`${path}: folder has no tokenizer.json`);
   }
-  const json = readJsonFile(file, "the tokenizer");
+  const json = readJsonFile(file, "tokenizer");
   if (!isObject(json) || !isObject(json.model)) {
     throw new UserError(`${file}: not a Hugging Face tokenizer.json (no "model" object)`);
   }
   const configPath = join(dirname(file), "tokenizer_config.json");
-  const config = existsSync(configPath) ? readJsonFile(configPath, "the tokenizer config") : undefined;
+  const config = existsSync(configPath) ? readJsonFile(configPath, "tokenizer config") : undefined;
   if (config !== undefined && !isObject(config)) throw new UserError(`${configPath}: must be a JSON object`);
   return hfTokenizer(json, config, file);
 }

@@ -510,6 +510,7 @@ export class ReplicaGroup {
   }
 
   private finished(d: { step: number; loss: number }): void {
+    this.inFlight--;
     if (this.waiting) {
       this.waiting.resolve(d);
       this.waiting = null;
@@ -530,8 +531,12 @@ export class ReplicaGroup {
    */
   dispatch(batch: HostBatch | { epoch: number; step: number }, scalars: Float32Array, step: number): void {
     const n = this.cfg.workers;
+    this.inFlight++;
     for (let r = 0; r < n; r++) this.pool.post(r, { type: "step", batch: "x" in batch ? shardBatch(batch, r, n) : batch, scalars, step });
   }
+
+  /** Steps sent whose "done" has not arrived yet. */
+  private inFlight = 0;
 
   /** The next finished step (in order) and its batch's mean loss. */
   next(): Promise<{ step: number; loss: number }> {
@@ -543,6 +548,16 @@ export class ReplicaGroup {
 
   /** Frees the replicas (the threads stay in the pool, unless something failed). */
   async close(): Promise<void> {
+    // A step still in flight (the trainer stopped on an exception with one sent ahead) would
+    // report "done" to whichever group attaches to the pool next, and that group would take it
+    // for one of its own steps: wait for it here.
+    while (this.inFlight > 0 && !this.error) {
+      try {
+        await this.next();
+      } catch {
+        break;
+      }
+    }
     this.detach();
     if (this.error) {
       this.shared.fail();

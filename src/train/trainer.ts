@@ -22,6 +22,8 @@ export interface TrainSpec {
   loss: LossSpec;
   /** Random-shift augmentation, in pixels. */
   shift?: number;
+  /** Also save a checkpoint every this many steps (besides each epoch's end). */
+  checkpointEvery?: number;
 }
 
 export interface TrainLogRecord {
@@ -85,6 +87,12 @@ export interface TrainArgs {
   config?: unknown;
   log?: (rec: TrainLogRecord) => void;
   progress?: (done: number, total: number, loss: number) => void;
+  /**
+   * Save a checkpoint when this many seconds have passed since the last save (default 300), so a
+   * kill loses at most a few minutes however long an epoch is (a language model's run is one
+   * epoch). The numbers do not depend on when checkpoints are saved: a resume replays bit for bit.
+   */
+  checkpointSeconds?: number;
   /** Set `requested` (e.g. from SIGINT) to save a checkpoint and stop after the current step. */
   stop?: { requested: boolean };
   /** How often the loss is read back to the host (each read is a device sync). */
@@ -302,11 +310,20 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
     return hb;
   };
   let sent = false; // the current step's batch is already with the workers
+  // Periodic checkpoints mid-epoch. Whether one follows a step is decided before that step is
+  // sent, so that with replicas the next step is then not sent ahead: a checkpoint is always the
+  // state after a whole step, with nothing in flight.
+  const every = spec.checkpointEvery;
+  const everySeconds = args.checkpointSeconds ?? 300;
+  let lastSave = performance.now();
+  const checkpointDue = (stepAfter: number, s: number) =>
+    !!args.checkpoint && s + 1 < perEpoch && ((every !== undefined && stepAfter % every === 0) || (performance.now() - lastSave) / 1000 >= everySeconds);
   try {
     outer: for (let epoch = state.epoch; epoch < spec.epochs; epoch++) {
       const first = epoch === state.epoch ? state.stepInEpoch : 0;
       for (let s = first; s < perEpoch; s++) {
         const scalars = scalarsAt(state.step);
+        const saveAfter = checkpointDue(state.step + 1, s);
         if (group) {
           if (source.readsParams) {
             disposeParams(params);
@@ -319,7 +336,7 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
             group!.dispatch({ epoch: e, step: t }, scalarsAt(step), step);
           };
           if (!sent) await send(epoch, s, state.step);
-          sent = !source.readsParams && s + 1 < perEpoch && !args.stop?.requested;
+          sent = !source.readsParams && s + 1 < perEpoch && !args.stop?.requested && !saveAfter;
           if (sent) await send(epoch, s + 1, state.step + 1);
           const done = await group.next();
           lossSum = ((lossSum as number | null) ?? 0) + done.loss;
@@ -350,10 +367,16 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
           status = "interrupted";
           break outer;
         }
+        if (saveAfter && !sent) {
+          state = { ...state, epoch, seconds: elapsed() };
+          await save(state);
+          lastSave = performance.now();
+        }
       }
       await readLoss(epoch);
       state = { epoch: epoch + 1, stepInEpoch: 0, step: state.step, done: epoch + 1 === spec.epochs, seconds: elapsed() };
       await save(state);
+      lastSave = performance.now();
     }
     if (group) {
       disposeParams(params);
