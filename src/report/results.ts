@@ -16,6 +16,8 @@ export interface RunRecord {
   seed: number;
   metrics: RunMetrics;
   seconds: number;
+  /** keep: best-validation: the epoch (1-based) whose parameters were kept and tested. */
+  keptEpoch?: number;
 }
 
 export interface Results {
