@@ -109,10 +109,10 @@ export interface TrainArgs {
   /** `validation`: the latest epoch's held-out metrics, once there are any. */
   progress?: (done: number, total: number, loss: number, validation?: ValidationMetrics) => void;
   /**
-   * Evaluates parameters on held-out examples; called at every epoch's end (on this thread,
-   * also with replicas) and logged. Must not consume `params`.
+   * Evaluates parameters on held-out examples; called at every epoch's end (`epoch` counts
+   * from 1) on this thread, also with replicas, and logged. Must not consume `params`.
    */
-  validate?: (params: Params) => Promise<ValidationMetrics>;
+  validate?: (params: Params, epoch: number) => Promise<ValidationMetrics>;
   /** Set `requested` (e.g. from SIGINT) to save a checkpoint and stop after the current step. */
   stop?: { requested: boolean };
   /** How often the loss is read back to the host (each read is a device sync). */
@@ -288,7 +288,7 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
     if (!args.validate) return;
     const p = group ? group.shared.deviceParams() : params;
     try {
-      lastVal = await args.validate(p);
+      lastVal = await args.validate(p, epoch + 1);
     } finally {
       if (group) disposeParams(p);
     }
