@@ -761,12 +761,37 @@ function classificationSections(results: Results, summary: Summary[], curves: Lo
     `</section>`,
     `</div>`,
     `<section class="card">`,
-    `<h2>Training loss</h2>`,
+    `<h2>${curves.some((c) => (c.validation?.length ?? 0) > 0) ? "Training and validation loss" : "Training loss"}</h2>`,
     lossChart(summary, curves, styles),
     `<p class="muted">Each run's own training objective as logged. A distilled student's loss includes the distillation term, so its level is not comparable with a scratch student's; compare shapes, not heights.</p>`,
     `</section>`,
     ...validationSection(results.runs, curves, styles),
   ];
+}
+
+/**
+ * Per run and seed: the lowest validation loss and its epoch against the last epoch's (a last
+ * loss well above the lowest is overfitting, in numbers), and the epoch kept.
+ */
+function validationTable(runs: RunRecord[], curves: LossCurve[]): string {
+  const head: Cell[] = [["run", ""], ["seed", "num"], ["lowest validation loss (epoch)", "num"], ["last epoch: loss", "num"], ["accuracy %", "num"], ["kept epoch", "num"]];
+  const rows = curves
+    .filter((c) => (c.validation?.length ?? 0) > 0)
+    .map((c): Cell[] => {
+      const v = c.validation!;
+      const best = v.reduce((a, b) => (b.loss < a.loss ? b : a));
+      const last = v[v.length - 1];
+      const kept = runs.find((r) => r.name === c.name && r.seed === c.seed)?.keptEpoch;
+      return [
+        [esc(c.name), ""],
+        [String(c.seed), "num"],
+        [`${best.loss.toFixed(4)} (${best.epoch})`, "num"],
+        [`${last.loss.toFixed(4)} (${last.epoch})`, "num"],
+        [(last.accuracy * 100).toFixed(2), "num"],
+        [kept === undefined ? "last" : String(kept), "num"],
+      ];
+    });
+  return table(head, rows);
 }
 
 /** With data.validation: what the loss chart's validation marks mean, and accuracy per epoch. */
@@ -776,6 +801,7 @@ function validationSection(runs: RunRecord[], curves: LossCurve[], styles: Map<s
     `<section class="card">`,
     `<h2>Validation</h2>`,
     validationAccuracyChart(runs, curves, styles),
+    validationTable(runs, curves),
     `<p class="muted">Held-out training images (data.validation), never trained on, evaluated after every epoch; the test set is read only at the end. The ○ marks on the loss chart are the validation loss (cross-entropy against the true labels, nats), comparable across runs: a validation loss rising while the training loss falls is overfitting.</p>`,
     `</section>`,
   ];
