@@ -20,6 +20,8 @@ import { validateRecipe } from "../src/recipe/recipe.js";
 import { teacherCounter } from "../src/teachers/teacher.js";
 import { UserError } from "../src/util/errors.js";
 import { syntheticExamples } from "./helpers/synthetic.js";
+import { parseMetricsLog, parseValidationLog } from "../src/report/curves.js";
+import { renderHtmlReport } from "../src/report/html.js";
 import { makeFashionFixture, runCli, tinyRecipe, writeTinyRecipe } from "./helpers/fixtures.js";
 
 before(async () => {
@@ -247,6 +249,39 @@ test("keep: best-validation in a recipe: results.json names the kept epoch, the 
   assert.ok(Math.abs(got.loss - losses[bestEpoch - 1]) < 1e-5);
   // The teacher keeps its last epoch and says nothing about it.
   assert.equal(res.runs.find((r) => r.name === "teacher")!.keptEpoch, undefined);
+  // A rerun reuses the finished checkpoint and still reports the kept epoch.
+  const again = await runRecipe(recipe, opts(out));
+  assert.equal(again.runs.find((r) => r.name === "scratch")!.keptEpoch, bestEpoch);
+  assert.deepEqual(again.runs.map((r) => r.metrics), res.runs.map((r) => r.metrics));
+});
+
+test("the report reads validation records (a resumed log's later record wins) and shows them", () => {
+  const log = [
+    { run: "s", epoch: 1, step: 10, loss: 1.2, lr: 0.001, seconds: 1 },
+    { run: "s", epoch: 1, step: 10, valLoss: 0.9, valAccuracy: 0.6, seconds: 1 },
+    { run: "s", epoch: 2, step: 20, valLoss: 0.7, valAccuracy: 0.7, seconds: 2 },
+    { run: "s", epoch: 2, step: 20, valLoss: 0.5, valAccuracy: 0.75, seconds: 2 }, // resumed: replaces the line above
+    { run: "s", epoch: 3, step: 30, valLoss: 0.8, valAccuracy: 0.72, seconds: 3 },
+  ]
+    .map((r) => JSON.stringify(r))
+    .join("\n") + '\n{"run":"s","epoch":4,"step":40,"valLo';
+  const val = parseValidationLog(log);
+  assert.deepEqual(val, [
+    { epoch: 1, step: 10, loss: 0.9, accuracy: 0.6 },
+    { epoch: 2, step: 20, loss: 0.5, accuracy: 0.75 },
+    { epoch: 3, step: 30, loss: 0.8, accuracy: 0.72 },
+  ]);
+  assert.deepEqual(parseMetricsLog(log), [{ step: 10, loss: 1.2 }], "validation records are not training loss");
+  const metrics = { accuracy: 0.7, agreement: NaN, ece: 0.05, loss: 0.8 };
+  const results = { recipe: "r", device: "wasm", runs: [{ name: "s", role: "scratch" as const, model: "mlp", params: 10, seed: 0, metrics, seconds: 1, keptEpoch: 2 }] };
+  const html = renderHtmlReport(results, [{ name: "s", seed: 0, points: [{ step: 10, loss: 1.2 }, { step: 30, loss: 0.3 }], validation: val }]);
+  assert.match(html, /<h2>Training and validation loss<\/h2>/);
+  assert.match(html, /epoch 2, validation loss 0\.5000 nats/);
+  assert.match(html, /<td class="num">0\.5000 \(2\)<\/td><td class="num">0\.8000 \(3\)<\/td><td class="num">72\.00<\/td><td class="num">2<\/td>/);
+  assert.match(html, /kept epoch 2 \(lowest validation loss\)/);
+  // Without validation records the page is as before.
+  const plain = renderHtmlReport(results, [{ name: "s", seed: 0, points: [{ step: 10, loss: 1.2 }] }]);
+  assert.doesNotMatch(plain, /validation/i);
 });
 
 test("one thread and two replicas log the same validation numbers; an interrupted, resumed run continues its log", async () => {
