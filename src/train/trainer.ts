@@ -456,8 +456,8 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
 function pick(tensors: Record<string, HostTensor>, shapes: [string, number[]][], prefix: string, source: string): Record<string, HostTensor> {
   const out: Record<string, HostTensor> = {};
   for (const [name, shape] of shapes) {
-    const t = tensors[prefix + name];
-    if (!t || t.shape.join("x") !== shape.join("x")) throw new UserError(`${source}: missing or misshapen tensor "${prefix + name}"`);
+    const t = Object.hasOwn(tensors, prefix + name) ? tensors[prefix + name] : undefined;
+    if (!t || t.dtype !== "F32" || t.shape.join("x") !== shape.join("x")) throw new UserError(`${source}: missing or misshapen tensor "${prefix + name}"`);
     out[name] = t;
   }
   return out;
