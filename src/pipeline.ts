@@ -206,7 +206,8 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions): Promise<Resul
       const metrics = classificationMetrics(logits, data.test.labels, data.input.classes, teacherTop);
       results.runs.push({ name, role, model: t.model.name, params: paramCount(t.model), seed, metrics, seconds: t.seconds, ...(t.keptEpoch !== undefined ? { keptEpoch: t.keptEpoch } : {}) });
       opts.progress.info(
-        `${name} seed ${seed}: accuracy ${(metrics.accuracy * 100).toFixed(2)}%, agreement ${(metrics.agreement * 100).toFixed(2)}%`,
+        `${name} seed ${seed}: accuracy ${(metrics.accuracy * 100).toFixed(2)}%, agreement ${(metrics.agreement * 100).toFixed(2)}%` +
+          (t.keptEpoch !== undefined ? ` (kept epoch ${t.keptEpoch}: lowest validation loss)` : ""),
       );
     };
 
