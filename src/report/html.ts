@@ -775,8 +775,10 @@ function classificationSections(results: Results, summary: Summary[], curves: Lo
  */
 function validationTable(runs: RunRecord[], curves: LossCurve[]): string {
   const head: Cell[] = [["run", ""], ["seed", "num"], ["lowest validation loss (epoch)", "num"], ["last epoch: loss", "num"], ["accuracy %", "num"], ["kept epoch", "num"]];
+  const order = [...new Set(curves.map((c) => c.name))];
   const rows = curves
     .filter((c) => (c.validation?.length ?? 0) > 0)
+    .sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name) || a.seed - b.seed)
     .map((c): Cell[] => {
       const v = c.validation!;
       const best = v.reduce((a, b) => (b.loss < a.loss ? b : a));
