@@ -8,20 +8,20 @@ import { join } from "node:path";
 import type { Device } from "./engine/index.js";
 import { buildModel, paramCount, type Model, type Params } from "./nn/models.js";
 import { lossInfo } from "./losses/index.js";
-import { loadDataset, trainingView, type Dataset } from "./data/datasets.js";
-import { train, type BatchSource, type TrainableModel, type TrainLogRecord, type TrainSpec } from "./train/trainer.js";
+import { loadDataset, splitValidation, trainingView, type Dataset } from "./data/datasets.js";
+import type { Examples } from "./data/batches.js";
+import { train, type BatchSource, type TrainableModel, type TrainLogRecord, type TrainSpec, type ValidationLogRecord, type ValidationMetrics } from "./train/trainer.js";
 import { inferenceWorkers, resolveWorkers } from "./train/replicas.js";
 import { loadCheckpoint } from "./checkpoint/checkpoint.js";
 import { disposeParams, paramsFromHost } from "./checkpoint/params.js";
 import { cacheTeacherLogits } from "./teachers/teacher.js";
 import { predictLogits } from "./eval/predict.js";
-import { argmaxRows, classificationMetrics, confusionMatrix, reliabilityBins } from "./eval/metrics.js";
+import { argmaxRows, classificationMetrics, confusionMatrix, meanCrossEntropy, reliabilityBins } from "./eval/metrics.js";
 import { FASHION_MNIST_CLASSES } from "./data/fashion-mnist.js";
 import { classifierSettings, collectEnvironment, type RunSettings } from "./report/run-info.js";
 import type { Recipe, TrainConfig } from "./recipe/recipe.js";
 import { writeResults, type Results, type RunRecord } from "./report/results.js";
 import { encodeCorrect } from "./report/verdicts.js";
-import type { Examples } from "./data/batches.js";
 import { renderHtmlReport } from "./report/html.js";
 import { readCurves } from "./report/curves.js";
 import { ensureWritableDir, removeStaleTemps, writeFileAtomic } from "./util/fs.js";
@@ -30,7 +30,8 @@ import { UserError } from "./util/errors.js";
 
 export interface ProgressSink {
   start(label: string, total: number): void;
-  update(done: number, loss: number): void;
+  /** `validation`: the latest epoch's held-out metrics, when the run has a validation set. */
+  update(done: number, loss: number, validation?: ValidationMetrics): void;
   stop(): void;
   info(line: string): void;
 }
@@ -67,6 +68,8 @@ export interface Trained<M = Model> {
   seconds: number;
   /** The stored config of a reused checkpoint (e.g. its tokenizer), else the given one. */
   config: Record<string, unknown>;
+  /** keep: best-validation: the epoch whose parameters the run kept. */
+  keptEpoch?: number;
 }
 
 /** The runs `--only` asks for, and whether the teacher is needed for them. */
@@ -131,6 +134,7 @@ export async function trainOrReuse<M extends TrainableModel & { name: string }>(
   seed: number,
   opts: Pick<RunOptions, "fresh" | "resume" | "progress" | "stop">,
   teacher?: { model: TrainableModel; params: Params; cached?: Float32Array },
+  validate?: (params: Params) => Promise<ValidationMetrics>,
 ): Promise<Trained<M>> {
   const jsonPath = path.replace(/\.safetensors$/, ".json");
   if (!opts.fresh && existsSync(path) && existsSync(jsonPath)) {
@@ -142,10 +146,10 @@ export async function trainOrReuse<M extends TrainableModel & { name: string }>(
       if (e instanceof UserError) throw new UserError(`${e.message}; rerun with --fresh to retrain it`);
       throw e;
     }
-    const st = ck.state as { done?: boolean; seconds?: number } | undefined;
+    const st = ck.state as { done?: boolean; seconds?: number; kept?: number } | undefined;
     if (st?.done && JSON.stringify(ck.config) === JSON.stringify(config)) {
       opts.progress.info(`${label}: reusing finished checkpoint ${path}`);
-      return { model, params: paramsFromHost(ck.tensors, model.shapes, path), seconds: st.seconds ?? 0, config };
+      return { model, params: paramsFromHost(ck.tensors, model.shapes, path), seconds: st.seconds ?? 0, config, keptEpoch: st.kept };
     }
   }
   const logPath = path.replace(/\.safetensors$/, ".metrics.jsonl");
@@ -155,7 +159,7 @@ export async function trainOrReuse<M extends TrainableModel & { name: string }>(
   // The log is started (or, resuming, appended to) only when the first record comes, so a run
   // that fails before logging anything leaves no empty log behind.
   let logStarted = resume;
-  const log = (rec: TrainLogRecord) => {
+  const log = (rec: TrainLogRecord | ValidationLogRecord) => {
     const line = JSON.stringify(rec) + "\n";
     if (logStarted) appendFileSync(logPath, line);
     else writeFileSync(logPath, line);
@@ -179,13 +183,14 @@ export async function trainOrReuse<M extends TrainableModel & { name: string }>(
       workers: (config.workers as number | undefined) ?? 1,
       stop: opts.stop,
       log,
-      progress: (done, _total, loss) => opts.progress.update(done, loss),
+      progress: (done, _total, loss, val) => opts.progress.update(done, loss, val),
+      validate,
     });
     if (r.status === "interrupted") {
       disposeParams(r.params);
       throw new Interrupted(path);
     }
-    return { model, params: r.params, seconds: r.seconds, config };
+    return { model, params: r.params, seconds: r.seconds, config, keptEpoch: r.keptEpoch };
   } finally {
     opts.progress.stop();
   }
@@ -226,11 +231,47 @@ export function checkLabels(recipe: Recipe, trainN: number): void {
   }
 }
 
+/**
+ * `data.validation: n` holds out the last n training examples (see splitValidation), after
+ * checking, before anything trains, that they leave room for every run's labelled images.
+ */
+export function validationSplit(recipe: Recipe, train: Examples): { train: Examples; validation?: Examples } {
+  const n = recipe.data.validation;
+  if (n === undefined) return { train };
+  if (n >= train.n) throw new UserError(`data.validation: ${n} leaves no training examples (the training set has ${train.n})`);
+  const left = train.n - n;
+  const runs = [
+    { where: "teacher.train.labels", labels: recipe.teacher.train.labels },
+    ...recipe.students.map((s, i) => ({ where: `students[${i}].train.labels`, labels: s.train.labels })),
+  ];
+  for (const r of runs) {
+    if (r.labels !== undefined && r.labels > left) {
+      throw new UserError(`${r.where}: ${r.labels} labelled images overlap the last ${n} held out by data.validation (${train.n} training images: at most ${left} can keep labels)`);
+    }
+  }
+  return splitValidation(train, n);
+}
+
+/** Validation loss (mean cross-entropy against the true labels, nats) and accuracy. */
+function validator(model: Model, val: Examples): (params: Params) => Promise<ValidationMetrics> {
+  return async (params) => {
+    // One thread: with replicas the pool's threads are busy training.
+    const logits = await predictLogits(model, params, val.x, val.dim);
+    const top = argmaxRows(logits, model.input.classes);
+    let right = 0;
+    for (let i = 0; i < val.n; i++) if (top[i] === val.labels[i]) right++;
+    return { loss: meanCrossEntropy(logits, val.labels, model.input.classes), accuracy: right / val.n };
+  };
+}
+
 /** Runs teacher → students for every seed and writes OUT/results.json. */
 export async function runRecipe(recipe: Recipe, opts: RunOptions): Promise<Results> {
   const data = loadDataset(recipe.data.dataset, opts.dataDir ?? recipe.data.dir);
-  opts.progress.info(`data: ${recipe.data.dataset} from ${data.dir} (${data.train.n} train, ${data.test.n} test)`);
   checkLabels(recipe, data.train.n);
+  const { train: trainSet, validation } = validationSplit(recipe, data.train);
+  opts.progress.info(
+    `data: ${recipe.data.dataset} from ${data.dir} (${trainSet.n} train, ${validation ? `${validation.n} validation (the last training images), ` : ""}${data.test.n} test)`,
+  );
   prepareOut(opts, recipe.name);
   const results: Results = { recipe: recipe.name, device: opts.device, runs: [], classes: FASHION_MNIST_CLASSES, environment: collectEnvironment(opts.device, opts.workers) };
   const { wanted, students, needTeacher } = selectRuns(recipe.students, opts.only);
@@ -238,7 +279,8 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions): Promise<Resul
   for (const seed of opts.seeds) {
     const dir = join(opts.out, `seed-${seed}`);
     mkdirSync(dir, { recursive: true });
-    const dataset = { dataset: recipe.data.dataset };
+    // `validation` changes what every run trains on, so it is part of every hash when set.
+    const dataset = { dataset: recipe.data.dataset, ...(validation ? { validation: validation.n } : {}) };
     let teacher: (Trained & { hash: string }) | null = null;
     let teacherTop: Int32Array | null = null;
     const record = (name: string, role: RunRecord["role"], t: Trained, logits: Float32Array, settings: RunSettings) => {
@@ -247,9 +289,11 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions): Promise<Resul
       const reliability = reliabilityBins(logits, data.test.labels, data.input.classes);
       const perExample = encodeCorrect(argmaxRows(logits, data.input.classes), data.test.labels);
       const teacherParams = role === "distilled" && teacher ? { teacherParams: paramCount(teacher.model) } : {};
-      results.runs.push({ name, role, model: t.model.name, params: paramCount(t.model), seed, metrics, seconds: t.seconds, settings, confusion, reliability, perExample, ...teacherParams });
+      const kept = t.keptEpoch !== undefined ? { keptEpoch: t.keptEpoch } : {};
+      results.runs.push({ name, role, model: t.model.name, params: paramCount(t.model), seed, metrics, seconds: t.seconds, settings, confusion, reliability, perExample, ...teacherParams, ...kept });
       opts.progress.info(
-        `${name} seed ${seed}: accuracy ${(metrics.accuracy * 100).toFixed(2)}%, agreement ${(metrics.agreement * 100).toFixed(2)}%`,
+        `${name} seed ${seed}: accuracy ${(metrics.accuracy * 100).toFixed(2)}%, agreement ${(metrics.agreement * 100).toFixed(2)}%` +
+          (t.keptEpoch !== undefined ? ` (kept epoch ${t.keptEpoch}: lowest validation loss)` : ""),
       );
     };
 
@@ -262,7 +306,7 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions): Promise<Resul
         "teacher.train",
       );
       const h = hash(config);
-      const view = trainingView(data.train, recipe.teacher.train.labels, true);
+      const view = trainingView(trainSet, recipe.teacher.train.labels, true);
       const t = await trainOrReuse(
         `teacher seed ${seed}`,
         join(dir, `teacher-${h}.safetensors`),
@@ -272,6 +316,8 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions): Promise<Resul
         view,
         seed,
         teacherOpts(opts, wanted),
+        undefined,
+        validation && validator(model, validation),
       );
       teacher = { ...t, hash: h };
       const logits = await predictLogits(model, t.params, data.test.x, data.test.dim, inferenceWorkers(opts.workers));
@@ -293,11 +339,11 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions): Promise<Resul
       if (info.needsTeacher) {
         // Soft-label cache: one teacher pass over the training set serves every epoch and
         // every student of this seed; with augmentation the teacher runs on each view instead.
-        if (!s.train.shift && !cached) cached = await cacheTeacherLogits(teacher!, data.train, inferenceWorkers(opts.workers));
+        if (!s.train.shift && !cached) cached = await cacheTeacherLogits(teacher!, trainSet, inferenceWorkers(opts.workers));
         teacherArg = { model: teacher!.model, params: teacher!.params, cached: s.train.shift ? undefined : cached };
       }
-      const view = trainingView(data.train, s.train.labels, info.needsLabels && !info.needsTeacher);
-      const t = await trainOrReuse(`${s.name} seed ${seed}`, join(dir, `${s.name}-${hash(config)}.safetensors`), model, config, s.train, view, seed, opts, teacherArg);
+      const view = trainingView(trainSet, s.train.labels, info.needsLabels && !info.needsTeacher);
+      const t = await trainOrReuse(`${s.name} seed ${seed}`, join(dir, `${s.name}-${hash(config)}.safetensors`), model, config, s.train, view, seed, opts, teacherArg, validation && validator(model, validation));
       const logits = await predictLogits(model, t.params, data.test.x, data.test.dim, inferenceWorkers(opts.workers));
       record(s.name, s.role, t, logits, classifierRunSettings(view, s.train, info.needsLabels, config.workers ?? 1));
       disposeParams(t.params);

@@ -48,3 +48,20 @@ export function trainingView(train: Examples, labels: number | undefined, labell
   masked.fill(-1, labels);
   return { ...train, labels: masked };
 }
+
+/**
+ * `data.validation: n`: the last n training examples are held out (never trained on, never in
+ * the soft-label cache) and the rest train. The last rows, not a seeded draw, so the split is
+ * the same for every seed and run, and it never meets `labels: k` (the first k) while
+ * k + n ≤ the training set.
+ */
+export function splitValidation(train: Examples, n: number): { train: Examples; validation: Examples } {
+  const keep = train.n - n;
+  const rows = (lo: number, hi: number): Examples => ({
+    ...train,
+    n: hi - lo,
+    x: train.x.subarray(lo * train.dim, hi * train.dim),
+    labels: train.labels.subarray(lo, hi),
+  });
+  return { train: rows(0, keep), validation: rows(keep, train.n) };
+}

@@ -63,12 +63,16 @@ const Train = z.strictObject({
   /** Only the first `labels` training images keep their labels; the rest are unlabelled. */
   labels: z.number().int().positive().optional(),
   checkpointEvery: CheckpointEvery,
+  /** The parameters the run finishes with: the last epoch's, or the lowest validation loss's. */
+  keep: z.enum(["last", "best-validation"]).optional(),
 });
 
 const Data = z.strictObject({
   dataset: z.literal("fashion-mnist"),
   /** Directory with the IDX files; else --data, DISTILL_DATA, or the Debian package path. */
   dir: z.string().optional(),
+  /** The last `validation` training images are held out, evaluated after every epoch. */
+  validation: z.number().int().positive().optional(),
 });
 
 /** A run's name: it becomes part of checkpoint file names. */
@@ -115,6 +119,12 @@ export const RecipeSchema = z
     });
     if (findLoss(r.teacher.train.loss.name)?.needsTeacher) {
       ctx.addIssue({ code: "custom", path: ["teacher", "train", "loss", "name"], message: "the teacher cannot be trained with a distillation loss" });
+    }
+    if (r.data.validation === undefined) {
+      const runs: [(string | number)[], { keep?: string }][] = [[["teacher"], r.teacher.train], ...r.students.map((s, i): [(string | number)[], { keep?: string }] => [["students", i], s.train])];
+      for (const [where, t] of runs) {
+        if (t.keep === "best-validation") ctx.addIssue({ code: "custom", path: [...where, "train", "keep"], message: "best-validation needs a validation set (data.validation)" });
+      }
     }
   });
 

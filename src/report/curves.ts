@@ -1,6 +1,7 @@
 // Training-loss curves for the HTML report, read back from the JSONL logs the pipeline writes
 // beside each checkpoint: OUT/seed-S/<name>-<10 hex config hash>.metrics.jsonl, one
-// {run, epoch, step, loss, lr, seconds} record per line.
+// {run, epoch, step, loss, lr, seconds} record per line, and with a validation set one
+// {run, epoch, step, valLoss, valAccuracy, seconds} record per epoch.
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { Results } from "./results.js";
@@ -50,6 +51,25 @@ export function parseMetricsLog(textContent: string): { step: number; loss: numb
   return [...byStep.entries()].sort((a, b) => a[0] - b[0]).map(([step, loss]) => ({ step, loss }));
 }
 
+/** The per-epoch validation records of one log, by step; the later of two for one step wins. */
+export function parseValidationLog(textContent: string): { epoch: number; step: number; loss: number; accuracy: number }[] {
+  const byStep = new Map<number, { epoch: number; step: number; loss: number; accuracy: number }>();
+  for (const raw of textContent.split("\n")) {
+    let rec: unknown;
+    try {
+      rec = JSON.parse(raw);
+    } catch {
+      continue;
+    }
+    if (typeof rec !== "object" || rec === null) continue;
+    const { epoch, step, valLoss, valAccuracy } = rec as Record<string, unknown>;
+    const nums = [epoch, step, valLoss, valAccuracy];
+    if (!nums.every((v) => typeof v === "number" && Number.isFinite(v))) continue;
+    byStep.set(step as number, { epoch: epoch as number, step: step as number, loss: valLoss as number, accuracy: valAccuracy as number });
+  }
+  return [...byStep.values()].sort((a, b) => a.step - b.step);
+}
+
 /** One curve per (run name, seed) in `results` that has a non-empty log under OUT/seed-S/. */
 export function readCurves(out: string, results: Results): LossCurve[] {
   const curves: LossCurve[] = [];
@@ -60,8 +80,10 @@ export function readCurves(out: string, results: Results): LossCurve[] {
     seen.add(key);
     const path = findLog(join(out, `seed-${r.seed}`), r.name);
     if (!path) continue;
-    const points = parseMetricsLog(readFileSync(path, "utf8"));
-    if (points.length > 0) curves.push({ name: r.name, seed: r.seed, points });
+    const text = readFileSync(path, "utf8");
+    const points = parseMetricsLog(text);
+    const validation = parseValidationLog(text);
+    if (points.length > 0) curves.push({ name: r.name, seed: r.seed, points, ...(validation.length > 0 ? { validation } : {}) });
   }
   return curves;
 }

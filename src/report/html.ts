@@ -17,6 +17,8 @@ export interface LossCurve {
   name: string;
   seed: number;
   points: { step: number; loss: number }[];
+  /** With data.validation: validation loss (nats) and accuracy at each epoch's end. */
+  validation?: { epoch: number; step: number; loss: number; accuracy: number }[];
 }
 
 export interface HtmlReportOptions {
@@ -421,11 +423,15 @@ function tradeoffChart(summary: Summary[], spec: MetricSpec): string {
   return svg(W, H, label, out);
 }
 
-/** Training loss against step, one colour per run name; the first seed thick, others thin. */
+/**
+ * Training loss against step, one colour per run name; the first seed thick, others thin. With
+ * a validation set, each run's validation loss per epoch is drawn in its colour with ○ marks.
+ */
 function lossChart(summary: Summary[], curves: LossCurve[], styles: Map<string, RunStyle>, markLonePoints = false): string {
   const W = 960;
   const H = 380;
-  const label = "Training loss curves";
+  const hasVal = curves.some((c) => (c.validation?.length ?? 0) > 0);
+  const label = hasVal ? "Training and validation loss curves" : "Training loss curves";
   const order = [...summary.map((s) => s.name), ...curves.map((c) => c.name)];
   const nameRank = (name: string) => order.indexOf(name);
   const usable = curves
@@ -435,7 +441,7 @@ function lossChart(summary: Summary[], curves: LossCurve[], styles: Map<string, 
   if (usable.length === 0) return emptyChart(W, H, label, "no training logs found");
 
   const f: Frame = { x: 62, y: 20, w: W - 62 - 210, h: H - 20 - 58 };
-  const all = usable.flatMap((c) => c.points);
+  const all = [...usable.flatMap((c) => c.points), ...usable.flatMap((c) => validLoss(c))];
   const maxStep = Math.max(...all.map((p) => p.step));
   const xStep = niceStep(maxStep, 8);
   const xDomain: Domain = [0, clean(Math.max(xStep, Math.ceil(maxStep / xStep) * xStep))];
@@ -463,7 +469,7 @@ function lossChart(summary: Summary[], curves: LossCurve[], styles: Map<string, 
     yFmt = (v) => v.toFixed(dec);
   }
   const out = [
-    ...yAxis(f, y, yTicks, yFmt, `training loss (nats${useLog ? ", log scale" : ""})`),
+    ...yAxis(f, y, yTicks, yFmt, `${hasVal ? "loss" : "training loss"} (nats${useLog ? ", log scale" : ""})`),
     ...xAxis(f, x, linearTicks(xDomain, xStep), shortCount, "training step"),
   ];
 
@@ -490,6 +496,20 @@ function lossChart(summary: Summary[], curves: LossCurve[], styles: Map<string, 
           `<title>${esc(`${c.name} seed ${c.seed}: step ${kept[0].step}, loss ${kept[0].loss.toFixed(4)}`)}</title></circle>`,
       );
     }
+    const val = validLoss(c);
+    if (val.length > 0) {
+      const vd = val.map((p, i) => `${i === 0 ? "M" : "L"}${n(x(p.step))} ${n(y(p.loss))}`).join(" ");
+      out.push(`<path d="${vd}" fill="none" stroke="${st.color}" stroke-width="${width * 0.7}" stroke-opacity="${opacity}"${dashAttr(st.dash)}/>`);
+      // Marks on at most ~40 epochs per run, so 150 epochs stay readable; every point has its title.
+      const every = Math.ceil(val.length / 40);
+      val.forEach((p, i) => {
+        if (i % every !== 0 && i !== val.length - 1) return;
+        out.push(
+          `<circle cx="${n(x(p.step))}" cy="${n(y(p.loss))}" r="${isMain(c) ? 3 : 2}" fill="#fff" stroke="${st.color}" stroke-width="1.4" stroke-opacity="${opacity}">` +
+            `<title>${esc(`${c.name} seed ${c.seed}: epoch ${p.epoch}, validation loss ${p.loss.toFixed(4)} nats`)}</title></circle>`,
+        );
+      });
+    }
   }
 
   // Legend, right of the plot.
@@ -508,6 +528,76 @@ function lossChart(summary: Summary[], curves: LossCurve[], styles: Map<string, 
     ly += 6;
     out.push(text(lx, ly, `thick: seed ${main.join(", ")}`, `class="note"`));
     out.push(text(lx, ly + 16, "thin: other seeds", `class="note"`));
+    ly += 32;
+  }
+  if (hasVal) {
+    ly += 6;
+    out.push(text(lx, ly, "line: training loss", `class="note"`));
+    out.push(`<circle cx="${n(lx + 4)}" cy="${n(ly + 12)}" r="3" fill="#fff" stroke="#6b7280" stroke-width="1.4"/>`);
+    out.push(text(lx + 12, ly + 16, "validation loss, per epoch", `class="note"`));
+  }
+  return svg(W, H, label, out);
+}
+
+/** A curve's finite validation-loss points. */
+function validLoss(c: LossCurve): { epoch: number; step: number; loss: number }[] {
+  return (c.validation ?? []).filter((p) => Number.isFinite(p.step) && Number.isFinite(p.loss));
+}
+
+/**
+ * Validation accuracy against epoch, one colour per run name (first seed thick, others thin);
+ * a filled mark shows the epoch a keep: best-validation run kept.
+ */
+function validationAccuracyChart(runs: RunRecord[], curves: LossCurve[], styles: Map<string, RunStyle>): string {
+  const W = 960;
+  const H = 340;
+  const label = "Validation accuracy per epoch";
+  const usable = curves
+    .map((c) => ({ ...c, val: (c.validation ?? []).filter((p) => Number.isFinite(p.epoch) && Number.isFinite(p.accuracy)) }))
+    .filter((c) => c.val.length > 0);
+  if (usable.length === 0) return emptyChart(W, H, label, "no validation logs found");
+  const f: Frame = { x: 62, y: 20, w: W - 62 - 210, h: H - 20 - 58 };
+  const maxEpoch = Math.max(...usable.flatMap((c) => c.val.map((p) => p.epoch)));
+  const xStep = Math.max(1, niceStep(maxEpoch, 8));
+  const xDomain: Domain = [0, clean(Math.max(xStep, Math.ceil(maxEpoch / xStep) * xStep))];
+  const x = linearScale(xDomain, [f.x, f.x + f.w]);
+  const axis = zoomedAxis(usable.flatMap((c) => c.val.map((p) => p.accuracy * 100)), 0, 100, 2);
+  const y = linearScale(axis.domain, [f.y + f.h, f.y]);
+  const dec = decimalsFor(axis.step);
+  const out = [
+    ...yAxis(f, y, axis.ticks, (v) => v.toFixed(dec), "validation accuracy, %"),
+    ...xAxis(f, x, linearTicks(xDomain, xStep), (v) => String(v), "epoch"),
+  ];
+  const firstSeed = new Map<string, number>();
+  for (const c of usable) if (!firstSeed.has(c.name)) firstSeed.set(c.name, c.seed);
+  const isMain = (c: LossCurve) => firstSeed.get(c.name) === c.seed;
+  for (const c of [...usable.filter((c) => !isMain(c)), ...usable.filter(isMain)]) {
+    const st = styles.get(c.name) ?? { color: "#6b7280", dash: "" };
+    const opacity = isMain(c) ? 1 : 0.45;
+    const d = c.val.map((p, i) => `${i === 0 ? "M" : "L"}${n(x(p.epoch))} ${n(y(p.accuracy * 100))}`).join(" ");
+    out.push(
+      `<path d="${d}" fill="none" stroke="${st.color}" stroke-width="${isMain(c) ? 2.2 : 1}" stroke-opacity="${opacity}"${dashAttr(st.dash)} stroke-linejoin="round">` +
+        `<title>${esc(`${c.name} seed ${c.seed}`)}</title></path>`,
+    );
+    const kept = runs.find((r) => r.name === c.name && r.seed === c.seed)?.keptEpoch;
+    const k = c.val.find((p) => p.epoch === kept);
+    if (k) {
+      out.push(
+        `<circle cx="${n(x(k.epoch))}" cy="${n(y(k.accuracy * 100))}" r="${isMain(c) ? 5 : 3.5}" fill="${st.color}" fill-opacity="${opacity}" stroke="#fff" stroke-width="1.5">` +
+          `<title>${esc(`${c.name} seed ${c.seed}: kept epoch ${k.epoch} (lowest validation loss), validation accuracy ${(k.accuracy * 100).toFixed(2)}%`)}</title></circle>`,
+      );
+    }
+  }
+  const lx = f.x + f.w + 22;
+  let ly = f.y + 10;
+  for (const name of [...new Set(usable.map((c) => c.name))]) {
+    const st = styles.get(name) ?? { color: "#6b7280", dash: "" };
+    out.push(line(lx, ly - 4, lx + 30, ly - 4, `stroke="${st.color}" stroke-width="2.5"${dashAttr(st.dash)}`));
+    out.push(text(lx + 38, ly, truncate(name, 22), `class="cat"`));
+    ly += 20;
+  }
+  if (usable.some((c) => runs.some((r) => r.name === c.name && r.seed === c.seed && r.keptEpoch !== undefined))) {
+    out.push(text(lx, ly + 6, "●: the epoch kept", `class="note"`));
   }
   return svg(W, H, label, out);
 }
@@ -675,13 +765,14 @@ function classificationSections(results: Results, summary: Summary[], curves: Lo
     `</section>`,
     `</div>`,
     `<section class="card">`,
-    `<h2>Training loss</h2>`,
+    `<h2>${curves.some((c) => (c.validation?.length ?? 0) > 0) ? "Training and validation loss" : "Training loss"}</h2>`,
     `<div class="chart-scroll">`,
     lossChart(summary, curves, styles),
     `</div>`,
     lossNotes(results, curves, styles),
     `<p class="muted">Each run's own training objective as logged. A distilled student's loss includes the distillation term, so its level is not comparable with a scratch student's; compare shapes, not heights.</p>`,
     `</section>`,
+    ...validationSection(results.runs, curves, styles),
     `<section class="card">`,
     `<h2>Classes</h2>`,
     classesSection(results, summary),
@@ -693,6 +784,46 @@ function classificationSections(results: Results, summary: Summary[], curves: Lo
     `<section class="card">`,
     `<h2>Environment</h2>`,
     environmentSection(results),
+    `</section>`,
+  ];
+}
+
+/**
+ * Per run and seed: the lowest validation loss and its epoch against the last epoch's (a last
+ * loss well above the lowest is overfitting, in numbers), and the epoch kept.
+ */
+function validationTable(runs: RunRecord[], curves: LossCurve[]): string {
+  const head: Cell[] = [["run", ""], ["seed", "num"], ["lowest validation loss (epoch)", "num"], ["last epoch: loss", "num"], ["accuracy %", "num"], ["kept epoch", "num"]];
+  const order = [...new Set(curves.map((c) => c.name))];
+  const rows = curves
+    .filter((c) => (c.validation?.length ?? 0) > 0)
+    .sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name) || a.seed - b.seed)
+    .map((c): Cell[] => {
+      const v = c.validation!;
+      const best = v.reduce((a, b) => (b.loss < a.loss ? b : a));
+      const last = v[v.length - 1];
+      const kept = runs.find((r) => r.name === c.name && r.seed === c.seed)?.keptEpoch;
+      return [
+        [esc(c.name), ""],
+        [String(c.seed), "num"],
+        [`${best.loss.toFixed(4)} (${best.epoch})`, "num"],
+        [`${last.loss.toFixed(4)} (${last.epoch})`, "num"],
+        [(last.accuracy * 100).toFixed(2), "num"],
+        [kept === undefined ? "last" : String(kept), "num"],
+      ];
+    });
+  return table(head, rows);
+}
+
+/** With data.validation: what the loss chart's validation marks mean, and accuracy per epoch. */
+function validationSection(runs: RunRecord[], curves: LossCurve[], styles: Map<string, RunStyle>): string[] {
+  if (!curves.some((c) => (c.validation?.length ?? 0) > 0)) return [];
+  return [
+    `<section class="card">`,
+    `<h2>Validation</h2>`,
+    validationAccuracyChart(runs, curves, styles),
+    validationTable(runs, curves),
+    `<p class="muted">Held-out training images (data.validation), never trained on, evaluated after every epoch; the test set is read only at the end. The ○ marks on the loss chart are the validation loss (cross-entropy against the true labels, nats), comparable across runs: a validation loss rising while the training loss falls is overfitting.</p>`,
     `</section>`,
   ];
 }

@@ -35,6 +35,8 @@ export interface RunRecord {
   generation?: Generation;
   /** Distilled runs: the teacher's parameter count (the size ratio when the teacher is not listed). */
   teacherParams?: number;
+  /** keep: best-validation: the epoch (1-based) whose parameters were kept and tested. */
+  keptEpoch?: number;
 }
 
 export interface Results {

@@ -24,6 +24,11 @@ export interface TrainSpec {
   shift?: number;
   /** Also save a checkpoint every this many steps (besides each epoch's end). */
   checkpointEvery?: number;
+  /**
+   * Which parameters the run finishes with: the last epoch's (default) or those of the epoch
+   * with the lowest validation loss (needs `validate`).
+   */
+  keep?: "last" | "best-validation";
 }
 
 export interface TrainLogRecord {
@@ -32,6 +37,23 @@ export interface TrainLogRecord {
   step: number;
   loss: number;
   lr: number;
+  seconds: number;
+}
+
+/** Held-out metrics of the parameters at an epoch's end (see TrainArgs.validate). */
+export interface ValidationMetrics {
+  /** Mean cross-entropy against the true labels, nats. */
+  loss: number;
+  accuracy: number;
+}
+
+/** One line per epoch of the run's log, beside the training-loss records. */
+export interface ValidationLogRecord {
+  run: string;
+  epoch: number;
+  step: number;
+  valLoss: number;
+  valAccuracy: number;
   seconds: number;
 }
 
@@ -85,8 +107,14 @@ export interface TrainArgs {
   resume?: boolean;
   /** Stored beside the checkpoint; a resumed run must match it. */
   config?: unknown;
-  log?: (rec: TrainLogRecord) => void;
-  progress?: (done: number, total: number, loss: number) => void;
+  log?: (rec: TrainLogRecord | ValidationLogRecord) => void;
+  /** `validation`: the latest epoch's held-out metrics, once there are any. */
+  progress?: (done: number, total: number, loss: number, validation?: ValidationMetrics) => void;
+  /**
+   * Evaluates parameters on held-out examples; called at every epoch's end (`epoch` counts
+   * from 1) on this thread, also with replicas, and logged. Must not consume `params`.
+   */
+  validate?: (params: Params, epoch: number) => Promise<ValidationMetrics>;
   /**
    * Save a checkpoint when this many seconds have passed since the last save (default 300), so a
    * kill loses at most a few minutes however long an epoch is (a language model's run is one
@@ -110,6 +138,8 @@ export interface TrainResult {
   steps: number;
   seconds: number;
   finalLoss: number;
+  /** With keep: best-validation, the epoch (1-based) whose parameters were kept. */
+  keptEpoch?: number;
 }
 
 function isSource(d: Examples | BatchSource): d is BatchSource {
@@ -167,7 +197,13 @@ interface CkptState {
   step: number;
   done: boolean;
   seconds: number;
+  /** keep: best-validation: the best epoch so far; its parameters are the `best.` tensors. */
+  best?: { epoch: number } & ValidationMetrics;
+  /** keep: best-validation, once done: the epoch whose parameters the checkpoint holds. */
+  kept?: number;
 }
+
+const BEST = "best.";
 
 export async function train(args: TrainArgs): Promise<TrainResult> {
   const { model, spec, data, seed } = args;
@@ -195,10 +231,14 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
   const perEpoch = source.stepsPerEpoch;
   const total = perEpoch * spec.epochs;
   const hasDropout = ((model.spec as { dropout?: number }).dropout ?? 0) > 0;
+  const keepBest = spec.keep === "best-validation";
+  if (keepBest && !args.validate) throw new UserError(`${args.name}.train.keep: best-validation needs a validation set (data.validation)`);
 
   let params: Params;
   let opt: AdamState;
   let state: CkptState = { epoch: 0, stepInEpoch: 0, step: 0, done: false, seconds: 0 };
+  // keep: best-validation: a host copy of the best epoch's parameters (checkpointed with them).
+  let bestTensors: Record<string, HostTensor> | null = null;
   if (args.resume && args.checkpoint && existsSync(args.checkpoint)) {
     const ck = loadCheckpoint(args.checkpoint);
     if (JSON.stringify(ck.config) !== JSON.stringify(args.config ?? null)) {
@@ -210,6 +250,7 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
       v: paramsFromHost(ck.tensors, model.shapes, args.checkpoint, "optimizer.v."),
     };
     state = ck.state as CkptState;
+    if (state.best) bestTensors = pick(ck.tensors, model.shapes, BEST, args.checkpoint);
   } else {
     // Init and data order depend on the seed and the model alone, not the run's name, so a
     // scratch and a distilled student of one seed start from the same weights and see the
@@ -219,7 +260,8 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
   }
 
   let group: ReplicaGroup | null = null;
-  const save = async (st: CkptState) => {
+  /** `final`: the parameters the finished run keeps, in place of the current ones. */
+  const save = async (st: CkptState, final?: Record<string, HostTensor>) => {
     if (!args.checkpoint) return;
     let tensors: Record<string, HostTensor>;
     if (group) {
@@ -238,7 +280,35 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
         ...(await paramsToHost(opt.v, "optimizer.v.")),
       };
     }
+    if (final) Object.assign(tensors, final);
+    else if (bestTensors) for (const [name, t] of Object.entries(bestTensors)) tensors[BEST + name] = t;
     saveCheckpoint(args.checkpoint, { tensors, config: args.config ?? null, state: st });
+  };
+
+  // The current parameters as host tensors (with replicas they live in shared memory).
+  const hostParams = async (): Promise<Record<string, HostTensor>> => {
+    if (!group) return paramsToHost(params);
+    const h = group.shared.host();
+    return Object.fromEntries(model.shapes.map(([name, shape]) => [name, { dtype: "F32", shape, data: h.params[name] } as HostTensor]));
+  };
+  let lastVal: ValidationMetrics | undefined;
+  const validateEpoch = async (epoch: number): Promise<void> => {
+    if (!args.validate) return;
+    const p = group ? group.shared.deviceParams() : params;
+    try {
+      lastVal = await args.validate(p, epoch + 1);
+    } finally {
+      if (group) disposeParams(p);
+    }
+    args.log?.({ run: args.name, epoch: epoch + 1, step: state.step, valLoss: lastVal.loss, valAccuracy: lastVal.accuracy, seconds: elapsed() });
+    // Best = lowest validation loss, not highest accuracy: the loss moves with every example's
+    // confidence, so it is less noisy on a few thousand examples and rarely ties; the earlier
+    // epoch wins a tie, and a NaN loss counts as the worst.
+    const worse = (v: number) => (Number.isNaN(v) ? Infinity : v);
+    if (keepBest && (!state.best || worse(lastVal.loss) < worse(state.best.loss))) {
+      bestTensors = await hostParams();
+      state = { ...state, best: { epoch: epoch + 1, ...lastVal } };
+    }
   };
 
   const teacher = args.teacher;
@@ -353,7 +423,7 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
         // Without a sync per step, jax-js queues work lazily and memory grows without bound.
         await jax.blockUntilReady(params);
         if (state.step % logEvery === 0) await readLoss(epoch);
-        args.progress?.(state.step, total, lastLoss);
+        args.progress?.(state.step, total, lastLoss, lastVal);
         // The device awaits above resolve as microtasks; give the event loop a turn now and then
         // so signals (Ctrl-C) and progress output get through.
         if (performance.now() - lastYield > 100) {
@@ -374,8 +444,12 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
         }
       }
       await readLoss(epoch);
-      state = { epoch: epoch + 1, stepInEpoch: 0, step: state.step, done: epoch + 1 === spec.epochs, seconds: elapsed() };
-      await save(state);
+      await validateEpoch(epoch);
+      const done = epoch + 1 === spec.epochs;
+      state = { ...state, epoch: epoch + 1, stepInEpoch: 0, done, seconds: elapsed() };
+      // The finished checkpoint holds the kept parameters (and no separate `best.` copy).
+      if (done && keepBest) state.kept = state.best!.epoch;
+      await save(state, done && keepBest ? bestTensors! : undefined);
       lastSave = performance.now();
     }
     if (group) {
@@ -388,11 +462,27 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
   if (lossSum !== null && typeof lossSum !== "number") (lossSum as Arr).dispose();
   if (status === "done" && state.epoch >= spec.epochs && !state.done) {
     state.done = true;
-    await save(state);
+    if (keepBest) state.kept = state.best!.epoch;
+    await save(state, keepBest ? bestTensors! : undefined);
+  }
+  if (status === "done" && keepBest) {
+    disposeParams(params);
+    params = paramsFromHost(bestTensors!, model.shapes, args.checkpoint ?? args.name);
   }
   disposeParams(opt.m);
   disposeParams(opt.v);
   // The checkpointed time, so a reused run reports exactly what the original run did.
-  return { params, status, steps: state.step, seconds: state.seconds, finalLoss: lastLoss };
+  return { params, status, steps: state.step, seconds: state.seconds, finalLoss: lastLoss, keptEpoch: keepBest && status === "done" ? state.kept : undefined };
+}
+
+/** The tensors under `prefix`, renamed without it and checked against the model's shapes. */
+function pick(tensors: Record<string, HostTensor>, shapes: [string, number[]][], prefix: string, source: string): Record<string, HostTensor> {
+  const out: Record<string, HostTensor> = {};
+  for (const [name, shape] of shapes) {
+    const t = Object.hasOwn(tensors, prefix + name) ? tensors[prefix + name] : undefined;
+    if (!t || t.dtype !== "F32" || t.shape.join("x") !== shape.join("x")) throw new UserError(`${source}: missing or misshapen tensor "${prefix + name}"`);
+    out[name] = t;
+  }
+  return out;
 }
 
