@@ -369,6 +369,11 @@ describe("distill train / distill distill --student: merged into results.json", 
     ok(runCli(["train", recipe, "--student", "scratch", "--out", out, "--data", data, "-q"]));
     assert.deepEqual(names(), ["teacher", "scratch", "distilled"]);
     assert.ok(readFileSync(join(out, "report.html"), "utf8").includes("scratch"));
+    // The scratch run had no teacher beside it: its agreement is null in results.json, and the
+    // report is still rebuilt from the merged table (it used to be refused as "not a results file").
+    const scratch = JSON.parse(readFileSync(join(out, "results.json"), "utf8")).runs.find((r: { name: string }) => r.name === "scratch");
+    assert.equal(scratch.metrics.agreement, null);
+    ok(runCli(["report", out]));
   });
 
   test("results.json of another recipe: refused in one line before anything is trained", () => {

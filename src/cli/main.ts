@@ -126,7 +126,8 @@ async function runCommand(recipePath: string, flags: CommonFlags, only?: string[
 // char tokenizers, bitsPerChar to their metrics, and their results carry seeded samples.
 const Metrics = z.looseObject({
   accuracy: z.number(),
-  agreement: z.number(),
+  // NaN (no teacher in the command that ran it, e.g. `distill train --student`) is written as null.
+  agreement: z.number().nullable().transform((v) => v ?? NaN),
   ece: z.number(),
   loss: z.number(),
   perplexity: z.number().optional(),

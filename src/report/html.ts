@@ -57,6 +57,7 @@ function shortCount(x: number): string {
 }
 
 function pct(mean: number, std: number, seeds: number): string {
+  if (!Number.isFinite(mean)) return "–";
   return seeds > 1 ? `${(mean * 100).toFixed(2)} ± ${(std * 100).toFixed(2)}` : (mean * 100).toFixed(2);
 }
 
@@ -929,7 +930,7 @@ function lmTable(summary: Summary[], runs: RunRecord[]): string {
     [fixed(extraMean(runs, s.name, "perplexity"), 3), "num"],
     ...(hasBits ? [[fixed(extraMean(runs, s.name, "bitsPerChar"), 3), "num"] as Cell] : []),
     // Means only beside the loss: eleven columns with "± std" in three no longer fit a page.
-    [(s.mean.agreement * 100).toFixed(2), "num"],
+    [pct(s.mean.agreement, 0, 1), "num"],
     [(s.mean.accuracy * 100).toFixed(2), "num"],
     [s.seconds.toFixed(1), "num"],
   ]);

@@ -88,6 +88,8 @@ export function summarize(runs: RunRecord[]): Summary[] {
 }
 
 function pct(m: number, s: number, seeds: number): string {
+  // Agreement is NaN for a run that no teacher was loaded beside (`distill train --student`).
+  if (!Number.isFinite(m)) return "-";
   return seeds > 1 ? `${(m * 100).toFixed(2)} ± ${(s * 100).toFixed(2)}` : (m * 100).toFixed(2);
 }
 
