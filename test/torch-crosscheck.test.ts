@@ -89,7 +89,7 @@ const adamw: OptimizerSpec = { name: "adamw", lr: 2e-3, weightDecay: 0.01 };
 const CASES: Case[] = [
   { name: "mlp-ce", student: MLP, loss: { name: "ce" }, optimizer: adam, batchSize: 8 },
   { name: "mlp-hinton-T4-l0.5-cached", student: MLP, teacher: MLP_TEACHER, cached: true, loss: { name: "hinton", temperature: 4, lambda: 0.5 }, optimizer: adam, batchSize: 8 },
-  { name: "mlp-hinton-T4-l0.9-live-2w", student: MLP, teacher: MLP_TEACHER, loss: { name: "hinton", temperature: 4, lambda: 0.9 }, optimizer: adam, batchSize: 32, workers: 2 },
+  { name: "mlp-hinton-T4-l0.9-live-2w", student: MLP, teacher: MLP_TEACHER, loss: { name: "hinton", temperature: 4, lambda: 0.9 }, optimizer: { name: "adam", lr: 1e-3, weightDecay: 0.5 }, batchSize: 32, workers: 2 },
   { name: "mlp-softkd-T2-cached", student: MLP, teacher: MLP_TEACHER, cached: true, loss: { name: "soft-kd", temperature: 2 }, optimizer: { name: "adam", lr: 1e-3, weightDecay: 0.5 }, batchSize: 8 },
   { name: "cnn-hinton-T4-l0.9-cached", student: CNN, teacher: CNN_TEACHER, cached: true, loss: { name: "hinton", temperature: 4, lambda: 0.9 }, optimizer: adam, batchSize: 8 },
   { name: "lm-ce", student: LM, loss: { name: "ce" }, optimizer: adamw, batchSize: 4 },
