@@ -8,7 +8,7 @@ shuffle per epoch (torch.randperm, last partial batch kept, as DataLoader does),
 batch 128, F.kl_div(reduction="batchmean") * T^2, float32.
 
 Usage: python3 bench/kd-compare.py OUT [--epochs 30] [--seeds 0,1,2] [--threads 1]
-           [--data /usr/share/datasets/fashion-mnist]
+           [--runs scratch,distilled] [--data /usr/share/datasets/fashion-mnist]
        python3 bench/kd-compare.py OUT --summary
 Appends one JSON line per finished run to OUT/pytorch.jsonl; --summary prints the table of
 OUT/distill.jsonl and OUT/pytorch.jsonl (mean and sample std over seeds).
@@ -103,6 +103,7 @@ def main():
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    ap.add_argument("--runs", default="scratch,distilled")
     ap.add_argument("--summary", action="store_true")
     a = ap.parse_args()
     if a.summary:
@@ -111,11 +112,14 @@ def main():
     d = a.data
     train_x, train_y = read_idx(f"{d}/train-images-idx3-ubyte.gz"), read_idx(f"{d}/train-labels-idx1-ubyte.gz")
     test_x, test_y = read_idx(f"{d}/t10k-images-idx3-ubyte.gz"), read_idx(f"{d}/t10k-labels-idx1-ubyte.gz")
-    with open(os.path.join(a.out, "teacher-train-logits.f32"), "rb") as f:
-        teacher = torch.frombuffer(bytearray(f.read()), dtype=torch.float32).reshape(-1, 10)
-    assert teacher.shape[0] == train_x.shape[0], "teacher logits do not match the training set"
+    runs = a.runs.split(",")
+    teacher = None
+    if "distilled" in runs:
+        with open(os.path.join(a.out, "teacher-train-logits.f32"), "rb") as f:
+            teacher = torch.frombuffer(bytearray(f.read()), dtype=torch.float32).reshape(-1, 10)
+        assert teacher.shape[0] == train_x.shape[0], "teacher logits do not match the training set"
     for seed in [int(s) for s in a.seeds.split(",")]:
-        for kind in ("scratch", "distilled"):
+        for kind in runs:
             r = run(kind, seed, a.epochs, train_x, train_y, test_x, test_y, teacher)
             with open(os.path.join(a.out, "pytorch.jsonl"), "a") as f:
                 f.write(json.dumps(r) + "\n")

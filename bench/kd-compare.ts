@@ -8,7 +8,7 @@
 // Writes OUT/teacher.safetensors (resumable), OUT/teacher-train-logits.f32 (float32 [60000, 10],
 // row order of the training file), and appends one JSON line per finished student run to
 // OUT/distill.jsonl, so a partial run keeps what it finished.
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { initDevice } from "../src/engine/index.js";
@@ -21,6 +21,7 @@ import { classificationMetrics } from "../src/eval/metrics.js";
 import { loadCheckpoint } from "../src/checkpoint/checkpoint.js";
 import { disposeParams, paramsFromHost } from "../src/checkpoint/params.js";
 import { WorkerPool } from "../src/train/replicas.js";
+import { writeFileAtomic } from "../src/util/fs.js";
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -62,11 +63,20 @@ const teacherParams = done
   ? paramsFromHost(loadCheckpoint(ckpt).tensors, teacherModel.shapes, ckpt)
   : (await train({ name: "teacher", model: teacherModel, spec: teacherTrain, data: data.train, seed: 0, checkpoint: ckpt, config: teacherTrain, resume: true, workers, progress: progress("teacher") })).params;
 const teacher = { model: teacherModel, params: teacherParams };
-const cached = await cacheTeacherLogits(teacher, data.train, workers);
-writeFileSync(join(out, "teacher-train-logits.f32"), new Uint8Array(cached.buffer));
-const teacherAcc = accuracy(await predictLogits(teacherModel, teacherParams, data.test.x, data.test.dim, workers));
-writeFileSync(join(out, "teacher.json"), JSON.stringify({ accuracy: teacherAcc, epochs: teacherTrain.epochs, seconds: (performance.now() - t0) / 1000 }) + "\n");
-console.log(`teacher: ${(100 * teacherAcc).toFixed(2)}% test accuracy (${teacherTrain.epochs} epochs)`);
+// Several processes (one per seed) may share OUT: the first exports the logits, the others
+// read them back (written to a temporary name and renamed, so never seen half-written).
+const logitsPath = join(out, "teacher-train-logits.f32");
+let cached: Float32Array;
+if (existsSync(logitsPath)) {
+  const b = readFileSync(logitsPath);
+  cached = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+} else {
+  cached = await cacheTeacherLogits(teacher, data.train, workers);
+  writeFileAtomic(logitsPath, new Uint8Array(cached.buffer));
+  const teacherAcc = accuracy(await predictLogits(teacherModel, teacherParams, data.test.x, data.test.dim, workers));
+  writeFileAtomic(join(out, "teacher.json"), JSON.stringify({ accuracy: teacherAcc, epochs: teacherTrain.epochs, seconds: (performance.now() - t0) / 1000 }) + "\n");
+  console.log(`teacher: ${(100 * teacherAcc).toFixed(2)}% test accuracy (${teacherTrain.epochs} epochs)`);
+}
 
 const logPath = join(out, "distill.jsonl");
 const finished = existsSync(logPath) ? readFileSync(logPath, "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l)) : [];
