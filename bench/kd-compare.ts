@@ -5,7 +5,7 @@
 //
 // Usage: node --import tsx bench/kd-compare.ts OUT [--teacher-epochs 20] [--epochs 30]
 //          [--seeds 0,1,2] [--workers 2] [--data DIR]
-// Writes OUT/teacher.safetensors (resumable), OUT/teacher-train-logits.f32 (float32 [60000, 10],
+// Writes OUT/teacher.safetensors (resumable), OUT/teacher-accuracy.json, OUT/teacher-train-logits.f32 (float32 [60000, 10],
 // row order of the training file), and appends one JSON line per finished student run to
 // OUT/distill.jsonl, so a partial run keeps what it finished.
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
@@ -54,27 +54,28 @@ await initDevice("wasm");
 const data = loadDataset("fashion-mnist", values.data);
 const accuracy = (logits: Float32Array) => classificationMetrics(logits, data.test.labels, 10, null).accuracy;
 
-// One teacher (seed 0) for every seed, resumed from its checkpoint if interrupted.
-const teacherModel = buildModel(TEACHER, data.input);
-const ckpt = join(out, "teacher.safetensors");
-const done = existsSync(ckpt) && (loadCheckpoint(ckpt).state as { done?: boolean }).done;
-const t0 = performance.now();
-const teacherParams = done
-  ? paramsFromHost(loadCheckpoint(ckpt).tensors, teacherModel.shapes, ckpt)
-  : (await train({ name: "teacher", model: teacherModel, spec: teacherTrain, data: data.train, seed: 0, checkpoint: ckpt, config: teacherTrain, resume: true, workers, progress: progress("teacher") })).params;
-const teacher = { model: teacherModel, params: teacherParams };
-// Several processes (one per seed) may share OUT: the first exports the logits, the others
-// read them back (written to a temporary name and renamed, so never seen half-written).
+// One teacher (seed 0) for every seed, resumed from its checkpoint if interrupted. Several
+// processes (one per seed) may share OUT: the first exports the teacher's logits, the others
+// only read them back (written to a temporary name and renamed, so never seen half-written).
 const logitsPath = join(out, "teacher-train-logits.f32");
 let cached: Float32Array;
 if (existsSync(logitsPath)) {
   const b = readFileSync(logitsPath);
   cached = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 } else {
-  cached = await cacheTeacherLogits(teacher, data.train, workers);
+  const teacherModel = buildModel(TEACHER, data.input);
+  const ckpt = join(out, "teacher.safetensors");
+  const done = existsSync(ckpt) && (loadCheckpoint(ckpt).state as { done?: boolean }).done;
+  const t0 = performance.now();
+  const params = done
+    ? paramsFromHost(loadCheckpoint(ckpt).tensors, teacherModel.shapes, ckpt)
+    : (await train({ name: "teacher", model: teacherModel, spec: teacherTrain, data: data.train, seed: 0, checkpoint: ckpt, config: teacherTrain, resume: true, workers, progress: progress("teacher") })).params;
+  cached = await cacheTeacherLogits({ model: teacherModel, params }, data.train, workers);
   writeFileAtomic(logitsPath, new Uint8Array(cached.buffer));
-  const teacherAcc = accuracy(await predictLogits(teacherModel, teacherParams, data.test.x, data.test.dim, workers));
-  writeFileAtomic(join(out, "teacher.json"), JSON.stringify({ accuracy: teacherAcc, epochs: teacherTrain.epochs, seconds: (performance.now() - t0) / 1000 }) + "\n");
+  const teacherAcc = accuracy(await predictLogits(teacherModel, params, data.test.x, data.test.dim, workers));
+  disposeParams(params);
+  // Not teacher.json: that is the checkpoint's own metadata.
+  writeFileAtomic(join(out, "teacher-accuracy.json"), JSON.stringify({ accuracy: teacherAcc, epochs: teacherTrain.epochs, seconds: (performance.now() - t0) / 1000 }) + "\n");
   console.log(`teacher: ${(100 * teacherAcc).toFixed(2)}% test accuracy (${teacherTrain.epochs} epochs)`);
 }
 
@@ -93,5 +94,4 @@ for (const seed of values.seeds.split(",").map(Number)) {
     console.log(JSON.stringify(rec));
   }
 }
-disposeParams(teacherParams);
 await WorkerPool.shutdown();
