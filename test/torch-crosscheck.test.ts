@@ -137,7 +137,7 @@ interface Outcome {
   losses: number[];
 }
 
-const dir = mkdtempSync(join(tmpdir(), "distill-torch-"));
+const dir = SKIP ? "" : mkdtempSync(join(tmpdir(), "distill-torch-"));
 const ours = new Map<string, Outcome>();
 const theirs = new Map<string, Record<string, HostTensor>>();
 
@@ -196,16 +196,19 @@ async function runOurs(c: Case, i: number): Promise<Record<string, unknown>> {
 before(async () => {
   if (SKIP) return;
   await initDevice("wasm");
-  const manifest = [];
-  for (const [i, c] of CASES.entries()) manifest.push(await runOurs(c, i));
-  writeFileSync(join(dir, "manifest.json"), JSON.stringify({ cases: manifest }));
-  const py = spawnSync(PYTHON, [SCRIPT, dir], { encoding: "utf8", env: { ...process.env, OMP_NUM_THREADS: "1" } });
-  assert.equal(py.status, 0, `torch_steps.py failed:\n${py.stderr}`);
-  for (const c of CASES) {
-    const file = join(dir, `${c.name}.out.safetensors`);
-    theirs.set(c.name, decodeSafetensors(readFileSync(file), file).tensors);
+  try {
+    const manifest = [];
+    for (const [i, c] of CASES.entries()) manifest.push(await runOurs(c, i));
+    writeFileSync(join(dir, "manifest.json"), JSON.stringify({ cases: manifest }));
+    const py = spawnSync(PYTHON, [SCRIPT, dir], { encoding: "utf8", env: { ...process.env, OMP_NUM_THREADS: "1" } });
+    assert.equal(py.status, 0, `torch_steps.py failed:\n${py.stderr}`);
+    for (const c of CASES) {
+      const file = join(dir, `${c.name}.out.safetensors`);
+      theirs.set(c.name, decodeSafetensors(readFileSync(file), file).tensors);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
-  rmSync(dir, { recursive: true, force: true });
 });
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
