@@ -73,7 +73,11 @@ interface Case {
   cached?: boolean;
   /** LM batches: which positions train (1) per row of the context; default all. */
   maskFrom?: number;
+  /** Classifiers: 3 epochs of 2 steps (a new shuffle each epoch) instead of one of 5. */
+  epochs?: 3;
 }
+
+const stepsOf = (c: Case) => (c.epochs ? 2 * c.epochs : STEPS);
 
 const INPUT: InputShape = { height: 8, width: 8, channels: 1, classes: 5 };
 const MLP: ModelInfo = { spec: { type: "mlp", hidden: [16] }, input: INPUT };
@@ -91,6 +95,7 @@ const CASES: Case[] = [
   { name: "mlp-hinton-T4-l0.5-cached", student: MLP, teacher: MLP_TEACHER, cached: true, loss: { name: "hinton", temperature: 4, lambda: 0.5 }, optimizer: adam, batchSize: 8 },
   { name: "mlp-hinton-T4-l0.9-live-2w", student: MLP, teacher: MLP_TEACHER, loss: { name: "hinton", temperature: 4, lambda: 0.9 }, optimizer: { name: "adam", lr: 1e-3, weightDecay: 0.5 }, batchSize: 32, workers: 2 },
   { name: "mlp-softkd-T2-cached", student: MLP, teacher: MLP_TEACHER, cached: true, loss: { name: "soft-kd", temperature: 2 }, optimizer: { name: "adam", lr: 1e-3, weightDecay: 0.5 }, batchSize: 8 },
+  { name: "cnn-hinton-T4-l0.9-cached-2w-3epochs", student: CNN, teacher: CNN_TEACHER, cached: true, loss: { name: "hinton", temperature: 4, lambda: 0.9 }, optimizer: { name: "adam", lr: 1e-3, weightDecay: 0.5 }, batchSize: 32, workers: 2, epochs: 3 },
   { name: "cnn-hinton-T4-l0.9-cached", student: CNN, teacher: CNN_TEACHER, cached: true, loss: { name: "hinton", temperature: 4, lambda: 0.9 }, optimizer: adam, batchSize: 8 },
   { name: "lm-ce", student: LM, loss: { name: "ce" }, optimizer: adamw, batchSize: 4 },
   { name: "lm-rkl-T2-l0.7", student: LM, teacher: LM_TEACHER, loss: { name: "hinton", divergence: "reverse-kl", temperature: 2, lambda: 0.7 }, optimizer: adamw, batchSize: 4 },
@@ -102,7 +107,7 @@ function buildAny(m: ModelInfo): TrainableModel {
   return "vocab" in m ? llama(m.spec, m.vocab) : buildModel(m.spec, m.input);
 }
 
-/** Random examples: exactly STEPS batches, so one epoch is the five steps. */
+/** Random examples: n rows of the case's input. */
 function examples(n: number, seed: number): Examples {
   const rng = new Rng(seed);
   const dim = INPUT.height * INPUT.width;
@@ -166,13 +171,18 @@ async function runOurs(c: Case, i: number): Promise<Record<string, unknown>> {
     tensors["batch.labels"] = { dtype: "I32", shape, data: cat((b) => b.labels!, Int32Array) };
     tensors["batch.mask"] = { dtype: "F32", shape, data: cat((b) => b.mask!, Float32Array) };
   } else {
-    const ex = examples(STEPS * c.batchSize, 300 + i);
+    const perEpoch = c.epochs ? 2 : STEPS;
+    const ex = examples(perEpoch * c.batchSize, 300 + i);
     data = ex;
     if (c.cached) cachedTeacherLogits = await cacheTeacherLogits({ model: teacher!.model as never, params: teacher!.params }, ex);
     tensors["data.x"] = { dtype: "F32", shape: [ex.n, ex.dim], data: ex.x };
     tensors["data.labels"] = { dtype: "I32", shape: [ex.n], data: ex.labels };
-    // The trainer's example order for epoch 0; PyTorch gathers rows (and teacher outputs) by it.
-    tensors["order"] = { dtype: "I32", shape: [ex.n], data: epochOrder(ex.n, deriveSeed(SEED, "data"), 0) };
+    // The trainer's example order, epoch after epoch; PyTorch gathers rows (and teacher
+    // outputs) by it.
+    const epochs = c.epochs ?? 1;
+    const order = new Int32Array(epochs * ex.n);
+    for (let e = 0; e < epochs; e++) order.set(epochOrder(ex.n, deriveSeed(SEED, "data"), e), e * ex.n);
+    tensors["order"] = { dtype: "I32", shape: [order.length], data: order };
   }
   const args = { name: c.name, model, data, seed: SEED, teacher, cachedTeacherLogits, workers: c.workers ?? 1 };
   const spec = { batchSize: c.batchSize, optimizer: c.optimizer, loss: c.loss };
@@ -181,8 +191,8 @@ async function runOurs(c: Case, i: number): Promise<Record<string, unknown>> {
   const init = await paramsToHost(start.params);
   disposeParams(start.params);
   const losses: number[] = [];
-  const r = await train({ ...args, spec: { ...spec, epochs: 1 }, logEvery: 1, log: (rec) => losses.push(rec.loss) });
-  assert.equal(r.steps, STEPS);
+  const r = await train({ ...args, spec: { ...spec, epochs: c.epochs ?? 1 }, logEvery: 1, log: (rec) => losses.push(rec.loss) });
+  assert.equal(r.steps, stepsOf(c));
   const final = await paramsToHost(r.params);
   disposeParams(r.params);
   if (teacher) disposeParams(teacher.params);
@@ -190,7 +200,7 @@ async function runOurs(c: Case, i: number): Promise<Record<string, unknown>> {
   for (const [k, v] of Object.entries(init)) tensors[`student.${k}`] = v;
   writeFileSync(join(dir, `${c.name}.safetensors`), encodeSafetensors(tensors));
   const info = (m: ModelInfo) => ("vocab" in m ? { spec: m.spec, vocab: m.vocab } : { spec: m.spec, input: m.input });
-  return { name: c.name, student: info(c.student), teacher: c.teacher && info(c.teacher), loss: c.loss, optimizer: c.optimizer, batchSize: c.batchSize, steps: STEPS };
+  return { name: c.name, student: info(c.student), teacher: c.teacher && info(c.teacher), loss: c.loss, optimizer: c.optimizer, batchSize: c.batchSize, steps: stepsOf(c) };
 }
 
 before(async () => {
@@ -218,12 +228,12 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 for (const c of CASES) {
-  test(`PyTorch cross-check: ${c.name}, ${STEPS} steps give the same parameters and losses`, { skip: SKIP }, (t_) => {
+  test(`PyTorch cross-check: ${c.name}, ${stepsOf(c)} steps give the same parameters and losses`, { skip: SKIP }, (t_) => {
     const o = ours.get(c.name)!;
     const t = theirs.get(c.name)!;
     const torchLosses = Array.from(t.losses.data as Float64Array);
-    assert.equal(o.losses.length, STEPS);
-    for (let s = 0; s < STEPS; s++) {
+    assert.equal(o.losses.length, stepsOf(c));
+    for (let s = 0; s < stepsOf(c); s++) {
       const tol = TOL * Math.max(1, Math.abs(torchLosses[s]));
       assert.ok(Math.abs(o.losses[s] - torchLosses[s]) <= tol, `step ${s + 1} loss: ours ${o.losses[s]}, PyTorch ${torchLosses[s]}`);
     }
