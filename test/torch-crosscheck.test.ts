@@ -4,13 +4,14 @@
 // (test/reference/torch_steps.py: F.kl_div, F.cross_entropy, torch.optim.Adam/AdamW, float64)
 // must end at the same parameters within 1e-4, and every step's loss must agree.
 //
-// Which bugs it catches: a swapped KL direction, a dropped T², λ on the wrong term (the λ ≠ 0.5
-// cases), a wrong top-k tail, a mask that leaks, cached teacher logits computed in training
-// mode (the teachers have dropout) or gathered for the wrong rows, gradients summed instead of
-// averaged over replicas (the two-worker cases: the loss differs, and with Adam's L2 decay so do
-// the parameters), a wrong RoPE/RMSNorm/attention in the Llama forward. Adam alone is invariant
-// to the scale of the gradient, so the per-step losses are compared too, and the soft-kd case
-// uses Adam's L2 weight decay (added to the gradient, so its scale matters).
+// Which bugs it catches (each tried by hand, see docs/RESULTS.md): a swapped KL direction, a
+// dropped T², λ on the wrong term (the λ ≠ 0.5 cases), a top-k without its tail bucket, a masked
+// mean over the wrong count, cached teacher logits gathered for the wrong rows, gradients summed
+// instead of averaged over replicas (the two-worker cases). Also compared: cached teacher logits
+// against PyTorch's evaluation-mode teacher (the teachers have dropout), and the Llama forward
+// (RoPE, RMSNorm, causal attention, SwiGLU) against one written by Hugging Face's conventions.
+// Adam alone is invariant to the scale of the gradient, so every step's loss is compared too,
+// and some cases use Adam's L2 weight decay (added to the gradient, so its scale matters).
 import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
