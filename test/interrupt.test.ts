@@ -3,10 +3,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { REPO_ROOT, makeFashionFixture, runCli, writeTinyRecipe } from "./helpers/fixtures.js";
+import { tempDir } from "./helpers/tmp.js";
 
 function runUntilInterrupted(args: string[]): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {
@@ -34,7 +34,7 @@ function runUntilInterrupted(args: string[]): Promise<{ code: number | null; std
 }
 
 test("Ctrl-C saves a checkpoint and exits 130; --resume completes it with identical results", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "distill-sigint-"));
+  const dir = tempDir("distill-sigint-");
   const data = makeFashionFixture(join(dir, "data"), { train: 320, test: 100 });
   const recipe = writeTinyRecipe(join(dir, "r.yaml"), (r) => {
     (r.teacher as { train: { epochs: number } }).train.epochs = 30;

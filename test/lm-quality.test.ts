@@ -3,8 +3,7 @@
 // records them in results.json and prints them.
 import { before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { initDevice, random, tree } from "../src/engine/index.js";
@@ -17,6 +16,7 @@ import { generate } from "../src/nn/generate.js";
 import { evalWindows } from "../src/text/corpus.js";
 import { Rng } from "../src/util/rng.js";
 import { runCli } from "./helpers/fixtures.js";
+import { tempDir } from "./helpers/tmp.js";
 
 before(async () => {
   await initDevice("wasm");
@@ -106,7 +106,7 @@ test("the teacher gives its own greedy continuations a lower NLL than uniform-ra
 });
 
 test("distill run on an LM recipe records per-window NLL, budgets and generation quality, and prints them", () => {
-  const dir = mkdtempSync(join(tmpdir(), "distill-lmq-"));
+  const dir = tempDir("distill-lmq-");
   const corpus = join(dir, "corpus.txt");
   writeFileSync(corpus, "the quick brown fox jumps over the lazy dog. pack my box with five dozen liquor jugs! ".repeat(40));
   const opt = { name: "adamw", lr: 0.01 };

@@ -1,7 +1,6 @@
 import { before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { initDevice, random, tree } from "../src/engine/index.js";
@@ -12,6 +11,7 @@ import { lmLogits, lmMetrics } from "../src/eval/lm-metrics.js";
 import { evalWindows } from "../src/text/corpus.js";
 import { runCli } from "./helpers/fixtures.js";
 import { paramsToHost } from "../src/checkpoint/params.js";
+import { tempDir } from "./helpers/tmp.js";
 
 before(async () => {
   await initDevice("wasm");
@@ -145,7 +145,7 @@ function textDir(dir: string): string {
 }
 
 test("distill run on a language-model recipe: table, samples, results with perplexity; teacher reused by a second recipe via its checkpoint", () => {
-  const dir = mkdtempSync(join(tmpdir(), "distill-lm-"));
+  const dir = tempDir("distill-lm-");
   const corpus = textDir(dir);
   const out = join(dir, "out");
   const r = runCli(["run", lmRecipe(dir, corpus), "--out", out, "-q"]);
@@ -175,7 +175,7 @@ test("distill run on a language-model recipe: table, samples, results with perpl
 });
 
 test("LM bad input: empty corpus, context longer than the teacher's, top-k above the vocabulary", () => {
-  const dir = mkdtempSync(join(tmpdir(), "distill-lmbad-"));
+  const dir = tempDir("distill-lmbad-");
   const empty = join(dir, "empty");
   mkdirSync(empty);
   writeFileSync(join(empty, "x.dat"), Buffer.from([0, 1, 2, 0]));

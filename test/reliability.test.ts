@@ -10,7 +10,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, 
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { stringify as toYaml } from "yaml";
-import { initDevice, random, tree } from "../src/engine/index.js";
+import { initDevice, tree } from "../src/engine/index.js";
 import { llama } from "../src/nn/llama.js";
 import { textSource } from "../src/data/text-source.js";
 import { train } from "../src/train/trainer.js";

@@ -1,7 +1,6 @@
 import { before, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { initDevice, np, random, tree } from "../src/engine/index.js";
 import { buildModel, type Params } from "../src/nn/models.js";
@@ -14,6 +13,7 @@ import { UserError } from "../src/util/errors.js";
 import { Rng } from "../src/util/rng.js";
 import { syntheticExamples } from "./helpers/synthetic.js";
 import { predictLogits } from "../src/eval/predict.js";
+import { tempDir } from "./helpers/tmp.js";
 
 before(async () => {
   await initDevice("wasm");
@@ -124,7 +124,7 @@ test("two replicas: the same training as one (to rounding), identical across run
   assert.ok(Math.abs(one.finalLoss - two.finalLoss) < 1e-3, `losses ${one.finalLoss} vs ${two.finalLoss}`);
 
   // Interrupt mid-epoch, resume: the optimiser state comes back from the shared memory's checkpoint.
-  const dir = mkdtempSync(join(tmpdir(), "distill-dp-"));
+  const dir = tempDir("distill-dp-");
   const ckpt = join(dir, "m.safetensors");
   const stop = { requested: false };
   const cut = await train({

@@ -1,7 +1,6 @@
 import { before, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { initDevice, random, tree } from "../src/engine/index.js";
 import { buildModel, type Params } from "../src/nn/models.js";
@@ -12,6 +11,7 @@ import { classificationMetrics } from "../src/eval/metrics.js";
 import { paramsToHost } from "../src/checkpoint/params.js";
 import { UserError } from "../src/util/errors.js";
 import { syntheticExamples } from "./helpers/synthetic.js";
+import { tempDir } from "./helpers/tmp.js";
 
 before(async () => {
   await initDevice("wasm");
@@ -77,7 +77,7 @@ test("without augmentation the teacher runs once per training example; with it, 
 });
 
 test("same seed, same numbers; an interrupted and resumed run equals an uninterrupted one", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "distill-resume-"));
+  const dir = tempDir("distill-resume-");
   const model = buildModel({ type: "mlp", hidden: [16], dropout: 0.1 }, INPUT);
   const spec: TrainSpec = { epochs: 3, batchSize: 32, optimizer: { name: "adamw", lr: 2e-3, schedule: "cosine", warmupSteps: 5 }, loss: { name: "ce" }, shift: 1 };
   const a = await train({ name: "m", model, spec, data, seed: 3 });
@@ -111,7 +111,7 @@ test("same seed, same numbers; an interrupted and resumed run equals an uninterr
 });
 
 test("a NaN loss stops the run with a message and keeps the last good checkpoint", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "distill-nan-"));
+  const dir = tempDir("distill-nan-");
   const ckpt = join(dir, "m.safetensors");
   const model = buildModel({ type: "mlp", hidden: [16] }, INPUT);
   const spec: TrainSpec = { epochs: 4, batchSize: 32, optimizer: adam, loss: { name: "ce" } };

@@ -3,8 +3,7 @@
 // an interrupt), replicas log what one thread logs, and bad values are one line naming the field.
 import { before, test } from "node:test";
 import assert from "node:assert/strict";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { initDevice, tree } from "../src/engine/index.js";
 import { buildModel, type Params } from "../src/nn/models.js";
@@ -23,6 +22,7 @@ import { syntheticExamples } from "./helpers/synthetic.js";
 import { parseMetricsLog, parseValidationLog } from "../src/report/curves.js";
 import { renderHtmlReport } from "../src/report/html.js";
 import { makeFashionFixture, runCli, tinyRecipe, writeTinyRecipe } from "./helpers/fixtures.js";
+import { tempDir } from "./helpers/tmp.js";
 
 before(async () => {
   await initDevice("wasm");
@@ -30,7 +30,7 @@ before(async () => {
 
 const TRAIN = 320;
 const HELD = 100;
-const root = mkdtempSync(join(tmpdir(), "distill-validation-"));
+const root = tempDir("distill-validation-");
 const fixture = makeFashionFixture(join(root, "data"), { train: TRAIN, test: 100 });
 
 /** A sink that records the labels started and calls `onStep` with each step. */
@@ -171,7 +171,7 @@ async function host(p: Params): Promise<Float32Array> {
 }
 
 test("keep: best-validation finishes with the best epoch's parameters, also after an interrupt and --resume", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "distill-keep-"));
+  const dir = tempDir("distill-keep-");
   const model = buildModel({ type: "mlp", hidden: [16] }, INPUT);
   const spec: TrainSpec = { epochs: 5, batchSize: 32, optimizer: { name: "adam", lr: 3e-3 }, loss: { name: "ce" }, keep: "best-validation" };
   // A scripted validation loss whose best epoch (2) is neither the first nor the last; a tie
