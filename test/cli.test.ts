@@ -3,13 +3,12 @@
 // Each CLI call takes a second or two; the whole file stays well under a minute.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { basename, join, relative } from "node:path";
+import { basename, join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { gzipSync } from "node:zlib";
-import { makeFashionFixture, runCli, writeTinyRecipe, type CliResult } from "./helpers/fixtures.js";
+import { makeFashionFixture, runCli, writeTinyRecipe, snapshot, type CliResult } from "./helpers/fixtures.js";
 import { decodeCorrect, type PerExample } from "../src/report/verdicts.js";
 
 interface Run {
@@ -55,20 +54,6 @@ const ok = (r: CliResult) => assert.equal(r.code, 0, `exit ${r.code}\nstdout:\n$
 
 function readResults(out: string): Results {
   return JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as Results;
-}
-
-/** Every file under `dir` (relative path → sha256), to prove a failed command wrote nothing. */
-function snapshot(dir: string): Map<string, string> {
-  const files = new Map<string, string>();
-  const walk = (d: string) => {
-    for (const name of readdirSync(d).sort()) {
-      const p = join(d, name);
-      if (statSync(p).isDirectory()) walk(p);
-      else files.set(relative(dir, p), createHash("sha256").update(readFileSync(p)).digest("hex"));
-    }
-  };
-  walk(dir);
-  return files;
 }
 
 /** A copy of the good OUT plus a file of the user's own, for the failure tests to (not) touch. */

@@ -2,36 +2,10 @@
 // finishes the run with the same numbers as an uninterrupted one.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { REPO_ROOT, makeFashionFixture, runCli, writeTinyRecipe } from "./helpers/fixtures.js";
+import { makeFashionFixture, runCli, runUntil, writeTinyRecipe } from "./helpers/fixtures.js";
 import { tempDir } from "./helpers/tmp.js";
-
-function runUntilInterrupted(args: string[]): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const env: Record<string, string | undefined> = { ...process.env };
-    delete env.NODE_TEST_CONTEXT;
-    delete env.DISTILL_DATA;
-    const child = spawn(process.execPath, ["--import", "tsx", join(REPO_ROOT, "src/cli/bin.ts"), ...args], { cwd: REPO_ROOT, env });
-    let stderr = "";
-    let sent = false;
-    const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
-    child.stderr.on("data", (d) => {
-      stderr += d;
-      // Interrupt the teacher once it is a fifth of the way through.
-      if (!sent && /teacher seed 0 .*: 20%/.test(stderr)) {
-        sent = true;
-        child.kill("SIGINT");
-      }
-    });
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stderr });
-    });
-  });
-}
 
 test("Ctrl-C saves a checkpoint and exits 130; --resume completes it with identical results", async () => {
   const dir = tempDir("distill-sigint-");
@@ -41,7 +15,8 @@ test("Ctrl-C saves a checkpoint and exits 130; --resume completes it with identi
   });
   const out = join(dir, "out");
   const common = [recipe, "--data", data, "--seeds", "0"];
-  const r1 = await runUntilInterrupted(["run", ...common, "--out", out]);
+  // Interrupt the teacher once it is a fifth of the way through.
+  const r1 = await runUntil(["run", ...common, "--out", out], (stderr) => /teacher seed 0 .*: 20%/.test(stderr), "SIGINT", 120_000);
   assert.equal(r1.code, 130, r1.stderr);
   assert.match(r1.stderr, /interrupted: checkpoint saved at .*teacher-[0-9a-f]+\.safetensors; rerun with --resume/);
   const seedDir = join(out, "seed-0");

@@ -4,11 +4,10 @@
 // (results.json, checkpoints, their own files) is byte for byte unchanged. See docs/RELIABILITY.md.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
+import { spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, relative } from "node:path";
+import { join } from "node:path";
 import { stringify as toYaml } from "yaml";
 import { initDevice, tree } from "../src/engine/index.js";
 import { llama } from "../src/nn/llama.js";
@@ -22,7 +21,7 @@ import { lossInfo } from "../src/losses/index.js";
 import { withWorkers } from "../src/pipeline.js";
 import { mergeResults } from "../src/report/merge.js";
 import { loadAnyRecipe } from "../src/recipe/recipe.js";
-import { REPO_ROOT, makeFashionFixture, runCli, writeTinyRecipe, type CliResult } from "./helpers/fixtures.js";
+import { REPO_ROOT, makeFashionFixture, runCli, runUntil, snapshot, writeTinyRecipe, type CliResult } from "./helpers/fixtures.js";
 
 const FAULT = join(REPO_ROOT, "test/helpers/fs-fault.mjs");
 
@@ -42,19 +41,6 @@ after(() => rmSync(tmp, { recursive: true, force: true }));
 
 let n = 0;
 const fresh = (name: string) => join(tmp, `${name}-${n++}`);
-
-function snapshot(dir: string): Map<string, string> {
-  const files = new Map<string, string>();
-  const walk = (d: string) => {
-    for (const name of readdirSync(d).sort()) {
-      const p = join(d, name);
-      if (statSync(p).isDirectory()) walk(p);
-      else files.set(relative(dir, p), createHash("sha256").update(readFileSync(p)).digest("hex"));
-    }
-  };
-  walk(dir);
-  return files;
-}
 
 const ok = (r: CliResult) => assert.equal(r.code, 0, `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
 
@@ -153,32 +139,6 @@ describe("periodic checkpoints (checkpointEvery, and by time)", () => {
     assert.deepEqual(withWorkers(withEvery, 32, { workers: 2 }, "x"), { ...base, workers: 2 });
   });
 });
-
-/** Runs the CLI until `until(stderr, out)` says so, then sends `signal`; resolves on exit. */
-function runUntil(args: string[], until: () => boolean, signal: NodeJS.Signals): Promise<{ code: number | null; stderr: string; signal: NodeJS.Signals | null }> {
-  return new Promise((resolve, reject) => {
-    const env: Record<string, string | undefined> = { ...process.env };
-    delete env.NODE_TEST_CONTEXT;
-    delete env.DISTILL_DATA;
-    const child = spawn(process.execPath, ["--import", "tsx", join(REPO_ROOT, "src/cli/bin.ts"), ...args], { cwd: REPO_ROOT, env });
-    let stderr = "";
-    let sent = false;
-    const timer = setTimeout(() => child.kill("SIGKILL"), 180_000);
-    const poll = setInterval(() => {
-      if (!sent && until()) {
-        sent = true;
-        child.kill(signal);
-      }
-    }, 10);
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code, sig) => {
-      clearTimeout(timer);
-      clearInterval(poll);
-      resolve({ code, stderr, signal: sig });
-    });
-  });
-}
 
 /** The state of the teacher's checkpoint in `dir`, or null. */
 function teacherState(dir: string): { step: number; done: boolean } | null {

@@ -1,8 +1,9 @@
 // Fixtures for CLI tests: a tiny learnable Fashion-MNIST look-alike on disk, a tiny recipe,
 // and a helper that runs the real CLI (`src/cli/bin.ts` under tsx) in a child process.
-import { spawnSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { spawn, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify as toYaml } from "yaml";
 import { writeIdxGz } from "../../src/data/idx.js";
@@ -136,4 +137,56 @@ export function runCli(
   });
   if (r.error) throw r.error;
   return { code: r.status, stdout: r.stdout, stderr: r.stderr, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** Every file under `dir` (relative path → sha256), to prove a failed command wrote nothing. */
+export function snapshot(dir: string): Map<string, string> {
+  const files = new Map<string, string>();
+  const walk = (d: string) => {
+    for (const name of readdirSync(d).sort()) {
+      const p = join(d, name);
+      if (statSync(p).isDirectory()) walk(p);
+      else files.set(relative(dir, p), createHash("sha256").update(readFileSync(p)).digest("hex"));
+    }
+  };
+  walk(dir);
+  return files;
+}
+
+/**
+ * Runs the CLI until `until(stderr so far)` says so (checked on every stderr chunk and every
+ * 10 ms, so it may also look at files), then sends `signal`; resolves on exit.
+ */
+export function runUntil(
+  args: string[],
+  until: (stderr: string) => boolean,
+  signal: NodeJS.Signals,
+  timeoutMs = 180_000,
+): Promise<{ code: number | null; stderr: string; signal: NodeJS.Signals | null }> {
+  return new Promise((resolve, reject) => {
+    const env: Record<string, string | undefined> = { ...process.env };
+    delete env.NODE_TEST_CONTEXT;
+    delete env.DISTILL_DATA;
+    const child = spawn(process.execPath, ["--import", "tsx", join(REPO_ROOT, "src/cli/bin.ts"), ...args], { cwd: REPO_ROOT, env });
+    let stderr = "";
+    let sent = false;
+    const check = () => {
+      if (!sent && until(stderr)) {
+        sent = true;
+        child.kill(signal);
+      }
+    };
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    const poll = setInterval(check, 10);
+    child.stderr.on("data", (d) => {
+      stderr += d;
+      check();
+    });
+    child.on("error", reject);
+    child.on("close", (code, sig) => {
+      clearTimeout(timer);
+      clearInterval(poll);
+      resolve({ code, stderr, signal: sig });
+    });
+  });
 }
