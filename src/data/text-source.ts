@@ -9,14 +9,11 @@ import type { Params } from "../nn/models.js";
 import type { BatchSource, HostBatch } from "../train/trainer.js";
 import { sampleWindows } from "../text/corpus.js";
 import { Rng, deriveSeed } from "../util/rng.js";
+import { modeWeights, type ModeFractions } from "./modes.js";
 
 export type Mode = "corpus" | "teacher" | "student";
 
-export interface ModeFractions {
-  corpus?: number;
-  teacher?: number;
-  student?: number;
-}
+export type { ModeFractions };
 
 export interface TextSourceOptions {
   ids: Int32Array;
@@ -36,9 +33,7 @@ export interface TextSourceOptions {
 
 /** The mode of step `step`, drawn from the fractions with a per-step seeded stream. */
 export function modeOf(fractions: ModeFractions, seed: number, step: number): Mode {
-  const c = fractions.corpus ?? (fractions.teacher || fractions.student ? 0 : 1);
-  const t = fractions.teacher ?? 0;
-  const s = fractions.student ?? 0;
+  const { corpus: c, teacher: t, student: s } = modeWeights(fractions);
   const u = (new Rng(deriveSeed(seed, "mode", step)).nextU32() / 4294967296) * (c + t + s);
   return u < c ? "corpus" : u < c + t ? "teacher" : "student";
 }

@@ -3,6 +3,7 @@
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { UserError } from "../util/errors.js";
+import { modeWeights } from "../data/modes.js";
 import { readFileBounded } from "../util/fs.js";
 import { DIVERGENCES, LOSSES, findLoss } from "../losses/index.js";
 
@@ -330,7 +331,8 @@ export const LMRecipeSchema = z
       if (s.role === "distilled" && !info.needsTeacher && !((modes.teacher ?? 0) > 0)) {
         ctx.addIssue({ code: "custom", path: ["students", i, "train", "loss", "name"], message: `a distilled student needs a teacher loss or teacher-generated data, not "${s.train.loss.name}" on the corpus alone` });
       }
-      if ((modes.corpus ?? (modes.teacher || modes.student ? 0 : 1)) + (modes.teacher ?? 0) + (modes.student ?? 0) <= 0) {
+      const w = modeWeights(modes);
+      if (w.corpus + w.teacher + w.student <= 0) {
         ctx.addIssue({ code: "custom", path: ["students", i, "train", "modes"], message: "the mode fractions add up to 0" });
       }
       // A generated batch is a prompt plus at least one generated token within the context.

@@ -7,6 +7,7 @@ import { availableParallelism } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { LossSpec } from "../losses/index.js";
+import { modeWeights } from "../data/modes.js";
 
 /** The recipe's settings of one run, with the defaults the trainer applied filled in. */
 export interface RunSettings {
@@ -90,11 +91,9 @@ export function lmSettings(
   workers: number,
 ): RunSettings {
   const examples = t.steps * t.batchSize;
-  // As text-source's modeOf reads them: corpus defaults to 1 unless another mode is given.
-  const m = t.modes ?? {};
-  const c = m.corpus ?? (m.teacher || m.student ? 0 : 1);
-  const sum = c + (m.teacher ?? 0) + (m.student ?? 0);
-  const modes = { corpus: c / sum, teacher: (m.teacher ?? 0) / sum, student: (m.student ?? 0) / sum };
+  const w = modeWeights(t.modes ?? {});
+  const sum = w.corpus + w.teacher + w.student;
+  const modes = { corpus: w.corpus / sum, teacher: w.teacher / sum, student: w.student / sum };
   return { ...common(t, workers), steps: t.steps, examples, context, tokens: examples * context, modes };
 }
 
