@@ -1,0 +1,68 @@
+// What every exporter starts from: a finished checkpoint's model (rebuilt from its stored config)
+// and its parameters as host tensors, plus what a client needs to feed it (the classifier's
+// input shape, the language model's tokenizer).
+import { loadCheckpoint } from "../checkpoint/checkpoint.js";
+import type { HostTensor } from "../checkpoint/safetensors.js";
+import { buildModel, type InputShape, type Model, type ModelSpec } from "../nn/models.js";
+import { llama, type LanguageModel, type LlamaSpec } from "../nn/llama.js";
+import { validateStoredModel } from "../recipe/recipe.js";
+import { tokenizerFromJSON, type TokenizerJSON } from "../text/tokenizer.js";
+import { UserError } from "../util/errors.js";
+import { numel } from "../util/shape.js";
+
+export type Params32 = Record<string, { shape: number[]; data: Float32Array }>;
+
+export interface ClassifierExportable {
+  family: "classifier";
+  model: Model;
+  /** The model's parameters only (no optimiser moments), by the model's own names. */
+  params: Params32;
+  /** Pixels are byte/255 in [0, 1]; distill's own input is [N, H·W·C] channels-last. */
+  input: InputShape;
+  /** Where it came from, for errors and metadata. */
+  source: string;
+}
+
+export interface LMExportable {
+  family: "lm";
+  model: LanguageModel;
+  params: Params32;
+  tokenizer: TokenizerJSON;
+  source: string;
+}
+
+export type Exportable = ClassifierExportable | LMExportable;
+
+function pickParams(tensors: Record<string, HostTensor>, shapes: [string, number[]][], source: string): Params32 {
+  const out: Params32 = {};
+  for (const [name, shape] of shapes) {
+    const t = Object.hasOwn(tensors, name) ? tensors[name] : undefined;
+    if (!t) throw new UserError(`${source}: tensor "${name}" is missing`);
+    if (t.dtype !== "F32" || t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]) || t.data.length !== numel(shape)) {
+      throw new UserError(`${source}: tensor "${name}" is ${t.dtype} [${t.shape.join(", ")}], expected F32 [${shape.join(", ")}]`);
+    }
+    out[name] = { shape: shape.slice(), data: t.data as Float32Array };
+  }
+  return out;
+}
+
+/** Reads a finished distill checkpoint (`X.safetensors` + `X.json`) for export. */
+export function loadExportable(path: string): Exportable {
+  const ck = loadCheckpoint(path);
+  const cfg = ck.config as { model?: { type?: string }; input?: InputShape; tokenizer?: TokenizerJSON } | null;
+  if (!cfg || typeof cfg !== "object" || !cfg.model) throw new UserError(`${path}: not a distill checkpoint (its config has no model)`);
+  if (cfg.model.type === "llama") {
+    if (!cfg.tokenizer) throw new UserError(`${path}: a language-model checkpoint without its tokenizer`);
+    const spec = validateStoredModel(cfg.model, "llama", path) as LlamaSpec;
+    const tokenizer = tokenizerFromJSON(cfg.tokenizer, path);
+    const model = llama(spec, tokenizer.vocabSize);
+    return { family: "lm", model, params: pickParams(ck.tensors, model.shapes, path), tokenizer: cfg.tokenizer, source: path };
+  }
+  const spec = validateStoredModel(cfg.model, "classifier", path) as ModelSpec;
+  const input = cfg.input;
+  if (!input || ![input.height, input.width, input.channels, input.classes].every((v) => Number.isInteger(v) && v > 0)) {
+    throw new UserError(`${path}: a classifier checkpoint without its input shape (config.input)`);
+  }
+  const model = buildModel(spec, input);
+  return { family: "classifier", model, params: pickParams(ck.tensors, model.shapes, path), input, source: path };
+}
