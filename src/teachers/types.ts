@@ -20,6 +20,8 @@ export interface ExternalTeacher {
   source: string;
   /** Output width: the classifier's classes or the LM's vocabulary size. */
   classes: number;
+  /** Parameter count read from the file, when it says (for the report's size ratio). */
+  parameters?: number;
   /** Dense or top-k, always the same for one teacher. */
   output: "dense" | "topk";
   /**
