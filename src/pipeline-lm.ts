@@ -13,6 +13,7 @@ import type { Params } from "./nn/models.js";
 import { UserError } from "./util/errors.js";
 import { lossInfo } from "./losses/index.js";
 import { textSource } from "./data/text-source.js";
+import { modelTextSource } from "./teachers/generated.js";
 import { DEBIAN_FORTUNES, evalWindows, readCorpus, splitHeldOut } from "./text/corpus.js";
 import { byteTokenizer, charTokenizer, checkSameVocab, loadTokenizerFile, tokenizerFromJSON, type Tokenizer, type TokenizerJSON } from "./text/tokenizer.js";
 import { lmLogits, lmMetrics } from "./eval/lm-metrics.js";
@@ -80,7 +81,7 @@ async function lmTeacher(
   const model = llama(recipe.teacher.model, tokenizer.vocabSize);
   const config = withWorkers({ role: "teacher", model: recipe.teacher.model, train: recipe.teacher.train, data, tokenizer: tokJSON, seed }, recipe.teacher.train.batchSize, opts, "teacher.train");
   const h = configHash(config);
-  const source = textSource({ ids: trainIds, context: model.spec.context, batchSize: recipe.teacher.train.batchSize, steps: recipe.teacher.train.steps, seed, student: model });
+  const source = textSource({ ids: trainIds, context: model.spec.context, batchSize: recipe.teacher.train.batchSize, steps: recipe.teacher.train.steps, seed });
   const t = await trainOrReuse(`teacher seed ${seed}`, join(dir, `teacher-${h}.safetensors`), model, config, trainSpec(recipe.teacher.train), source, seed, opts);
   return { model, params: t.params, hash: h, seconds: t.seconds, settings: lmSettings(recipe.teacher.train, model.spec.context, config.workers ?? 1) };
 }
@@ -195,7 +196,7 @@ export async function runLMRecipe(recipe: LMRecipe, opts: RunOptions & { device:
         opts,
         `${s.name}.train`,
       );
-      const source = textSource({
+      const source = modelTextSource({
         ids: trainIds,
         context: model.spec.context,
         batchSize: s.train.batchSize,

@@ -12,7 +12,8 @@ import { disposeParams, paramsFromHost, paramsToHost } from "../checkpoint/param
 import { deriveSeed } from "../util/rng.js";
 import { UserError } from "../util/errors.js";
 import { teacherCounter } from "../teachers/teacher.js";
-import { lossAndGrad, modelRef, ReplicaGroup, resolveWorkers, sharedSource, stepBatch, type StepBatch } from "./replicas.js";
+import { lossAndGrad, ReplicaGroup, resolveWorkers, sharedSource, stepBatch, type StepBatch } from "./replicas.js";
+import { modelRef } from "../parallel/pool.js";
 import type { HostTensor } from "../checkpoint/safetensors.js";
 
 export interface TrainSpec {
