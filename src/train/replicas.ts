@@ -11,7 +11,7 @@
 import { availableParallelism } from "node:os";
 import { jax, jit, np, random, readInto, valueAndGrad, type Arr } from "../engine/index.js";
 import type { Params } from "../nn/models.js";
-import { buildLoss } from "../losses/index.js";
+import { buildLoss, type SparseTeacher } from "../losses/index.js";
 import { adamKernel, type AdamKernelArgs } from "../optim/adam-wasm.js";
 import { deriveSeed } from "../util/rng.js";
 import { UserError } from "../util/errors.js";
@@ -52,10 +52,15 @@ export function shardBatch(b: HostBatch, rank: number, n: number): HostBatch {
     out.teacherLogits = cut(b.teacherLogits, b.teacherShape!);
     out.teacherShape = [per, ...b.teacherShape!.slice(1)];
   }
+  if (b.teacherTopK) {
+    const ls = b.labelShape ?? [rows];
+    const { k, ids, logprobs, logTail } = b.teacherTopK;
+    out.teacherTopK = { k, ids: cut(ids, ls), logprobs: cut(logprobs, ls), ...(logTail ? { logTail: cut(logTail, ls) } : {}) };
+  }
   return out;
 }
 
-export type StepBatch = { x: Arr; labels?: Arr; teacherLogits?: Arr; mask?: Arr; key?: Arr };
+export type StepBatch = { x: Arr; labels?: Arr; teacherLogits?: Arr; teacherTopK?: SparseTeacher; mask?: Arr; key?: Arr };
 
 export function batchToDevice(hb: HostBatch): StepBatch {
   const b: StepBatch = {
@@ -64,6 +69,15 @@ export function batchToDevice(hb: HostBatch): StepBatch {
   if (hb.labels) b.labels = np.array(hb.labels, { dtype: np.int32 }).reshape(hb.labelShape ?? [hb.labels.length]);
   if (hb.teacherLogits) b.teacherLogits = np.array(hb.teacherLogits).reshape(hb.teacherShape!);
   if (hb.mask) b.mask = np.array(hb.mask).reshape(hb.labelShape ?? [hb.mask.length]);
+  if (hb.teacherTopK) {
+    const { k, ids, logprobs, logTail } = hb.teacherTopK;
+    const lead = hb.labelShape ?? [ids.length / k];
+    b.teacherTopK = {
+      indices: np.array(ids, { dtype: np.int32 }).reshape([...lead, k]),
+      logprobs: np.array(logprobs).reshape([...lead, k]),
+      ...(logTail ? { logTail: np.array(logTail).reshape(lead) } : {}),
+    };
+  }
   return b;
 }
 
@@ -88,7 +102,7 @@ export function stepBatch(hb: HostBatch, needsLabels: boolean, dropoutSeed: numb
 export function lossAndGrad(model: TrainableModel, loss: TrainSpec["loss"], teacher?: TrainableModel): (p: Params, b: StepBatch, tp: Params) => [Arr, Params] {
   const lossFn = buildLoss(loss);
   const lossOf = (p: Params, b: StepBatch): Arr =>
-    lossFn(model.apply(p, b.x, { train: true, key: b.key }), { labels: b.labels, teacherLogits: b.teacherLogits, mask: b.mask });
+    lossFn(model.apply(p, b.x, { train: true, key: b.key }), { labels: b.labels, teacherLogits: b.teacherLogits, teacherTopK: b.teacherTopK, mask: b.mask });
   return (p, b, tp) => {
     if (teacher && Object.keys(tp).length > 0) {
       b = { ...b, teacherLogits: jax.lax.stopGradient(teacher.apply(tp, b.x.ref, { train: false })) };
