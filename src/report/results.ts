@@ -37,6 +37,11 @@ export interface RunRecord {
   teacherParams?: number;
   /** keep: best-validation: the epoch (1-based) whose parameters were kept and tested. */
   keptEpoch?: number;
+  /**
+   * A top-k teacher (GGUF) from a file: the share of held-out positions whose true next token is
+   * among its k. Its NLL is exact there and an estimate elsewhere (see teachers/teacher.ts).
+   */
+  topKCoverage?: number;
 }
 
 export interface Results {

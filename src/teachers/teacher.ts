@@ -38,11 +38,17 @@ const EXTERNAL_BATCH = 256;
 /** Teacher logits [N, classes] for every training example, computed in one pass. */
 export async function cacheTeacherLogits(teacher: Teacher, data: Examples, workers = 1): Promise<Float32Array> {
   teacherCounter.examples += data.n;
-  if (!isExternal(teacher)) return predictLogits(teacher.model, teacher.params, data.x, data.dim, workers);
-  const out = new Float32Array(data.n * teacher.classes);
-  for (let lo = 0; lo < data.n; lo += EXTERNAL_BATCH) {
-    const rows = Math.min(EXTERNAL_BATCH, data.n - lo);
-    const s = await teacher.softLabels(data.x.subarray(lo * data.dim, (lo + rows) * data.dim), [rows, data.dim]);
+  return teacherLogits(teacher, data.x, data.dim, workers);
+}
+
+/** A classifier teacher's logits [N, classes] on N rows of `x` (`dim` floats each). */
+export async function teacherLogits(teacher: Teacher, x: Float32Array, dim: number, workers = 1): Promise<Float32Array> {
+  if (!isExternal(teacher)) return predictLogits(teacher.model, teacher.params, x, dim, workers);
+  const n = x.length / dim;
+  const out = new Float32Array(n * teacher.classes);
+  for (let lo = 0; lo < n; lo += EXTERNAL_BATCH) {
+    const rows = Math.min(EXTERNAL_BATCH, n - lo);
+    const s = await teacher.softLabels(x.subarray(lo * dim, (lo + rows) * dim), [rows, dim]);
     if (s.kind !== "dense") throw new UserError(`${teacher.source}: a classifier teacher must give full logits, not its top ${s.k}`);
     checkRows(teacher, s, rows);
     out.set(s.logits, lo * teacher.classes);
@@ -128,4 +134,45 @@ export function withSoftLabels(source: BatchSource, teacher: ExternalTeacher): B
       return attachSoftLabels(hb, await teacher.softLabels(hb.x, hb.xShape), teacher.source);
     },
   };
+}
+
+/** Windows per call when an external language model is evaluated. */
+const EXTERNAL_WINDOWS = 32;
+
+/**
+ * An external language model's log-probabilities [windows·context, vocab] over evaluation
+ * windows `x` ([windows, context]) with next tokens `y`. A top-k teacher gives no probability
+ * outside its k: there each token gets an equal share of its tail mass, log(tail / (V − k)), so
+ * top-1 accuracy and agreement are exact but the held-out NLL is an estimate wherever the true
+ * next token is not among the k; `coverage` is the share of positions where it is (the NLL is
+ * exact there).
+ */
+export async function externalLMLogProbs(teacher: ExternalTeacher, x: Int32Array, context: number, y: Int32Array): Promise<{ logits: Float32Array; coverage?: number }> {
+  const windows = x.length / context;
+  const V = teacher.classes;
+  const out = new Float32Array(windows * context * V);
+  let covered = 0;
+  let topk = false;
+  for (let w = 0; w < windows; w += EXTERNAL_WINDOWS) {
+    const n = Math.min(EXTERNAL_WINDOWS, windows - w);
+    const s = await teacher.softLabels(x.subarray(w * context, (w + n) * context), [n, context]);
+    checkRows(teacher, s, n * context);
+    const base = w * context * V;
+    if (s.kind === "dense") {
+      out.set(s.logits, base);
+      continue;
+    }
+    topk = true;
+    const tail = s.logTail ?? logTailOf(s.logprobs, s.rows, s.k);
+    for (let r = 0; r < s.rows; r++) {
+      const row = out.subarray(base + r * V, base + (r + 1) * V);
+      row.fill(s.k < V ? tail[r] - Math.log(V - s.k) : -Infinity);
+      for (let j = 0; j < s.k; j++) {
+        const id = s.ids[r * s.k + j];
+        row[id] = s.logprobs[r * s.k + j];
+        if (id === y[w * context + r]) covered++;
+      }
+    }
+  }
+  return topk ? { logits: out, coverage: covered / y.length } : { logits: out };
 }
