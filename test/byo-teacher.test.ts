@@ -4,12 +4,15 @@
 // student the native teacher gives.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { loadExportable } from "../src/export/exportable.js";
+import { exportOnnx } from "../src/export/onnx.js";
 import { validateLMRecipe, validateRecipe } from "../src/recipe/recipe.js";
 import { fileTeacherId } from "../src/teachers/files.js";
 import { UserError } from "../src/util/errors.js";
-import { tinyRecipe } from "./helpers/fixtures.js";
+import { makeFashionFixture, runCli, tinyRecipe, writeTinyRecipe } from "./helpers/fixtures.js";
 import { tempDir } from "./helpers/tmp.js";
 
 function lmRecipe(teacher: unknown, student: Record<string, unknown> = {}): Record<string, unknown> {
@@ -74,4 +77,74 @@ test("a file teacher's identity is the SHA-256 of its bytes (of model.safetensor
   assert.equal(fileTeacherId({ hf }).slice(3), fileTeacherId({ onnx: a }).slice(5));
   assert.match(userError(() => fileTeacherId({ onnx: join(dir, "missing.onnx") })), /^teacher\.onnx: cannot read .*missing\.onnx \(ENOENT\)/);
   assert.match(userError(() => fileTeacherId({ hf: join(dir, "nope") })), /^teacher\.hf: cannot read .*model\.safetensors/);
+});
+
+// --- Round trip through the CLI: train a teacher, export it, distil from the file ------------
+
+const data = makeFashionFixture(join(tempDir("distill-byo-data-"), "data"), { train: 600, test: 200, seed: 7 });
+
+/** The run's results.json. */
+const results = (out: string) => JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as { runs: { name: string; role: string; model: string; params: number; metrics: Record<string, number>; teacherParams?: number; settings?: Record<string, unknown>; topKCoverage?: number }[] };
+const run = (res: ReturnType<typeof results>, name: string) => res.runs.find((r) => r.name === name)!;
+
+/** The finished checkpoint `<name>-<hash>.safetensors` of a run in OUT/seed-0. */
+function checkpointOf(out: string, name: string): string {
+  const f = readdirSync(join(out, "seed-0")).find((x) => x.startsWith(`${name}-`) && x.endsWith(".safetensors"));
+  assert.ok(f, `no ${name} checkpoint in ${out}`);
+  return join(out, "seed-0", f);
+}
+
+const sha256 = (path: string) => createHash("sha256").update(readFileSync(path)).digest("hex");
+
+test("classifier: a student distilled from the teacher exported to ONNX equals the one from the native teacher (cached and augmented)", () => {
+  const dir = tempDir("distill-byo-onnx-");
+  const students = (r: Record<string, unknown>) => {
+    const s = (r.students as Record<string, any>[])[1];
+    r.students = [s, { ...s, name: "shifted", train: { ...s.train, shift: 1 } }];
+  };
+  const native = join(dir, "native");
+  const a = runCli(["run", writeTinyRecipe(join(dir, "native.yaml"), students), "--out", native, "--data", data, "-q"]);
+  assert.equal(a.code, 0, a.stderr);
+  const onnx = join(dir, "teacher.onnx");
+  writeFileSync(onnx, exportOnnx(loadExportable(checkpointOf(native, "teacher"))));
+
+  const recipe = writeTinyRecipe(join(dir, "byo.yaml"), (r) => {
+    students(r);
+    r.teacher = { onnx };
+  });
+  const out = join(dir, "byo");
+  const b = runCli(["run", recipe, "--out", out, "--data", data, "-q"]);
+  assert.equal(b.code, 0, b.stderr);
+  const [n, f] = [results(native), results(out)];
+  // The file's own row: its test accuracy, from its soft labels, and the parameter count it holds.
+  assert.ok(Math.abs(run(f, "teacher").metrics.accuracy - run(n, "teacher").metrics.accuracy) < 1e-9);
+  assert.equal(run(f, "teacher").metrics.agreement, 1);
+  assert.equal(run(f, "teacher").params, run(n, "teacher").params);
+  assert.match(run(f, "teacher").model, /^onnx teacher\.onnx$/);
+  for (const s of ["distilled", "shifted"]) {
+    const [x, y] = [run(n, s).metrics, run(f, s).metrics];
+    assert.ok(Math.abs(x.accuracy - y.accuracy) <= 0.001, `${s}: accuracy ${x.accuracy} (native) vs ${y.accuracy} (ONNX)`);
+    assert.ok(Math.abs(x.loss - y.loss) <= 0.005, `${s}: test loss ${x.loss} vs ${y.loss}`);
+    assert.equal(run(f, s).teacherParams, run(n, "teacher").params);
+  }
+  // The student's config names the teacher by the file's bytes; the same file elsewhere reuses it.
+  const cfg = JSON.parse(readFileSync(checkpointOf(out, "distilled").replace(/\.safetensors$/, ".json"), "utf8")).config;
+  assert.equal(cfg.teacher, `onnx:${sha256(onnx)}`);
+  const moved = join(dir, "moved.onnx");
+  copyFileSync(onnx, moved);
+  const again = runCli(["run", writeTinyRecipe(join(dir, "moved.yaml"), (r) => (students(r), (r.teacher = { onnx: moved }))), "--out", out, "--data", data]);
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stderr + again.stdout, /distilled seed 0: reusing finished checkpoint/);
+});
+
+test("classifier: an ONNX teacher that does not fit is refused with one line before anything trains", () => {
+  const dir = tempDir("distill-byo-bad-");
+  const bad = join(dir, "bad.onnx");
+  writeFileSync(bad, Buffer.from("not an onnx file at all"));
+  const out = join(dir, "out");
+  const r = runCli(["run", writeTinyRecipe(join(dir, "r.yaml"), (x) => (x.teacher = { onnx: bad })), "--out", out, "--data", data]);
+  assert.equal(r.code, 2, r.stderr);
+  // The last line (progress lines such as "data: ..." come before it).
+  assert.match(r.stderr, /(^|\n)distill: error: teacher\.onnx .*bad\.onnx: not a readable ONNX model [^\n]*\n$/);
+  assert.ok(!existsSync(join(out, "seed-0")) || readdirSync(join(out, "seed-0")).length === 0, "something trained");
 });
