@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { stringify } from "yaml";
 import { loadExportable } from "../src/export/exportable.js";
 import { exportOnnx } from "../src/export/onnx.js";
 import { validateLMRecipe, validateRecipe } from "../src/recipe/recipe.js";
@@ -147,4 +148,59 @@ test("classifier: an ONNX teacher that does not fit is refused with one line bef
   // The last line (progress lines such as "data: ..." come before it).
   assert.match(r.stderr, /(^|\n)distill: error: teacher\.onnx .*bad\.onnx: not a readable ONNX model [^\n]*\n$/);
   assert.ok(!existsSync(join(out, "seed-0")) || readdirSync(join(out, "seed-0")).length === 0, "something trained");
+});
+
+function corpusDir(dir: string): string {
+  const d = join(dir, "corpus");
+  mkdirSync(d, { recursive: true });
+  writeFileSync(join(d, "a.txt"), "the quick brown fox jumps over the lazy dog. pack my box with five dozen liquor jugs! ".repeat(60));
+  return d;
+}
+
+/** A tiny char-LM recipe: teacher trained here, a token-level and an on-policy student. */
+function lmCliRecipe(dir: string, name: string, corpus: string, teacher?: unknown): string {
+  const opt = { name: "adamw", lr: 0.01 };
+  const student = { type: "llama", layers: 1, width: 8, heads: 2, context: 16 };
+  const r = {
+    kind: "lm",
+    name: "byo-lm",
+    data: { corpus, tokenizer: "char", evalWindows: 16 },
+    teacher: teacher ?? { model: { type: "llama", layers: 1, width: 16, heads: 2, context: 16 }, train: { steps: 30, batchSize: 8, optimizer: opt, loss: { name: "ce" } } },
+    students: [
+      { name: "fkl", role: "distilled", model: student, train: { steps: 8, batchSize: 4, optimizer: opt, loss: { name: "hinton", lambda: 1, topK: 4 } } },
+      { name: "onpolicy", role: "distilled", model: student, train: { steps: 6, batchSize: 4, optimizer: opt, loss: { name: "hinton", lambda: 0.5 }, modes: { corpus: 0.5, student: 0.5 } } },
+    ],
+    samples: { prompts: 0, promptLength: 4, tokens: 6, scoredPrompts: 2 },
+  };
+  const path = join(dir, `${name}.yaml`);
+  writeFileSync(path, stringify(r));
+  return path;
+}
+
+test("language model: students distilled from the teacher exported to ONNX equal the native teacher's (token-level and on-policy)", () => {
+  const dir = tempDir("distill-byo-lm-");
+  const corpus = corpusDir(dir);
+  const native = join(dir, "native");
+  const a = runCli(["run", lmCliRecipe(dir, "native", corpus), "--out", native, "-q"]);
+  assert.equal(a.code, 0, a.stderr);
+  const onnx = join(dir, "lm.onnx");
+  writeFileSync(onnx, exportOnnx(loadExportable(checkpointOf(native, "teacher"))));
+  const out = join(dir, "byo");
+  const b = runCli(["run", lmCliRecipe(dir, "byo", corpus, { onnx }), "--out", out, "-q"]);
+  assert.equal(b.code, 0, b.stderr);
+  const [n, f] = [results(native), results(out)];
+  assert.ok(Math.abs(run(f, "teacher").metrics.loss - run(n, "teacher").metrics.loss) < 1e-4, `teacher NLL ${run(f, "teacher").metrics.loss} vs ${run(n, "teacher").metrics.loss}`);
+  assert.equal(run(f, "teacher").metrics.agreement, 1);
+  for (const s of ["fkl", "onpolicy"]) {
+    const [x, y] = [run(n, s).metrics.loss, run(f, s).metrics.loss];
+    assert.ok(Math.abs(x - y) <= 0.005, `${s}: held-out ${x} (native) vs ${y} (ONNX) nats/token`);
+  }
+
+  // Sequence-level KD needs a teacher that generates: refused with one line before training.
+  const seq = join(dir, "seq.yaml");
+  writeFileSync(seq, readFileSync(lmCliRecipe(dir, "seq-base", corpus, { onnx }), "utf8").replace("student: 0.5", "teacher: 0.5"));
+  const c = runCli(["run", seq, "--out", join(dir, "seq"), "-q"]);
+  assert.equal(c.code, 2, c.stderr);
+  assert.match(c.stderr, /(^|\n)distill: error: students\[1\]\.train\.modes\.teacher: teacher-generated batches need a teacher that generates; teacher\.onnx [^\n]*\n$/);
+  assert.ok(!existsSync(join(dir, "seq", "seed-0")) || readdirSync(join(dir, "seq", "seed-0")).length === 0, "something trained");
 });
