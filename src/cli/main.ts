@@ -14,7 +14,8 @@ import { Interrupted, runRecipe, type RunOptions } from "../pipeline.js";
 import { formatLMTable, formatTable } from "../report/results.js";
 import { renderHtmlReport, type ReportResults } from "../report/html.js";
 import { readCurves } from "../report/curves.js";
-import { readFileBounded, writeFileAtomic } from "../util/fs.js";
+import { readFileBounded, sizeText, writeFileAtomic } from "../util/fs.js";
+import { EXPORT_FORMATS, exportCheckpoint } from "../export/index.js";
 import { makeProgress } from "./progress.js";
 import { UserError, fsErrorLine } from "../util/errors.js";
 import { evalCheckpoint } from "./eval.js";
@@ -312,6 +313,19 @@ export function buildCli(): Command {
     .action(async (ckpt: string, flags: { teacher?: string; data?: string; device: Device }) => {
       await initDevice(flags.device);
       console.log(JSON.stringify(await evalCheckpoint(ckpt, flags.teacher, flags.data), null, 2));
+    });
+  program
+    .command("export <checkpoint>")
+    .description("write a finished checkpoint as ONNX, a Hugging Face folder, GGUF (language models) or a static browser folder")
+    .requiredOption("--format <format>", EXPORT_FORMATS.join(" | "))
+    .option("--out <path>", "output file or folder (default: beside the checkpoint: X.onnx, X-hf/, X.gguf or X-f16.gguf, X-web/)")
+    .option("--dtype <dtype>", "gguf weight type: f32 or f16", "f32")
+    .option("--force", "replace an existing output (whole: the old one stays until the new one is complete)")
+    .action(async (ckpt: string, flags: { format: string; out?: string; dtype: string; force?: boolean }) => {
+      // The browser folder runs the model once in distill to bundle the expected predictions.
+      if (flags.format === "web") await initDevice("wasm");
+      const r = await exportCheckpoint(ckpt, flags.format, flags);
+      console.log(`wrote ${r.path} (${sizeText(r.bytes)}${r.bytes >= 2 ** 20 ? `, ${r.bytes} bytes` : ""})`);
     });
   return program;
 }
