@@ -141,6 +141,6 @@ export async function writeHfFolder(m: Exportable, dir: string, opts: { replace?
     },
     opts,
   );
-  const listed = files.map(([name]) => ({ name, bytes: statSync(join(dir, name)).size })).sort((a, b) => a.name.localeCompare(b.name));
+  const listed = files.map(([name]) => ({ name, bytes: statSync(join(dir, name)).size })).sort((a, b) => (a.name < b.name ? -1 : 1));
   return { dir, files: listed, bytes: listed.reduce((n, f) => n + f.bytes, 0) };
 }
