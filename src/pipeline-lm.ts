@@ -18,7 +18,7 @@ import { byteTokenizer, charTokenizer, checkSameVocab, loadTokenizerFile, tokeni
 import { lmLogits, lmMetrics } from "./eval/lm-metrics.js";
 import { argmaxRows, reliabilityBins } from "./eval/metrics.js";
 import { collectEnvironment, lmSettings, type RunSettings } from "./report/run-info.js";
-import { configHash, finalResults, prepareOut, selectRuns, teacherOpts, trainOrReuse, withWorkers, type RunOptions } from "./pipeline.js";
+import { configHash, exportRun, finalResults, prepareOut, selectRuns, teacherOpts, trainOrReuse, withWorkers, type RunOptions } from "./pipeline.js";
 import { validateStoredModel, type LMRecipe, type LMTrainConfig } from "./recipe/recipe.js";
 import { writeResults, type Results, type RunRecord } from "./report/results.js";
 import { writeFileAtomic } from "./util/fs.js";
@@ -130,7 +130,7 @@ export async function runLMRecipe(recipe: LMRecipe, opts: RunOptions & { device:
     // Held-out windows, evaluated with each model's own context (≤ the teacher's).
     const evalSet = (context: number) => evalWindows(heldIds, context, recipe.data.evalWindows);
 
-    const finish = async (name: string, role: RunRecord["role"], model: LanguageModel, params: Params, seconds: number, settings?: RunSettings) => {
+    const finish = async (name: string, role: RunRecord["role"], model: LanguageModel, params: Params, seconds: number, settings?: RunSettings, exportIt = true) => {
       const ev = evalSet(model.spec.context);
       const logits = await lmLogits(model, params, ev.x, model.spec.context);
       if (role === "teacher") teacherTop = argmaxRows(logits, model.vocab);
@@ -149,6 +149,7 @@ export async function runLMRecipe(recipe: LMRecipe, opts: RunOptions & { device:
         heldOutWindows: { context: model.spec.context, nll: windowNLL(logits, ev.y, model.vocab, model.spec.context) },
         ...(generation ? { generation } : {}),
         ...(role === "distilled" && teacher ? { teacherParams: paramCount(teacher.model as never) } : {}),
+        ...(exportIt ? await exportRun(recipe.export, name, dir, model, params, { tokenizer: tokJSON }, opts.progress) : {}),
       };
       results.runs.push({ name, role, model: model.name, params: paramCount(model as never), seed, metrics: m as never, seconds, ...extra });
       const gen = generation ? `; its samples: teacher NLL ${generation.teacherNLL.toFixed(4)} nats/token, distinct-2 ${generation.distinct2.toFixed(3)}` : "";
@@ -178,7 +179,8 @@ export async function runLMRecipe(recipe: LMRecipe, opts: RunOptions & { device:
           throw new UserError(`students.${s.name}.train.loss.topK: ${k} is larger than the vocabulary of ${tokenizer.vocabSize} tokens`);
         }
       }
-      if (wanted("teacher")) await finish("teacher", "teacher", t.model, t.params, t.seconds, t.settings);
+      // Only a teacher trained here is exported (not one loaded from a checkpoint).
+      if (wanted("teacher")) await finish("teacher", "teacher", t.model, t.params, t.seconds, t.settings, "train" in recipe.teacher);
       else {
         const ev = evalSet(t.model.spec.context);
         teacherTop = argmaxRows(await lmLogits(t.model, t.params, ev.x, t.model.spec.context), t.model.vocab);

@@ -11,7 +11,7 @@ import { WORKLOADS, formatBench, runWorkload, type BenchResult } from "../bench/
 import { findTorchPython, runTorchBaseline, torchHasCuda } from "../bench/pytorch.js";
 import { cpus, totalmem } from "node:os";
 import { Interrupted, runRecipe, type RunOptions } from "../pipeline.js";
-import { formatLMTable, formatTable } from "../report/results.js";
+import { formatDeployTable, formatLMTable, formatTable } from "../report/results.js";
 import { renderHtmlReport, type ReportResults } from "../report/html.js";
 import { readCurves } from "../report/curves.js";
 import { readFileBounded, sizeText, writeFileAtomic } from "../util/fs.js";
@@ -115,8 +115,13 @@ async function runCommand(recipePath: string, flags: CommonFlags, only?: string[
     const results = await runLMRecipe(recipe, opts);
     console.log(formatLMTable(results));
     for (const s of results.samples) console.log(`sample ${s.name} seed ${s.seed}: ${JSON.stringify(s.prompt)} → ${JSON.stringify(s.text)}`);
+    const deploy = formatDeployTable(results);
+    if (deploy) console.log(deploy);
   } else {
-    console.log(formatTable(await runRecipe(recipe, opts)));
+    const results = await runRecipe(recipe, opts);
+    console.log(formatTable(results));
+    const deploy = formatDeployTable(results);
+    if (deploy) console.log(deploy);
   }
   console.log(`results: ${join(out, "results.json")}`);
   console.log(`report: ${join(out, "report.html")}`);
@@ -148,6 +153,13 @@ const Generation = z.looseObject({
   distinct2: z.number(),
   distinct3: z.number(),
 });
+// export/deploy.ts: bytes per exported format, median ms per example at batch 1 and 64.
+const Latency = z.object({ batch1: z.number().positive(), batch64: z.number().positive() });
+const Deploy = z.looseObject({
+  bytes: z.record(z.string(), z.number().int().min(0)),
+  latency: z.object({ onnxruntime: Latency.optional(), distill: Latency }),
+  skipped: z.record(z.string(), z.string()).optional(),
+});
 const ResultsSchema = z.looseObject({
   recipe: z.string(),
   device: z.string(),
@@ -169,6 +181,7 @@ const ResultsSchema = z.looseObject({
       heldOutWindows: z.object({ context: z.number().int().positive(), nll: z.array(z.number()) }).optional(),
       generation: Generation.optional(),
       teacherParams: z.number().int().min(0).optional(),
+      deploy: Deploy.optional(),
     }),
   ),
   classes: z.array(z.string()).optional(),
