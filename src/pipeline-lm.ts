@@ -19,7 +19,7 @@ import { byteTokenizer, charTokenizer, checkSameVocab, loadTokenizerFile, tokeni
 import { lmLogits, lmMetrics } from "./eval/lm-metrics.js";
 import { argmaxRows, reliabilityBins } from "./eval/metrics.js";
 import { collectEnvironment, lmSettings, type RunSettings } from "./report/run-info.js";
-import { configHash, finalResults, prepareOut, selectRuns, teacherOpts, trainOrReuse, withOpened, withWorkers, type RunOptions } from "./pipeline.js";
+import { configHash, exportRun, finalResults, prepareOut, selectRuns, teacherOpts, trainOrReuse, withOpened, withWorkers, type RunOptions } from "./pipeline.js";
 import type { ExternalTeacher } from "./teachers/types.js";
 import { externalLMLogProbs, withSoftLabels } from "./teachers/teacher.js";
 import { fileTeacherId } from "./teachers/files.js";
@@ -210,7 +210,7 @@ async function runLM(recipe: LMRecipe, opts: RunOptions & { device: Device }, op
     // Held-out windows, evaluated with each model's own context (≤ the teacher's).
     const evalSet = (context: number) => evalWindows(heldIds, context, recipe.data.evalWindows);
 
-    const finish = async (name: string, role: RunRecord["role"], model: LanguageModel, params: Params, seconds: number, settings?: RunSettings) => {
+    const finish = async (name: string, role: RunRecord["role"], model: LanguageModel, params: Params, seconds: number, settings?: RunSettings, exportIt = true) => {
       const ev = evalSet(model.spec.context);
       const logits = await lmLogits(model, params, ev.x, model.spec.context);
       if (role === "teacher") teacherTop = argmaxRows(logits, model.vocab);
@@ -230,6 +230,7 @@ async function runLM(recipe: LMRecipe, opts: RunOptions & { device: Device }, op
         heldOutWindows: { context: model.spec.context, nll: windowNLL(logits, ev.y, model.vocab, model.spec.context) },
         ...(generation ? { generation } : {}),
         ...(role === "distilled" && teacher?.paramCount ? { teacherParams: teacher.paramCount } : {}),
+        ...(exportIt ? await exportRun(recipe.export, name, dir, model, params, { tokenizer: tokJSON }, opts.progress) : {}),
       };
       results.runs.push({ name, role, model: model.name, params: paramCount(model as never), seed, metrics: m as never, seconds, ...extra });
       const gen = generation ? `; its samples: teacher NLL ${generation.teacherNLL.toFixed(4)} nats/token, distinct-2 ${generation.distinct2.toFixed(3)}` : "";
@@ -285,8 +286,10 @@ async function runLM(recipe: LMRecipe, opts: RunOptions & { device: Device }, op
               : "";
           opts.progress.info(`teacher seed ${seed}: held-out ${m.loss.toFixed(4)} nats/token (perplexity ${m.perplexity.toFixed(3)})${estimate}`);
         }
-      } else if (wanted("teacher")) await finish("teacher", "teacher", t.model, t.params, t.seconds, t.settings);
-      else {
+      } else if (wanted("teacher")) {
+        // Only a teacher trained here is exported (not one loaded from a checkpoint or a file).
+        await finish("teacher", "teacher", t.model, t.params, t.seconds, t.settings, "train" in recipe.teacher);
+      } else {
         const ev = evalSet(t.context);
         teacherTop = argmaxRows(await lmLogits(t.model, t.params, ev.x, t.context), t.model.vocab);
       }

@@ -23,7 +23,11 @@ import { predictLogits } from "./eval/predict.js";
 import { argmaxRows, classificationMetrics, confusionMatrix, meanCrossEntropy, reliabilityBins } from "./eval/metrics.js";
 import { FASHION_MNIST_CLASSES } from "./data/fashion-mnist.js";
 import { classifierSettings, collectEnvironment, type RunSettings } from "./report/run-info.js";
-import type { Recipe, TrainConfig } from "./recipe/recipe.js";
+import type { ExportFormat, Recipe, TrainConfig } from "./recipe/recipe.js";
+import type { DeployRecord } from "./export/deploy.js";
+import type { InputShape } from "./nn/models.js";
+import type { LanguageModel } from "./nn/llama.js";
+import type { TokenizerJSON } from "./text/tokenizer.js";
 import { writeResults, type Results, type RunRecord } from "./report/results.js";
 import { encodeCorrect } from "./report/verdicts.js";
 import { renderHtmlReport } from "./report/html.js";
@@ -277,6 +281,29 @@ function validator(model: Model, val: Examples): (params: Params) => Promise<Val
   };
 }
 
+/**
+ * `export: [...]` in a recipe: writes the run's model into OUT/seed-S/export/<name>/ and measures
+ * it (bytes per format, latency in onnxruntime-node and distill), for its run record. The
+ * exporters (and onnxruntime-node) are loaded only when a recipe asks for them.
+ */
+export async function exportRun(
+  formats: readonly ExportFormat[] | undefined,
+  name: string,
+  seedDir: string,
+  model: Model | LanguageModel,
+  params: Params,
+  extra: { input: InputShape } | { tokenizer: TokenizerJSON },
+  progress: ProgressSink,
+): Promise<{ deploy?: DeployRecord }> {
+  if (!formats || formats.length === 0) return {};
+  const { exportableFrom, exportAndMeasure } = await import("./export/deploy.js");
+  const dir = join(seedDir, "export", name);
+  const m = await exportableFrom(model, params, extra, `${name} (${model.name})`);
+  const deploy = await exportAndMeasure(m, formats, dir, (line) => progress.info(`${name}: ${line}`));
+  progress.info(`${name}: exported to ${dir} (${Object.keys(deploy.bytes).join(", ")})`);
+  return { deploy };
+}
+
 /** Runs teacher → students for every seed and writes OUT/results.json. */
 export async function runRecipe(recipe: Recipe, opts: RunOptions): Promise<Results> {
   return withOpened((opened) => runClassifierRecipe(recipe, opts, opened));
@@ -320,14 +347,14 @@ async function runClassifierRecipe(recipe: Recipe, opts: RunOptions, opened: Ext
     // The teacher: distill's own model (trained or reused here) or the file's, opened above.
     let teacher: { teacher: Teacher; hash: string; params: number } | null = fileTeacher;
     let teacherTop: Int32Array | null = null;
-    const record = (name: string, role: RunRecord["role"], t: { model: string; params: number; seconds: number; keptEpoch?: number }, logits: Float32Array, settings?: RunSettings) => {
+    const record = (name: string, role: RunRecord["role"], t: { model: string; params: number; seconds: number; keptEpoch?: number }, logits: Float32Array, settings?: RunSettings, exported: { deploy?: DeployRecord } = {}) => {
       const metrics = classificationMetrics(logits, data.test.labels, data.input.classes, teacherTop);
       const confusion = confusionMatrix(logits, data.test.labels, data.input.classes);
       const reliability = reliabilityBins(logits, data.test.labels, data.input.classes);
       const perExample = encodeCorrect(argmaxRows(logits, data.input.classes), data.test.labels);
       const teacherParams = role === "distilled" && teacher?.params ? { teacherParams: teacher.params } : {};
       const kept = t.keptEpoch !== undefined ? { keptEpoch: t.keptEpoch } : {};
-      results.runs.push({ name, role, model: t.model, params: t.params, seed, metrics, seconds: t.seconds, ...(settings ? { settings } : {}), confusion, reliability, perExample, ...teacherParams, ...kept });
+      results.runs.push({ name, role, model: t.model, params: t.params, seed, metrics, seconds: t.seconds, ...(settings ? { settings } : {}), confusion, reliability, perExample, ...teacherParams, ...kept, ...exported });
       opts.progress.info(
         `${name} seed ${seed}: accuracy ${(metrics.accuracy * 100).toFixed(2)}%, agreement ${(metrics.agreement * 100).toFixed(2)}%` +
           (t.keptEpoch !== undefined ? ` (kept epoch ${t.keptEpoch}: lowest validation loss)` : ""),
@@ -359,7 +386,10 @@ async function runClassifierRecipe(recipe: Recipe, opts: RunOptions, opened: Ext
       teacher = { teacher: { model, params: t.params }, hash: h, params: paramCount(model) };
       const logits = await predictLogits(model, t.params, data.test.x, data.test.dim, inferenceWorkers(opts.workers));
       teacherTop = argmaxRows(logits, data.input.classes);
-      if (wanted("teacher")) record("teacher", "teacher", { ...t, model: model.name, params: paramCount(model) }, logits, classifierRunSettings(view, recipe.teacher.train, lossInfo(recipe.teacher.train.loss).needsLabels, config.workers ?? 1));
+      if (wanted("teacher")) {
+        const exported = await exportRun(recipe.export, "teacher", dir, model, t.params, { input: data.input }, opts.progress);
+        record("teacher", "teacher", { ...t, model: model.name, params: paramCount(model) }, logits, classifierRunSettings(view, recipe.teacher.train, lossInfo(recipe.teacher.train.loss).needsLabels, config.workers ?? 1), exported);
+      }
     } else if (needTeacher && fileTeacher) {
       // The file's test accuracy, from its own soft labels (its agreement with itself is 100 %).
       const ext = fileTeacher.teacher as ExternalTeacher;
@@ -396,7 +426,8 @@ async function runClassifierRecipe(recipe: Recipe, opts: RunOptions, opened: Ext
       }
       const t = await trainOrReuse(`${s.name} seed ${seed}`, join(dir, `${s.name}-${hash(config)}.safetensors`), model, config, s.train, source, seed, opts, teacherArg, validation && validator(model, validation));
       const logits = await predictLogits(model, t.params, data.test.x, data.test.dim, inferenceWorkers(opts.workers));
-      record(s.name, s.role, { ...t, model: model.name, params: paramCount(model) }, logits, classifierRunSettings(view, s.train, info.needsLabels, config.workers ?? 1));
+      const exported = await exportRun(recipe.export, s.name, dir, model, t.params, { input: data.input }, opts.progress);
+      record(s.name, s.role, { ...t, model: model.name, params: paramCount(model) }, logits, classifierRunSettings(view, s.train, info.needsLabels, config.workers ?? 1), exported);
       disposeParams(t.params);
     }
     if (teacher && !isExternal(teacher.teacher)) disposeParams(teacher.teacher.params);

@@ -7,6 +7,13 @@ import { modeWeights } from "../data/modes.js";
 import { readFileBounded } from "../util/fs.js";
 import { DIVERGENCES, LOSSES, findLoss } from "../losses/index.js";
 
+/** `export: [...]`: formats each run's model is exported to after it trains (see export/deploy.ts). */
+export const EXPORT_FORMATS = ["onnx", "hf", "gguf", "web"] as const;
+export type ExportFormat = (typeof EXPORT_FORMATS)[number];
+// Hugging Face folders and GGUF files are Llama layouts: a classifier exports to ONNX and the browser.
+const ClassifierExport = z.array(z.enum(["onnx", "web"])).optional();
+const LMExport = z.array(z.enum(EXPORT_FORMATS)).optional();
+
 const Model = z.discriminatedUnion("type", [
   z.strictObject({
     type: z.literal("mlp"),
@@ -109,6 +116,7 @@ export const RecipeSchema = z
     /** A teacher trained here (model + train), or an image classifier from an ONNX file. */
     teacher: z.union([z.strictObject({ model: Model, train: Train }), OnnxTeacher]),
     students: z.array(Student).min(1),
+    export: ClassifierExport,
   })
   .superRefine((r, ctx) => {
     checkRunNames(r.students, ctx);
@@ -333,6 +341,7 @@ export const LMRecipeSchema = z
       z.strictObject({ gguf: z.string().min(1), topK: z.number().int().positive() }),
     ]),
     students: z.array(LMStudent).min(1),
+    export: LMExport,
     samples: z
       .strictObject({
         prompts: z.number().int().min(0),
