@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { stringify } from "yaml";
 import { loadExportable } from "../src/export/exportable.js";
 import { exportOnnx } from "../src/export/onnx.js";
+import { exportCheckpoint } from "../src/export/index.js";
 import { validateLMRecipe, validateRecipe } from "../src/recipe/recipe.js";
 import { fileTeacherId } from "../src/teachers/files.js";
 import { UserError } from "../src/util/errors.js";
@@ -177,7 +178,7 @@ function lmCliRecipe(dir: string, name: string, corpus: string, teacher?: unknow
   return path;
 }
 
-test("language model: students distilled from the teacher exported to ONNX equal the native teacher's (token-level and on-policy)", () => {
+test("language model: students distilled from the teacher exported to ONNX or as a Hugging Face folder equal the native teacher's (token-level and on-policy)", async () => {
   const dir = tempDir("distill-byo-lm-");
   const corpus = corpusDir(dir);
   const native = join(dir, "native");
@@ -195,6 +196,22 @@ test("language model: students distilled from the teacher exported to ONNX equal
     const [x, y] = [run(n, s).metrics.loss, run(f, s).metrics.loss];
     assert.ok(Math.abs(x - y) <= 0.005, `${s}: held-out ${x} (native) vs ${y} (ONNX) nats/token`);
   }
+
+  // A Hugging Face folder is loaded into distill's own Llama: it also generates, so sequence-level
+  // KD works with it too.
+  const hf = join(dir, "teacher-hf");
+  await exportCheckpoint(checkpointOf(native, "teacher"), "hf", { out: hf });
+  const hfOut = join(dir, "hf-out");
+  const h = runCli(["run", lmCliRecipe(dir, "hf", corpus, { hf }), "--out", hfOut, "-q"]);
+  assert.equal(h.code, 0, h.stderr);
+  const fh = results(hfOut);
+  assert.ok(Math.abs(run(fh, "teacher").metrics.loss - run(n, "teacher").metrics.loss) < 1e-6, "the folder's teacher is not the native one");
+  for (const s of ["fkl", "onpolicy"]) {
+    const [x, y] = [run(n, s).metrics.loss, run(fh, s).metrics.loss];
+    assert.ok(Math.abs(x - y) <= 0.005, `${s}: held-out ${x} (native) vs ${y} (HF folder) nats/token`);
+  }
+  const cfg = JSON.parse(readFileSync(checkpointOf(hfOut, "fkl").replace(/\.safetensors$/, ".json"), "utf8")).config;
+  assert.equal(cfg.teacher, `hf:${sha256(join(hf, "model.safetensors"))}`);
 
   // Sequence-level KD needs a teacher that generates: refused with one line before training.
   const seq = join(dir, "seq.yaml");
