@@ -11,10 +11,10 @@ import { stringify } from "yaml";
 import { loadExportable } from "../src/export/exportable.js";
 import { exportOnnx } from "../src/export/onnx.js";
 import { exportCheckpoint } from "../src/export/index.js";
-import { validateLMRecipe, validateRecipe } from "../src/recipe/recipe.js";
+import { loadAnyRecipe, validateLMRecipe, validateRecipe } from "../src/recipe/recipe.js";
 import { fileTeacherId } from "../src/teachers/files.js";
 import { UserError } from "../src/util/errors.js";
-import { makeFashionFixture, runCli, tinyRecipe, writeTinyRecipe } from "./helpers/fixtures.js";
+import { makeFashionFixture, REPO_ROOT, runCli, tinyRecipe, writeTinyRecipe } from "./helpers/fixtures.js";
 import { tempDir } from "./helpers/tmp.js";
 
 function lmRecipe(teacher: unknown, student: Record<string, unknown> = {}): Record<string, unknown> {
@@ -220,4 +220,21 @@ test("language model: students distilled from the teacher exported to ONNX or as
   assert.equal(c.code, 2, c.stderr);
   assert.match(c.stderr, /(^|\n)distill: error: students\[1\]\.train\.modes\.teacher: teacher-generated batches need a teacher that generates; teacher\.onnx [^\n]*\n$/);
   assert.ok(!existsSync(join(dir, "seq", "seed-0")) || readdirSync(join(dir, "seq", "seed-0")).length === 0, "something trained");
+});
+
+test("the bundled round-trip recipes are valid and say which commands make their teacher file", () => {
+  for (const [file, format, field] of [
+    ["byo-onnx-teacher.yaml", "onnx", "onnx"],
+    ["byo-charlm-hf.yaml", "hf", "hf"],
+    ["byo-charlm-gguf.yaml", "gguf", "gguf"],
+  ]) {
+    const path = join(REPO_ROOT, "recipes", file);
+    const r = loadAnyRecipe(path);
+    const teacherPath = (r.teacher as Record<string, string>)[field];
+    assert.ok(teacherPath, `${file}: teacher.${field}`);
+    // The comment's export command writes exactly the file the recipe reads.
+    const text = readFileSync(path, "utf8");
+    assert.ok(text.includes(`--format ${format} --out ${teacherPath}\n`), `${file}: no "distill export ... --format ${format} --out ${teacherPath}" comment`);
+    assert.match(text, /^# +distill train recipes\/[a-z0-9-]+\.yaml --out /m);
+  }
 });
