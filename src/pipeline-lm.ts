@@ -106,7 +106,9 @@ async function lmTeacher(
   }
   if ("hf" in spec) {
     const hash = fileTeacherId(spec);
-    const t = loadHfTeacher(spec.hf);
+    // Sized for the longest student window (a Hugging Face model's max_position_embeddings may be
+    // far longer than any window here; the folder's own limit is checked by the loader).
+    const t = loadHfTeacher(spec.hf, { context: Math.max(...recipe.students.map((s) => s.model.context)) });
     checkSameVocab(t.tokenizer, tokenizer, `teacher.hf ${spec.hf}`);
     checkContextFits(`teacher.hf ${spec.hf}: its context`, t.model.spec.context, trainIds.length, heldTokens, corpusPath, heldOut);
     return { model: t.model, params: t.params, hash, seconds: 0, context: t.model.spec.context, paramCount: paramCount(t.model as never) };
