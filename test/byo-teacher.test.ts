@@ -98,7 +98,7 @@ function checkpointOf(out: string, name: string): string {
 
 const sha256 = (path: string) => createHash("sha256").update(readFileSync(path)).digest("hex");
 
-test("classifier: a student distilled from the teacher exported to ONNX equals the one from the native teacher (cached and augmented)", () => {
+test("classifier: a student distilled from the teacher exported to ONNX equals the one from the native teacher (cached and augmented)", (t) => {
   const dir = tempDir("distill-byo-onnx-");
   const students = (r: Record<string, unknown>) => {
     const s = (r.students as Record<string, any>[])[1];
@@ -125,6 +125,7 @@ test("classifier: a student distilled from the teacher exported to ONNX equals t
   assert.match(run(f, "teacher").model, /^onnx teacher\.onnx$/);
   for (const s of ["distilled", "shifted"]) {
     const [x, y] = [run(n, s).metrics, run(f, s).metrics];
+    t.diagnostic(`${s}: accuracy ${x.accuracy} native, ${y.accuracy} ONNX; test loss ${x.loss} native, ${y.loss} ONNX`);
     assert.ok(Math.abs(x.accuracy - y.accuracy) <= 0.001, `${s}: accuracy ${x.accuracy} (native) vs ${y.accuracy} (ONNX)`);
     assert.ok(Math.abs(x.loss - y.loss) <= 0.005, `${s}: test loss ${x.loss} vs ${y.loss}`);
     assert.equal(run(f, s).teacherParams, run(n, "teacher").params);
@@ -178,7 +179,7 @@ function lmCliRecipe(dir: string, name: string, corpus: string, teacher?: unknow
   return path;
 }
 
-test("language model: students distilled from the teacher exported to ONNX or as a Hugging Face folder equal the native teacher's (token-level and on-policy)", async () => {
+test("language model: students distilled from the teacher exported to ONNX or as a Hugging Face folder equal the native teacher's (token-level and on-policy)", async (t) => {
   const dir = tempDir("distill-byo-lm-");
   const corpus = corpusDir(dir);
   const native = join(dir, "native");
@@ -194,6 +195,7 @@ test("language model: students distilled from the teacher exported to ONNX or as
   assert.equal(run(f, "teacher").metrics.agreement, 1);
   for (const s of ["fkl", "onpolicy"]) {
     const [x, y] = [run(n, s).metrics.loss, run(f, s).metrics.loss];
+    t.diagnostic(`${s}: held-out ${x} native, ${y} ONNX nats/token`);
     assert.ok(Math.abs(x - y) <= 0.005, `${s}: held-out ${x} (native) vs ${y} (ONNX) nats/token`);
   }
 
@@ -208,6 +210,7 @@ test("language model: students distilled from the teacher exported to ONNX or as
   assert.ok(Math.abs(run(fh, "teacher").metrics.loss - run(n, "teacher").metrics.loss) < 1e-6, "the folder's teacher is not the native one");
   for (const s of ["fkl", "onpolicy"]) {
     const [x, y] = [run(n, s).metrics.loss, run(fh, s).metrics.loss];
+    t.diagnostic(`${s}: held-out ${x} native, ${y} HF folder nats/token`);
     assert.ok(Math.abs(x - y) <= 0.005, `${s}: held-out ${x} (native) vs ${y} (HF folder) nats/token`);
   }
   const cfg = JSON.parse(readFileSync(checkpointOf(hfOut, "fkl").replace(/\.safetensors$/, ".json"), "utf8")).config;
