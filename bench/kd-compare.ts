@@ -20,7 +20,7 @@ import { predictLogits } from "../src/eval/predict.js";
 import { classificationMetrics } from "../src/eval/metrics.js";
 import { loadCheckpoint } from "../src/checkpoint/checkpoint.js";
 import { disposeParams, paramsFromHost } from "../src/checkpoint/params.js";
-import { WorkerPool } from "../src/train/replicas.js";
+import { WorkerPool } from "../src/parallel/pool.js";
 import { writeFileAtomic } from "../src/util/fs.js";
 
 const { values, positionals } = parseArgs({

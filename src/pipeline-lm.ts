@@ -2,7 +2,7 @@
 // sequence-level or on-policy KD, by fraction) → held-out metrics and samples → results.
 // Reuses the classification pipeline's checkpoint reuse, trainer, progress and results.
 import { mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import type { Device } from "./engine/index.js";
 import { llama, type LanguageModel, type LlamaSpec } from "./nn/llama.js";
 import { paramCount } from "./nn/models.js";
@@ -13,12 +13,19 @@ import type { Params } from "./nn/models.js";
 import { UserError } from "./util/errors.js";
 import { lossInfo } from "./losses/index.js";
 import { textSource } from "./data/text-source.js";
+import { modelTextSource } from "./teachers/generated.js";
 import { DEBIAN_FORTUNES, evalWindows, readCorpus, splitHeldOut } from "./text/corpus.js";
 import { byteTokenizer, charTokenizer, checkSameVocab, loadTokenizerFile, tokenizerFromJSON, type Tokenizer, type TokenizerJSON } from "./text/tokenizer.js";
 import { lmLogits, lmMetrics } from "./eval/lm-metrics.js";
 import { argmaxRows, reliabilityBins } from "./eval/metrics.js";
 import { collectEnvironment, lmSettings, type RunSettings } from "./report/run-info.js";
-import { configHash, finalResults, prepareOut, selectRuns, teacherOpts, trainOrReuse, withWorkers, type RunOptions } from "./pipeline.js";
+import { configHash, exportRun, finalResults, prepareOut, selectRuns, teacherOpts, trainOrReuse, withOpened, withWorkers, type RunOptions } from "./pipeline.js";
+import type { ExternalTeacher } from "./teachers/types.js";
+import { externalLMLogProbs, withSoftLabels } from "./teachers/teacher.js";
+import { fileTeacherId } from "./teachers/files.js";
+import { openOnnxTeacher } from "./teachers/onnx.js";
+import { openGgufTeacher } from "./teachers/gguf.js";
+import { loadHfTeacher } from "./teachers/hf.js";
 import { validateStoredModel, type LMRecipe, type LMTrainConfig } from "./recipe/recipe.js";
 import { writeResults, type Results, type RunRecord } from "./report/results.js";
 import { writeFileAtomic } from "./util/fs.js";
@@ -51,8 +58,24 @@ function trainSpec(t: LMTrainConfig): TrainSpec {
 }
 
 /**
- * The teacher: trained (or reused) from the recipe, or loaded from a finished checkpoint,
- * whose vocabulary must be the one the students will use.
+ * The LM teacher as the run uses it: distill's own Llama (`model`, `params`: trained here, a
+ * distill checkpoint, a Hugging Face folder), which can run inside the training step and
+ * generate; or an external teacher (ONNX, GGUF) that only scores text on the host.
+ */
+export type LMTeacher = {
+  hash: string;
+  seconds: number;
+  settings?: RunSettings;
+  /** The context its windows have: its own, or (external) the longest student's. */
+  context: number;
+  /** Its parameter count, when known (0 if not). */
+  paramCount: number;
+} & ({ model: LanguageModel; params: Params; external?: undefined } | { external: ExternalTeacher; model?: undefined; params?: undefined });
+
+/**
+ * The teacher: trained (or reused) from the recipe, or loaded from a finished checkpoint or a
+ * file, whose vocabulary must be the one the students will use. Files are opened (and their
+ * names, shapes and vocabulary checked) here, before any training.
  */
 async function lmTeacher(
   recipe: LMRecipe,
@@ -64,25 +87,76 @@ async function lmTeacher(
   seed: number,
   dir: string,
   opts: RunOptions,
-): Promise<{ model: LanguageModel; params: Params; hash: string; seconds: number; settings?: RunSettings }> {
-  if ("checkpoint" in recipe.teacher) {
-    const path = recipe.teacher.checkpoint;
+  opened: ExternalTeacher[],
+): Promise<LMTeacher> {
+  const spec = recipe.teacher;
+  const corpusPath = String(data.corpus);
+  const heldOut = recipe.data.heldOut ?? 0.1;
+  if ("checkpoint" in spec) {
+    const path = spec.checkpoint;
     const ck = loadCheckpoint(path);
     const cfg = ck.config as { model?: LlamaSpec; tokenizer?: TokenizerJSON } | null;
     if (!cfg?.model || cfg.model.type !== "llama" || !cfg.tokenizer) throw new UserError(`${path}: not a distill language-model checkpoint (no llama model or tokenizer in its config)`);
-    const spec = validateStoredModel(cfg.model, "llama", path) as LlamaSpec;
+    const mspec = validateStoredModel(cfg.model, "llama", path) as LlamaSpec;
     checkSameVocab(tokenizerFromJSON(cfg.tokenizer, path), tokenizer, `teacher ${path}`);
-    const model = llama(spec, tokenizer.vocabSize);
-    checkContextFits(`${path}: the teacher's context`, spec.context, trainIds.length, heldTokens, String(data.corpus), recipe.data.heldOut ?? 0.1);
+    const model = llama(mspec, tokenizer.vocabSize);
+    checkContextFits(`${path}: the teacher's context`, mspec.context, trainIds.length, heldTokens, corpusPath, heldOut);
     const st = ck.state as { seconds?: number } | undefined;
-    return { model, params: paramsFromHost(ck.tensors, model.shapes, path), hash: configHash(cfg), seconds: st?.seconds ?? 0 };
+    return { model, params: paramsFromHost(ck.tensors, model.shapes, path), hash: configHash(cfg), seconds: st?.seconds ?? 0, context: mspec.context, paramCount: paramCount(model as never) };
   }
-  const model = llama(recipe.teacher.model, tokenizer.vocabSize);
-  const config = withWorkers({ role: "teacher", model: recipe.teacher.model, train: recipe.teacher.train, data, tokenizer: tokJSON, seed }, recipe.teacher.train.batchSize, opts, "teacher.train");
+  if ("hf" in spec) {
+    const hash = fileTeacherId(spec);
+    // Sized for the longest student window (a Hugging Face model's max_position_embeddings may be
+    // far longer than any window here; the folder's own limit is checked by the loader).
+    const t = loadHfTeacher(spec.hf, { context: Math.max(...recipe.students.map((s) => s.model.context)) });
+    checkSameVocab(t.tokenizer, tokenizer, `teacher.hf ${spec.hf}`);
+    checkContextFits(`teacher.hf ${spec.hf}: its context`, t.model.spec.context, trainIds.length, heldTokens, corpusPath, heldOut);
+    return { model: t.model, params: t.params, hash, seconds: 0, context: t.model.spec.context, paramCount: paramCount(t.model as never) };
+  }
+  if ("onnx" in spec || "gguf" in spec) {
+    // The longest student context: the windows the teacher must score.
+    const context = Math.max(...recipe.students.map((s) => s.model.context));
+    const hash = fileTeacherId(spec);
+    const ext =
+      "onnx" in spec
+        ? await openOnnxTeacher(spec.onnx, { family: "lm", vocab: tokenizer.vocabSize, context })
+        : await openGgufTeacher(spec.gguf, { topK: spec.topK, vocab: tokenizer.vocabSize, context });
+    opened.push(ext);
+    if (ext.classes !== tokenizer.vocabSize) {
+      throw new UserError(`teacher.${"onnx" in spec ? "onnx" : "gguf"} ${ext.source}: a vocabulary of ${ext.classes} tokens, but the students' tokenizer (data.tokenizer) has ${tokenizer.vocabSize}`);
+    }
+    opts.progress.info(
+      `teacher: ${ext.kind} ${ext.source} (vocabulary ${ext.classes}${ext.parameters ? `, ${ext.parameters} parameters` : ""})` +
+        (ext.output === "topk" ? `; it gives only its top ${"topK" in spec ? spec.topK : "k"} probabilities per token, so the loss runs in top-k + tail mode` : ""),
+    );
+    return { external: ext, hash, seconds: 0, context, paramCount: ext.parameters ?? 0 };
+  }
+  const model = llama(spec.model, tokenizer.vocabSize);
+  const config = withWorkers({ role: "teacher", model: spec.model, train: spec.train, data, tokenizer: tokJSON, seed }, spec.train.batchSize, opts, "teacher.train");
   const h = configHash(config);
-  const source = textSource({ ids: trainIds, context: model.spec.context, batchSize: recipe.teacher.train.batchSize, steps: recipe.teacher.train.steps, seed, student: model });
-  const t = await trainOrReuse(`teacher seed ${seed}`, join(dir, `teacher-${h}.safetensors`), model, config, trainSpec(recipe.teacher.train), source, seed, opts);
-  return { model, params: t.params, hash: h, seconds: t.seconds, settings: lmSettings(recipe.teacher.train, model.spec.context, config.workers ?? 1) };
+  const source = textSource({ ids: trainIds, context: model.spec.context, batchSize: spec.train.batchSize, steps: spec.train.steps, seed });
+  const t = await trainOrReuse(`teacher seed ${seed}`, join(dir, `teacher-${h}.safetensors`), model, config, trainSpec(spec.train), source, seed, opts);
+  return { model, params: t.params, hash: h, seconds: t.seconds, settings: lmSettings(spec.train, model.spec.context, config.workers ?? 1), context: model.spec.context, paramCount: paramCount(model as never) };
+}
+
+/**
+ * What an external teacher cannot do, refused before any training: teacher-generated
+ * (sequence-level) batches need a teacher that generates, and a top-k teacher's
+ * log-probabilities are at T = 1 with its own k.
+ */
+function checkExternalTeacher(recipe: LMRecipe, ext: ExternalTeacher): void {
+  const field = "onnx" in recipe.teacher ? "teacher.onnx" : "teacher.gguf";
+  recipe.students.forEach((s, i) => {
+    if ((s.train.modes?.teacher ?? 0) > 0) {
+      throw new UserError(`students[${i}].train.modes.teacher: teacher-generated batches need a teacher that generates; ${field} only scores text (use teacher.hf or a distill checkpoint, or modes corpus/student)`);
+    }
+    const loss = s.train.loss;
+    if (ext.output === "topk" && lossInfo(loss).needsTeacher) {
+      const k = "topK" in recipe.teacher ? recipe.teacher.topK : undefined;
+      if ((loss.temperature ?? 1) !== 1) throw new UserError(`students[${i}].train.loss.temperature: ${loss.temperature} with a top-k teacher (${field}), whose log-probabilities are at T = 1; use 1`);
+      if (loss.topK !== undefined && loss.topK !== k) throw new UserError(`students[${i}].train.loss.topK: ${loss.topK} differs from teacher.topK ${k}`);
+    }
+  });
 }
 
 /**
@@ -105,6 +179,10 @@ function checkContextFits(where: string, context: number, trainTokens: number, h
 }
 
 export async function runLMRecipe(recipe: LMRecipe, opts: RunOptions & { device: Device }): Promise<LMResults> {
+  return withOpened((opened) => runLM(recipe, opts, opened));
+}
+
+async function runLM(recipe: LMRecipe, opts: RunOptions & { device: Device }, opened: ExternalTeacher[]): Promise<LMResults> {
   const corpusPath = opts.dataDir ?? recipe.data.corpus ?? DEBIAN_FORTUNES;
   const corpus = readCorpus(corpusPath, recipe.data.maxBytes);
   const { train: trainText, heldOut } = splitHeldOut(corpus.text, recipe.data.heldOut ?? 0.1);
@@ -121,34 +199,40 @@ export async function runLMRecipe(recipe: LMRecipe, opts: RunOptions & { device:
   prepareOut(opts, recipe.name);
   const results: LMResults = { recipe: recipe.name, device: opts.device, runs: [], samples: [], environment: collectEnvironment(opts.device, opts.workers) };
   const { wanted, students, needTeacher } = selectRuns(recipe.students, opts.only);
+  // A teacher from a file is the same for every seed: opened (and checked) once, before any training.
+  const fromFile = needTeacher && ("onnx" in recipe.teacher || "hf" in recipe.teacher || "gguf" in recipe.teacher);
+  const fileTeacher = fromFile ? await lmTeacher(recipe, tokenizer, tokJSON, data, trainIds, heldIds.length, 0, opts.out, opts, opened) : null;
+  if (fileTeacher?.external) checkExternalTeacher(recipe, fileTeacher.external);
 
   for (const seed of opts.seeds) {
     const dir = join(opts.out, `seed-${seed}`);
     mkdirSync(dir, { recursive: true });
-    let teacher: { model: LanguageModel; params: Params; hash: string } | null = null;
+    let teacher: LMTeacher | null = null;
     let teacherTop: Int32Array | null = null;
     // Held-out windows, evaluated with each model's own context (≤ the teacher's).
     const evalSet = (context: number) => evalWindows(heldIds, context, recipe.data.evalWindows);
 
-    const finish = async (name: string, role: RunRecord["role"], model: LanguageModel, params: Params, seconds: number, settings?: RunSettings) => {
+    const finish = async (name: string, role: RunRecord["role"], model: LanguageModel, params: Params, seconds: number, settings?: RunSettings, exportIt = true) => {
       const ev = evalSet(model.spec.context);
       const logits = await lmLogits(model, params, ev.x, model.spec.context);
       if (role === "teacher") teacherTop = argmaxRows(logits, model.vocab);
-      const sameWindows = teacher && teacher.model.spec.context === model.spec.context;
+      const sameWindows = teacher && teacher.context === model.spec.context;
       const m = lmMetrics(logits, ev.y, model.vocab, sameWindows || role === "teacher" ? teacherTop : null, charLevel);
       const s = recipe.samples ?? { prompts: 3, promptLength: 24, tokens: 40 };
       const scored = s.scoredPrompts ?? SCORED_PROMPTS;
-      // Generation quality needs the teacher to score the samples (absent when only scratch runs are asked for).
+      // Generation quality needs the teacher to score the samples (absent when only scratch runs
+      // are asked for; not measured with an external teacher, which scores on the host).
       const generation =
-        teacher && scored > 0
-          ? await generationQuality(model, params, teacher, heldIds, { prompts: scored, promptLength: s.promptLength, tokens: s.tokens, sampling: { temperature: 0.8, ...s.sampling }, seed })
+        teacher?.model && scored > 0
+          ? await generationQuality(model, params, { model: teacher.model, params: teacher.params }, heldIds, { prompts: scored, promptLength: s.promptLength, tokens: s.tokens, sampling: { temperature: 0.8, ...s.sampling }, seed })
           : undefined;
       const extra = {
         ...(settings ? { settings } : {}),
         reliability: reliabilityBins(logits, ev.y, model.vocab),
         heldOutWindows: { context: model.spec.context, nll: windowNLL(logits, ev.y, model.vocab, model.spec.context) },
         ...(generation ? { generation } : {}),
-        ...(role === "distilled" && teacher ? { teacherParams: paramCount(teacher.model as never) } : {}),
+        ...(role === "distilled" && teacher?.paramCount ? { teacherParams: teacher.paramCount } : {}),
+        ...(exportIt ? await exportRun(recipe.export, name, dir, model, params, { tokenizer: tokJSON }, opts.progress) : {}),
       };
       results.runs.push({ name, role, model: model.name, params: paramCount(model as never), seed, metrics: m as never, seconds, ...extra });
       const gen = generation ? `; its samples: teacher NLL ${generation.teacherNLL.toFixed(4)} nats/token, distinct-2 ${generation.distinct2.toFixed(3)}` : "";
@@ -166,22 +250,50 @@ export async function runLMRecipe(recipe: LMRecipe, opts: RunOptions & { device:
     };
 
     if (needTeacher) {
-      const t = await lmTeacher(recipe, tokenizer, tokJSON, data, trainIds, heldIds.length, seed, dir, teacherOpts(opts, wanted));
-      teacher = { model: t.model, params: t.params, hash: t.hash };
+      const t = fileTeacher ?? (await lmTeacher(recipe, tokenizer, tokJSON, data, trainIds, heldIds.length, seed, dir, teacherOpts(opts, wanted), opened));
+      teacher = t;
       // A student's windows (and its vocabulary) must fit the teacher it learns from.
       for (const s of students) {
-        if (s.model.context > t.model.spec.context) {
-          throw new UserError(`students.${s.name}.model.context: ${s.model.context} is longer than the teacher's context of ${t.model.spec.context}`);
+        if (s.model.context > t.context) {
+          throw new UserError(`students.${s.name}.model.context: ${s.model.context} is longer than the teacher's context of ${t.context}`);
         }
         const k = s.train.loss.topK;
         if (k !== undefined && k > tokenizer.vocabSize) {
           throw new UserError(`students.${s.name}.train.loss.topK: ${k} is larger than the vocabulary of ${tokenizer.vocabSize} tokens`);
         }
       }
-      if (wanted("teacher")) await finish("teacher", "teacher", t.model, t.params, t.seconds, t.settings);
-      else {
-        const ev = evalSet(t.model.spec.context);
-        teacherTop = argmaxRows(await lmLogits(t.model, t.params, ev.x, t.model.spec.context), t.model.vocab);
+      if (t.external) {
+        // The file's own held-out metrics, from its soft labels (agreement with itself: 100 %).
+        const ev = evalSet(t.context);
+        const { logits, coverage } = await externalLMLogProbs(t.external, ev.x, t.context, ev.y);
+        teacherTop = argmaxRows(logits, t.external.classes);
+        if (wanted("teacher")) {
+          const m = lmMetrics(logits, ev.y, t.external.classes, teacherTop, charLevel);
+          const V = t.external.classes;
+          results.runs.push({
+            name: "teacher",
+            role: "teacher",
+            model: `${t.external.kind} ${basename(t.external.source)}`,
+            params: t.paramCount,
+            seed,
+            metrics: m as never,
+            seconds: 0,
+            reliability: reliabilityBins(logits, ev.y, V),
+            heldOutWindows: { context: t.context, nll: windowNLL(logits, ev.y, V, t.context) },
+            ...(coverage !== undefined ? { topKCoverage: coverage } : {}),
+          });
+          const estimate =
+            coverage !== undefined
+              ? ` (an estimate: the true token is in its top k at ${(coverage * 100).toFixed(1)}% of positions; elsewhere its probability is taken as an even share of the tail mass)`
+              : "";
+          opts.progress.info(`teacher seed ${seed}: held-out ${m.loss.toFixed(4)} nats/token (perplexity ${m.perplexity.toFixed(3)})${estimate}`);
+        }
+      } else if (wanted("teacher")) {
+        // Only a teacher trained here is exported (not one loaded from a checkpoint or a file).
+        await finish("teacher", "teacher", t.model, t.params, t.seconds, t.settings, "train" in recipe.teacher);
+      } else {
+        const ev = evalSet(t.context);
+        teacherTop = argmaxRows(await lmLogits(t.model, t.params, ev.x, t.context), t.model.vocab);
       }
     }
 
@@ -195,7 +307,8 @@ export async function runLMRecipe(recipe: LMRecipe, opts: RunOptions & { device:
         opts,
         `${s.name}.train`,
       );
-      const source = textSource({
+      const native = teacher?.model ? { model: teacher.model, params: teacher.params } : undefined;
+      const generated = modelTextSource({
         ids: trainIds,
         context: model.spec.context,
         batchSize: s.train.batchSize,
@@ -204,9 +317,13 @@ export async function runLMRecipe(recipe: LMRecipe, opts: RunOptions & { device:
         modes: s.train.modes,
         promptLength: s.train.promptLength,
         sampling: s.train.sampling,
-        teacher: usesTeacher ? teacher! : undefined,
+        teacher: usesTeacher ? native : undefined,
         student: model,
       });
+      // An external teacher's soft labels ride on each batch (corpus windows and the student's
+      // own samples alike); distill's own teacher runs inside the training step.
+      const ext = info.needsTeacher ? teacher?.external : undefined;
+      const source = ext ? withSoftLabels(generated, ext) : generated;
       const t = await trainOrReuse(
         `${s.name} seed ${seed}`,
         join(dir, `${s.name}-${configHash(config)}.safetensors`),
@@ -216,13 +333,17 @@ export async function runLMRecipe(recipe: LMRecipe, opts: RunOptions & { device:
         source,
         seed,
         opts,
-        info.needsTeacher ? teacher! : undefined,
+        info.needsTeacher ? native : undefined,
       );
-      await finish(s.name, s.role, model, t.params, t.seconds, lmSettings(s.train, model.spec.context, config.workers ?? 1));
+      const settings = lmSettings(s.train, model.spec.context, config.workers ?? 1);
+      // A top-k teacher: the loss ran on its k classes plus the tail, whatever the recipe said.
+      if (ext?.output === "topk" && "topK" in recipe.teacher) settings.topK = recipe.teacher.topK;
+      await finish(s.name, s.role, model, t.params, t.seconds, settings);
       disposeParams(t.params);
     }
-    if (teacher) disposeParams(teacher.params);
+    if (teacher?.params && teacher !== fileTeacher) disposeParams(teacher.params);
   }
+  if (fileTeacher?.params) disposeParams(fileTeacher.params);
   const table = finalResults(opts, results, ["teacher", ...recipe.students.map((s) => s.name)]);
   writeResults(join(opts.out, "results.json"), table);
   writeFileAtomic(join(opts.out, "report.html"), renderHtmlReport(table, readCurves(opts.out, table), { generated: new Date().toISOString() }));

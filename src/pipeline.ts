@@ -4,22 +4,30 @@
 // and different configs never overwrite each other.
 import { createHash } from "node:crypto";
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import type { Device } from "./engine/index.js";
 import { buildModel, paramCount, type Model, type Params } from "./nn/models.js";
 import { lossInfo } from "./losses/index.js";
 import { loadDataset, splitValidation, trainingView, type Dataset } from "./data/datasets.js";
 import type { Examples } from "./data/batches.js";
-import { train, type BatchSource, type TrainableModel, type TrainLogRecord, type TrainSpec, type ValidationLogRecord, type ValidationMetrics } from "./train/trainer.js";
-import { inferenceWorkers, resolveWorkers } from "./train/replicas.js";
+import { exampleSource, train, type BatchSource, type TrainableModel, type TrainLogRecord, type TrainSpec, type ValidationLogRecord, type ValidationMetrics } from "./train/trainer.js";
+import { resolveWorkers } from "./train/replicas.js";
+import { inferenceWorkers } from "./parallel/pool.js";
 import { loadCheckpoint } from "./checkpoint/checkpoint.js";
 import { disposeParams, paramsFromHost } from "./checkpoint/params.js";
-import { cacheTeacherLogits } from "./teachers/teacher.js";
+import { cacheTeacherLogits, isExternal, teacherLogits, withSoftLabels, type Teacher } from "./teachers/teacher.js";
+import type { ExternalTeacher } from "./teachers/types.js";
+import { openOnnxTeacher } from "./teachers/onnx.js";
+import { fileTeacherId } from "./teachers/files.js";
 import { predictLogits } from "./eval/predict.js";
 import { argmaxRows, classificationMetrics, confusionMatrix, meanCrossEntropy, reliabilityBins } from "./eval/metrics.js";
 import { FASHION_MNIST_CLASSES } from "./data/fashion-mnist.js";
 import { classifierSettings, collectEnvironment, type RunSettings } from "./report/run-info.js";
-import type { Recipe, TrainConfig } from "./recipe/recipe.js";
+import type { ExportFormat, Recipe, TrainConfig } from "./recipe/recipe.js";
+import type { DeployRecord } from "./export/deploy.js";
+import type { InputShape } from "./nn/models.js";
+import type { LanguageModel } from "./nn/llama.js";
+import type { TokenizerJSON } from "./text/tokenizer.js";
 import { writeResults, type Results, type RunRecord } from "./report/results.js";
 import { encodeCorrect } from "./report/verdicts.js";
 import { renderHtmlReport } from "./report/html.js";
@@ -123,6 +131,13 @@ function savedStep(jsonPath: string): string {
   }
 }
 
+/**
+ * What a run's trainer gets of its teacher: distill's own model (run inside the step, or already
+ * run into `cached`), or only the cached soft labels of a teacher that runs outside the engine.
+ * (A batch source may also carry the soft labels itself: see teachers/teacher.ts.)
+ */
+export type TeacherArg = { model?: TrainableModel; params?: Params; cached?: Float32Array };
+
 /** Loads a finished checkpoint or trains (or resumes) it. */
 export async function trainOrReuse<M extends TrainableModel & { name: string }>(
   label: string,
@@ -133,7 +148,7 @@ export async function trainOrReuse<M extends TrainableModel & { name: string }>(
   data: Dataset["train"] | BatchSource,
   seed: number,
   opts: Pick<RunOptions, "fresh" | "resume" | "progress" | "stop">,
-  teacher?: { model: TrainableModel; params: Params; cached?: Float32Array },
+  teacher?: TeacherArg,
   validate?: (params: Params) => Promise<ValidationMetrics>,
 ): Promise<Trained<M>> {
   const jsonPath = path.replace(/\.safetensors$/, ".json");
@@ -175,7 +190,7 @@ export async function trainOrReuse<M extends TrainableModel & { name: string }>(
       spec: cfg,
       data,
       seed,
-      teacher: teacher ? { model: teacher.model, params: teacher.params } : undefined,
+      teacher: teacher?.model && teacher.params ? { model: teacher.model, params: teacher.params } : undefined,
       cachedTeacherLogits: teacher?.cached,
       checkpoint: path,
       resume,
@@ -223,9 +238,14 @@ export function finalResults<R extends Results>(opts: Pick<RunOptions, "out" | "
   return mergeResults(readResultsForMerge(join(opts.out, "results.json"), results.recipe), results, order);
 }
 
+/** The teacher's `labels`, when it is trained here. */
+function teacherLabels(recipe: Recipe): { where: string; labels?: number }[] {
+  return "train" in recipe.teacher ? [{ where: "teacher.train.labels", labels: recipe.teacher.train.labels }] : [];
+}
+
 /** `labels: k` beyond the training set would silently mean "all labels": say so before training. */
 export function checkLabels(recipe: Recipe, trainN: number): void {
-  const runs = [{ where: "teacher.train.labels", labels: recipe.teacher.train.labels }, ...recipe.students.map((s, i) => ({ where: `students[${i}].train.labels`, labels: s.train.labels }))];
+  const runs = [...teacherLabels(recipe), ...recipe.students.map((s, i) => ({ where: `students[${i}].train.labels`, labels: s.train.labels }))];
   for (const r of runs) {
     if (r.labels !== undefined && r.labels > trainN) throw new UserError(`${r.where}: ${r.labels} is larger than the ${trainN} training examples`);
   }
@@ -240,10 +260,7 @@ export function validationSplit(recipe: Recipe, train: Examples): { train: Examp
   if (n === undefined) return { train };
   if (n >= train.n) throw new UserError(`data.validation: ${n} leaves no training examples (the training set has ${train.n})`);
   const left = train.n - n;
-  const runs = [
-    { where: "teacher.train.labels", labels: recipe.teacher.train.labels },
-    ...recipe.students.map((s, i) => ({ where: `students[${i}].train.labels`, labels: s.train.labels })),
-  ];
+  const runs = [...teacherLabels(recipe), ...recipe.students.map((s, i) => ({ where: `students[${i}].train.labels`, labels: s.train.labels }))];
   for (const r of runs) {
     if (r.labels !== undefined && r.labels > left) {
       throw new UserError(`${r.where}: ${r.labels} labelled images overlap the last ${n} held out by data.validation (${train.n} training images: at most ${left} can keep labels)`);
@@ -264,8 +281,45 @@ function validator(model: Model, val: Examples): (params: Params) => Promise<Val
   };
 }
 
+/**
+ * `export: [...]` in a recipe: writes the run's model into OUT/seed-S/export/<name>/ and measures
+ * it (bytes per format, latency in onnxruntime-node and distill), for its run record. The
+ * exporters (and onnxruntime-node) are loaded only when a recipe asks for them.
+ */
+export async function exportRun(
+  formats: readonly ExportFormat[] | undefined,
+  name: string,
+  seedDir: string,
+  model: Model | LanguageModel,
+  params: Params,
+  extra: { input: InputShape } | { tokenizer: TokenizerJSON },
+  progress: ProgressSink,
+): Promise<{ deploy?: DeployRecord }> {
+  if (!formats || formats.length === 0) return {};
+  const { exportableFrom, exportAndMeasure } = await import("./export/deploy.js");
+  const dir = join(seedDir, "export", name);
+  const m = await exportableFrom(model, params, extra, `${name} (${model.name})`);
+  const deploy = await exportAndMeasure(m, formats, dir, (line) => progress.info(`${name}: ${line}`));
+  progress.info(`${name}: exported to ${dir} (${Object.keys(deploy.bytes).join(", ")})`);
+  return { deploy };
+}
+
 /** Runs teacher → students for every seed and writes OUT/results.json. */
 export async function runRecipe(recipe: Recipe, opts: RunOptions): Promise<Results> {
+  return withOpened((opened) => runClassifierRecipe(recipe, opts, opened));
+}
+
+/** Runs `f`, then closes the external teachers it opened (sessions, child processes), also when it fails. */
+export async function withOpened<R>(f: (opened: ExternalTeacher[]) => Promise<R>): Promise<R> {
+  const opened: ExternalTeacher[] = [];
+  try {
+    return await f(opened);
+  } finally {
+    for (const t of opened) await t.close();
+  }
+}
+
+async function runClassifierRecipe(recipe: Recipe, opts: RunOptions, opened: ExternalTeacher[]): Promise<Results> {
   const data = loadDataset(recipe.data.dataset, opts.dataDir ?? recipe.data.dir);
   checkLabels(recipe, data.train.n);
   const { train: trainSet, validation } = validationSplit(recipe, data.train);
@@ -275,29 +329,39 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions): Promise<Resul
   prepareOut(opts, recipe.name);
   const results: Results = { recipe: recipe.name, device: opts.device, runs: [], classes: FASHION_MNIST_CLASSES, environment: collectEnvironment(opts.device, opts.workers) };
   const { wanted, students, needTeacher } = selectRuns(recipe.students, opts.only);
-
+  // A teacher from a file is opened, and its input and output checked against the data, before
+  // anything trains; its identity in the students' hashes is the digest of its bytes.
+  let fileTeacher: { teacher: Teacher; hash: string; params: number } | null = null;
+  if (needTeacher && "onnx" in recipe.teacher) {
+    const hash = fileTeacherId(recipe.teacher);
+    const ext = await openOnnxTeacher(recipe.teacher.onnx, { family: "classifier", ...data.input });
+    opened.push(ext);
+    fileTeacher = { teacher: ext, hash, params: ext.parameters ?? 0 };
+    opts.progress.info(`teacher: ${ext.kind} ${recipe.teacher.onnx} (${ext.classes} classes${ext.parameters ? `, ${ext.parameters} parameters` : ""})`);
+  }
   for (const seed of opts.seeds) {
     const dir = join(opts.out, `seed-${seed}`);
     mkdirSync(dir, { recursive: true });
     // `validation` changes what every run trains on, so it is part of every hash when set.
     const dataset = { dataset: recipe.data.dataset, ...(validation ? { validation: validation.n } : {}) };
-    let teacher: (Trained & { hash: string }) | null = null;
+    // The teacher: distill's own model (trained or reused here) or the file's, opened above.
+    let teacher: { teacher: Teacher; hash: string; params: number } | null = fileTeacher;
     let teacherTop: Int32Array | null = null;
-    const record = (name: string, role: RunRecord["role"], t: Trained, logits: Float32Array, settings: RunSettings) => {
+    const record = (name: string, role: RunRecord["role"], t: { model: string; params: number; seconds: number; keptEpoch?: number }, logits: Float32Array, settings?: RunSettings, exported: { deploy?: DeployRecord } = {}) => {
       const metrics = classificationMetrics(logits, data.test.labels, data.input.classes, teacherTop);
       const confusion = confusionMatrix(logits, data.test.labels, data.input.classes);
       const reliability = reliabilityBins(logits, data.test.labels, data.input.classes);
       const perExample = encodeCorrect(argmaxRows(logits, data.input.classes), data.test.labels);
-      const teacherParams = role === "distilled" && teacher ? { teacherParams: paramCount(teacher.model) } : {};
+      const teacherParams = role === "distilled" && teacher?.params ? { teacherParams: teacher.params } : {};
       const kept = t.keptEpoch !== undefined ? { keptEpoch: t.keptEpoch } : {};
-      results.runs.push({ name, role, model: t.model.name, params: paramCount(t.model), seed, metrics, seconds: t.seconds, settings, confusion, reliability, perExample, ...teacherParams, ...kept });
+      results.runs.push({ name, role, model: t.model, params: t.params, seed, metrics, seconds: t.seconds, ...(settings ? { settings } : {}), confusion, reliability, perExample, ...teacherParams, ...kept, ...exported });
       opts.progress.info(
         `${name} seed ${seed}: accuracy ${(metrics.accuracy * 100).toFixed(2)}%, agreement ${(metrics.agreement * 100).toFixed(2)}%` +
           (t.keptEpoch !== undefined ? ` (kept epoch ${t.keptEpoch}: lowest validation loss)` : ""),
       );
     };
 
-    if (needTeacher) {
+    if (needTeacher && "train" in recipe.teacher) {
       const model = buildModel(recipe.teacher.model, data.input);
       const config = withWorkers(
         { role: "teacher", model: recipe.teacher.model, input: data.input, train: recipe.teacher.train, data: dataset, seed },
@@ -319,10 +383,19 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions): Promise<Resul
         undefined,
         validation && validator(model, validation),
       );
-      teacher = { ...t, hash: h };
+      teacher = { teacher: { model, params: t.params }, hash: h, params: paramCount(model) };
       const logits = await predictLogits(model, t.params, data.test.x, data.test.dim, inferenceWorkers(opts.workers));
       teacherTop = argmaxRows(logits, data.input.classes);
-      if (wanted("teacher")) record("teacher", "teacher", t, logits, classifierRunSettings(view, recipe.teacher.train, lossInfo(recipe.teacher.train.loss).needsLabels, config.workers ?? 1));
+      if (wanted("teacher")) {
+        const exported = await exportRun(recipe.export, "teacher", dir, model, t.params, { input: data.input }, opts.progress);
+        record("teacher", "teacher", { ...t, model: model.name, params: paramCount(model) }, logits, classifierRunSettings(view, recipe.teacher.train, lossInfo(recipe.teacher.train.loss).needsLabels, config.workers ?? 1), exported);
+      }
+    } else if (needTeacher && fileTeacher) {
+      // The file's test accuracy, from its own soft labels (its agreement with itself is 100 %).
+      const ext = fileTeacher.teacher as ExternalTeacher;
+      const logits = await teacherLogits(ext, data.test.x, data.test.dim);
+      teacherTop = argmaxRows(logits, data.input.classes);
+      if (wanted("teacher")) record("teacher", "teacher", { model: `${ext.kind} ${basename(ext.source)}`, params: ext.parameters ?? 0, seconds: 0 }, logits);
     }
 
     let cached: Float32Array | undefined;
@@ -335,20 +408,29 @@ export async function runRecipe(recipe: Recipe, opts: RunOptions): Promise<Resul
         opts,
         `${s.name}.train`,
       );
-      let teacherArg: { model: Model; params: Params; cached?: Float32Array } | undefined;
-      if (info.needsTeacher) {
-        // Soft-label cache: one teacher pass over the training set serves every epoch and
-        // every student of this seed; with augmentation the teacher runs on each view instead.
-        if (!s.train.shift && !cached) cached = await cacheTeacherLogits(teacher!, trainSet, inferenceWorkers(opts.workers));
-        teacherArg = { model: teacher!.model, params: teacher!.params, cached: s.train.shift ? undefined : cached };
-      }
       const view = trainingView(trainSet, s.train.labels, info.needsLabels && !info.needsTeacher);
-      const t = await trainOrReuse(`${s.name} seed ${seed}`, join(dir, `${s.name}-${hash(config)}.safetensors`), model, config, s.train, view, seed, opts, teacherArg, validation && validator(model, validation));
+      let teacherArg: TeacherArg | undefined;
+      let source: Examples | BatchSource = view;
+      if (info.needsTeacher) {
+        const tt = teacher!.teacher;
+        if (!s.train.shift) {
+          // Soft-label cache: one teacher pass over the training set serves every epoch and
+          // every student of this seed.
+          cached ??= await cacheTeacherLogits(tt, trainSet, inferenceWorkers(opts.workers));
+          teacherArg = isExternal(tt) ? { cached } : { ...tt, cached };
+        } else if (isExternal(tt)) {
+          // Augmented views are new every step: the external teacher labels each batch's views
+          // on the host (distill's own teacher runs inside the step instead).
+          source = withSoftLabels(exampleSource(view, { batchSize: s.train.batchSize, seed, shift: s.train.shift, labels: info.needsLabels, classes: data.input.classes }), tt);
+        } else teacherArg = tt;
+      }
+      const t = await trainOrReuse(`${s.name} seed ${seed}`, join(dir, `${s.name}-${hash(config)}.safetensors`), model, config, s.train, source, seed, opts, teacherArg, validation && validator(model, validation));
       const logits = await predictLogits(model, t.params, data.test.x, data.test.dim, inferenceWorkers(opts.workers));
-      record(s.name, s.role, t, logits, classifierRunSettings(view, s.train, info.needsLabels, config.workers ?? 1));
+      const exported = await exportRun(recipe.export, s.name, dir, model, t.params, { input: data.input }, opts.progress);
+      record(s.name, s.role, { ...t, model: model.name, params: paramCount(model) }, logits, classifierRunSettings(view, s.train, info.needsLabels, config.workers ?? 1), exported);
       disposeParams(t.params);
     }
-    if (teacher) disposeParams(teacher.params);
+    if (teacher && !isExternal(teacher.teacher)) disposeParams(teacher.teacher.params);
   }
   if (results.runs.length === 0) throw new UserError("nothing to run: --only matched no run of the recipe");
   // Written once, when every run has finished: a command that fails part-way (a damaged

@@ -33,7 +33,7 @@ async function tinyTeacher() {
     name: "teacher",
     model: teacher,
     spec: { epochs: 1, batchSize: 8, optimizer: { name: "adamw", lr: 1e-2 }, loss: { name: "ce" } },
-    data: textSource({ ids, context: C, batchSize: 8, steps: 80, seed: 0, student: teacher }),
+    data: textSource({ ids, context: C, batchSize: 8, steps: 80, seed: 0 }),
     seed: 0,
   });
   return { teacher, params: tr.params };

@@ -6,6 +6,7 @@ import { stringify } from "yaml";
 import { initDevice, random, tree } from "../src/engine/index.js";
 import { llama } from "../src/nn/llama.js";
 import { modeOf, textSource } from "../src/data/text-source.js";
+import { modelTextSource } from "../src/teachers/generated.js";
 import { train } from "../src/train/trainer.js";
 import { lmLogits, lmMetrics } from "../src/eval/lm-metrics.js";
 import { evalWindows } from "../src/text/corpus.js";
@@ -23,7 +24,7 @@ const tinyLM = (layers = 1, width = 16) => llama({ type: "llama", layers, width,
 
 test("corpus batches: fixed shapes, next-token labels, deterministic per (seed, step)", async () => {
   const m = tinyLM();
-  const src = textSource({ ids, context: 12, batchSize: 4, steps: 10, seed: 1, student: m });
+  const src = textSource({ ids, context: 12, batchSize: 4, steps: 10, seed: 1 });
   const p = m.init(random.key(0));
   const a = await src.batch(0, 3, p);
   assert.deepEqual(a.xShape, [4, 12]);
@@ -42,7 +43,7 @@ test("generated batches: sequence-level KD trains on the teacher's tokens; on-po
   const counts = { corpus: 0, teacher: 0, student: 0 };
   const P = 5;
   const mk = (modes: Record<string, number>) =>
-    textSource({ ids, context: 12, batchSize: 3, steps: 10, seed: 2, modes, promptLength: P, teacher: { model: teacher, params: tp }, student, counts });
+    modelTextSource({ ids, context: 12, batchSize: 3, steps: 10, seed: 2, modes, promptLength: P, teacher: { model: teacher, params: tp }, student, counts });
   const t = await mk({ teacher: 1 }).batch(0, 0, sp);
   const s = await mk({ student: 1 }).batch(0, 0, sp);
   for (let b = 0; b < 3; b++) {
@@ -70,7 +71,7 @@ async function tinyTeacher(workers = 1) {
     name: "teacher",
     model: teacher,
     spec: { epochs: 1, batchSize: 8, optimizer: { name: "adamw", lr: 1e-2 }, loss: { name: "ce" } },
-    data: textSource({ ids, context: 12, batchSize: 8, steps: 80, seed: 0, student: teacher }),
+    data: textSource({ ids, context: 12, batchSize: 8, steps: 80, seed: 0 }),
     seed: 0,
     workers,
   });
@@ -85,7 +86,7 @@ test("an LM student distils from its teacher with all three modes mixed, and lea
     name: "student",
     model: student,
     spec: { epochs: 1, batchSize: 8, optimizer: { name: "adamw", lr: 1e-2 }, loss: { name: "hinton", divergence: "jsd", beta: 0.5, lambda: 0.5, temperature: 1 } },
-    data: textSource({ ids, context: 12, batchSize: 8, steps: 30, seed: 0, modes: { corpus: 1, teacher: 1, student: 1 }, teacher: { model: teacher, params: tr.params }, student, counts }),
+    data: modelTextSource({ ids, context: 12, batchSize: 8, steps: 30, seed: 0, modes: { corpus: 1, teacher: 1, student: 1 }, teacher: { model: teacher, params: tr.params }, student, counts }),
     seed: 0,
     teacher: { model: teacher, params: tr.params },
     logEvery: 10,
@@ -202,7 +203,7 @@ test("an LM student on two replicas: on-policy batches read the shared parameter
       name: "student",
       model: student,
       spec: { epochs: 1, batchSize: 8, optimizer: { name: "adamw", lr: 1e-2 }, loss: { name: "hinton", divergence: "forward-kl", lambda: 0.5, temperature: 1 } },
-      data: textSource({ ids, context: 12, batchSize: 8, steps: 30, seed: 0, modes: { corpus: 1, student: 1 }, teacher: { model: teacher, params: tr.params }, student, counts }),
+      data: modelTextSource({ ids, context: 12, batchSize: 8, steps: 30, seed: 0, modes: { corpus: 1, student: 1 }, teacher: { model: teacher, params: tr.params }, student, counts }),
       seed: 0,
       teacher: { model: teacher, params: tr.params },
       workers: 2,

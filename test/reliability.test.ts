@@ -88,7 +88,7 @@ async function lmRun(ckpt: string, opts: { workers: number; every?: number; seco
     name: "lm",
     model,
     spec: { epochs: 1, batchSize: 8, optimizer: { name: "adamw", lr: 1e-2 }, loss: { name: "ce" }, checkpointEvery: opts.every },
-    data: textSource({ ids, context: 12, batchSize: 8, steps: 40, seed: 0, student: model }),
+    data: textSource({ ids, context: 12, batchSize: 8, steps: 40, seed: 0 }),
     seed: 0,
     checkpoint: ckpt,
     config: { test: true },

@@ -8,7 +8,8 @@ import { predictLogits } from "../eval/predict.js";
 import { Rng } from "../util/rng.js";
 import { stepsPerEpoch, type Examples } from "../data/batches.js";
 import { UserError } from "../util/errors.js";
-import { inferenceWorkers, resolveWorkers } from "../train/replicas.js";
+import { resolveWorkers } from "../train/replicas.js";
+import { inferenceWorkers } from "../parallel/pool.js";
 import type { Arr } from "../engine/index.js";
 
 export interface BenchResult {

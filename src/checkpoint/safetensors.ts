@@ -14,9 +14,10 @@ import { UserError } from "../util/errors.js";
 import { numel } from "../util/shape.js";
 
 export type HostTensor = {
-  dtype: "F32" | "I32" | "U8" | "F64";
+  /** F16 and BF16 (Hugging Face checkpoints) are kept as their raw 16-bit patterns; see toFloat32. */
+  dtype: "F32" | "I32" | "U8" | "F64" | "F16" | "BF16";
   shape: number[];
-  data: Float32Array | Int32Array | Uint8Array | Float64Array;
+  data: Float32Array | Int32Array | Uint8Array | Float64Array | Uint16Array;
 };
 
 type DType = HostTensor["dtype"];
@@ -26,6 +27,8 @@ const DTYPES: Record<DType, { bytes: number; make: (n: number) => HostTensor["da
   I32: { bytes: 4, make: (n) => new Int32Array(n), name: "Int32Array" },
   U8: { bytes: 1, make: (n) => new Uint8Array(n), name: "Uint8Array" },
   F64: { bytes: 8, make: (n) => new Float64Array(n), name: "Float64Array" },
+  F16: { bytes: 2, make: (n) => new Uint16Array(n), name: "Uint16Array" },
+  BF16: { bytes: 2, make: (n) => new Uint16Array(n), name: "Uint16Array" },
 };
 
 function isDType(s: unknown): s is DType {
@@ -42,6 +45,43 @@ function matchesDType(dtype: DType, data: unknown): boolean {
       return data instanceof Uint8Array;
     case "F64":
       return data instanceof Float64Array;
+    case "F16":
+    case "BF16":
+      return data instanceof Uint16Array;
+  }
+}
+
+/** IEEE half → float (exact: every half is a float). By hand: Node 20 has no Float16Array. */
+function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24; // zero and subnormals
+  if (exp === 0x1f) return frac ? NaN : sign * Infinity;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
+
+/**
+ * A float tensor's values as float32 (F16 and BF16 widened exactly, F64 rounded); null for the
+ * integer dtypes.
+ */
+export function toFloat32(t: HostTensor): Float32Array | null {
+  switch (t.dtype) {
+    case "F32":
+      return t.data as Float32Array;
+    case "F64":
+      return Float32Array.from(t.data as Float64Array);
+    case "F16":
+      return Float32Array.from(t.data as Uint16Array, halfToFloat);
+    case "BF16": {
+      // bfloat16 is the top half of a float32's bits.
+      const bits = new Uint32Array(t.data.length);
+      const src = t.data as Uint16Array;
+      for (let i = 0; i < src.length; i++) bits[i] = src[i] << 16;
+      return new Float32Array(bits.buffer);
+    }
+    default:
+      return null;
   }
 }
 

@@ -11,10 +11,11 @@ import { WORKLOADS, formatBench, runWorkload, type BenchResult } from "../bench/
 import { findTorchPython, runTorchBaseline, torchHasCuda } from "../bench/pytorch.js";
 import { cpus, totalmem } from "node:os";
 import { Interrupted, runRecipe, type RunOptions } from "../pipeline.js";
-import { formatLMTable, formatTable } from "../report/results.js";
+import { formatDeployTable, formatLMTable, formatTable } from "../report/results.js";
 import { renderHtmlReport, type ReportResults } from "../report/html.js";
 import { readCurves } from "../report/curves.js";
-import { readFileBounded, writeFileAtomic } from "../util/fs.js";
+import { readFileBounded, sizeText, writeFileAtomic } from "../util/fs.js";
+import { EXPORT_FORMATS, exportCheckpoint } from "../export/index.js";
 import { makeProgress } from "./progress.js";
 import { UserError, fsErrorLine } from "../util/errors.js";
 import { evalCheckpoint } from "./eval.js";
@@ -114,8 +115,13 @@ async function runCommand(recipePath: string, flags: CommonFlags, only?: string[
     const results = await runLMRecipe(recipe, opts);
     console.log(formatLMTable(results));
     for (const s of results.samples) console.log(`sample ${s.name} seed ${s.seed}: ${JSON.stringify(s.prompt)} → ${JSON.stringify(s.text)}`);
+    const deploy = formatDeployTable(results);
+    if (deploy) console.log(deploy);
   } else {
-    console.log(formatTable(await runRecipe(recipe, opts)));
+    const results = await runRecipe(recipe, opts);
+    console.log(formatTable(results));
+    const deploy = formatDeployTable(results);
+    if (deploy) console.log(deploy);
   }
   console.log(`results: ${join(out, "results.json")}`);
   console.log(`report: ${join(out, "report.html")}`);
@@ -147,6 +153,13 @@ const Generation = z.looseObject({
   distinct2: z.number(),
   distinct3: z.number(),
 });
+// export/deploy.ts: bytes per exported format, median ms per example at batch 1 and 64.
+const Latency = z.object({ batch1: z.number().positive(), batch64: z.number().positive() });
+const Deploy = z.looseObject({
+  bytes: z.record(z.string(), z.number().int().min(0)),
+  latency: z.object({ onnxruntime: Latency.optional(), distill: Latency }),
+  skipped: z.record(z.string(), z.string()).optional(),
+});
 const ResultsSchema = z.looseObject({
   recipe: z.string(),
   device: z.string(),
@@ -168,6 +181,7 @@ const ResultsSchema = z.looseObject({
       heldOutWindows: z.object({ context: z.number().int().positive(), nll: z.array(z.number()) }).optional(),
       generation: Generation.optional(),
       teacherParams: z.number().int().min(0).optional(),
+      deploy: Deploy.optional(),
     }),
   ),
   classes: z.array(z.string()).optional(),
@@ -312,6 +326,19 @@ export function buildCli(): Command {
     .action(async (ckpt: string, flags: { teacher?: string; data?: string; device: Device }) => {
       await initDevice(flags.device);
       console.log(JSON.stringify(await evalCheckpoint(ckpt, flags.teacher, flags.data), null, 2));
+    });
+  program
+    .command("export <checkpoint>")
+    .description("write a finished checkpoint as ONNX, a Hugging Face folder, GGUF (language models) or a static browser folder")
+    .requiredOption("--format <format>", EXPORT_FORMATS.join(" | "))
+    .option("--out <path>", "output file or folder (default: beside the checkpoint: X.onnx, X-hf/, X.gguf or X-f16.gguf, X-web/)")
+    .option("--dtype <dtype>", "gguf weight type: f32 or f16", "f32")
+    .option("--force", "replace an existing output (whole: the old one stays until the new one is complete)")
+    .action(async (ckpt: string, flags: { format: string; out?: string; dtype: string; force?: boolean }) => {
+      // The browser folder runs the model once in distill to bundle the expected predictions.
+      if (flags.format === "web") await initDevice("wasm");
+      const r = await exportCheckpoint(ckpt, flags.format, flags);
+      console.log(`wrote ${r.path} (${sizeText(r.bytes)}${r.bytes >= 2 ** 20 ? `, ${r.bytes} bytes` : ""})`);
     });
   return program;
 }

@@ -2,10 +2,8 @@
 // teacher-generated continuations of corpus prompts (sequence-level KD), and student-generated
 // continuations that the teacher scores (on-policy). Every batch is [B, context] tokens with
 // next-token labels (−1 = not trained on) and a mask for the divergence, whatever its mode,
-// so one compiled step serves all three.
-import { generate, type SampleOptions } from "../nn/generate.js";
-import type { LanguageModel } from "../nn/llama.js";
-import type { Params } from "../nn/models.js";
+// so one compiled step serves all three. This module knows no model: generated batches take
+// their continuations from `continuations` (src/teachers/generated.ts makes it from models).
 import type { BatchSource, HostBatch } from "../train/trainer.js";
 import { sampleWindows } from "../text/corpus.js";
 import { Rng, deriveSeed } from "../util/rng.js";
@@ -14,6 +12,15 @@ import { modeWeights, type ModeFractions } from "./modes.js";
 export type Mode = "corpus" | "teacher" | "student";
 
 export type { ModeFractions };
+
+/** The student's current parameters, as the trainer passes them to a batch source. */
+export type StudentParams = Parameters<BatchSource["batch"]>[2];
+
+/**
+ * Continues each prompt to `prompts[i].length + tokens` tokens, by the teacher or by the student
+ * (with its current parameters), sampling with the seeded stream `seed`.
+ */
+export type Continuations = (mode: "teacher" | "student", prompts: Int32Array[], tokens: number, seed: number, student: StudentParams) => Promise<Int32Array[]>;
 
 export interface TextSourceOptions {
   ids: Int32Array;
@@ -24,9 +31,8 @@ export interface TextSourceOptions {
   modes?: ModeFractions;
   /** Prompt tokens of generated batches; default half the context. */
   promptLength?: number;
-  sampling?: Omit<SampleOptions, "seed">;
-  teacher?: { model: LanguageModel; params: Params };
-  student: LanguageModel;
+  /** Needed when `modes` asks for generated batches. */
+  continuations?: Continuations;
   /** Counts batches per mode, for logs and tests. */
   counts?: Record<Mode, number>;
 }
@@ -54,10 +60,9 @@ export function textSource(o: TextSourceOptions): BatchSource {
       if (mode === "corpus") return { x, xShape: shape, labels: y, labelShape: shape, mask: new Float32Array(B * C).fill(1) };
 
       // Generated batch: corpus prompts of P tokens, continued to the full context.
+      if (!o.continuations) throw new Error(`${mode}-generated batches need a model that generates`);
       const prompts = Array.from({ length: B }, (_, b) => x.slice(b * C, b * C + P));
-      const gen = mode === "teacher" ? o.teacher! : { model: o.student, params };
-      if (!gen.model) throw new Error(`${mode}-generated batches need a teacher`);
-      const seqs = await generate(gen.model, gen.params, prompts, C - P, { ...o.sampling, seed: deriveSeed(o.seed, "generate", step) });
+      const seqs = await o.continuations(mode, prompts, C - P, deriveSeed(o.seed, "generate", step), params);
       const xs = new Int32Array(B * C);
       const labels = new Int32Array(B * C).fill(-1);
       const mask = new Float32Array(B * C);

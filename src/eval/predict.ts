@@ -1,6 +1,7 @@
 import { jax, jit, np, tree, type Arr } from "../engine/index.js";
 import type { Model, Params } from "../nn/models.js";
-import { modelRef, predictOnWorkers } from "../train/replicas.js";
+import { modelRef, paramsToHostArrays, WorkerPool, type ModelRef } from "../parallel/pool.js";
+import { UserError } from "../util/errors.js";
 
 const EVAL_BATCH = 500;
 
@@ -31,5 +32,49 @@ export async function predictLogits(model: Model, params: Params, x: Float32Arra
     out.set(data.subarray(0, rows * classes), start * classes);
   }
   await jax.blockUntilReady(params);
+  return out;
+}
+
+/**
+ * Logits of a classifier on N rows of x, computed by `workers` pool threads on contiguous
+ * parts of whole evaluation batches, so every row's logits are those one thread computes.
+ */
+async function predictOnWorkers(
+  model: ModelRef,
+  params: Params,
+  x: Float32Array,
+  dim: number,
+  workers: number,
+  evalBatch: number,
+): Promise<Float32Array> {
+  const n = x.length / dim;
+  const classes = model.kind === "classifier" ? model.input.classes : 0;
+  const pool = await WorkerPool.get(workers);
+  const host = await paramsToHostArrays(params);
+  const per = Math.ceil(n / evalBatch / workers) * evalBatch;
+  const out = new Float32Array(n * classes);
+  const parts: [number, number][] = [];
+  for (let r = 0; r < workers && r * per < n; r++) parts.push([r * per, Math.min(n, (r + 1) * per)]);
+  let detach = () => {};
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let pending = parts.length;
+      detach = pool.attach((_rank, m) => {
+        if (m.type === "logits") {
+          out.set(m.logits, parts[m.id][0] * classes);
+          if (--pending === 0) resolve();
+        } else if (m.type === "error") reject(m.user ? new UserError(m.message) : new Error(`inference worker: ${m.message}`));
+      });
+      parts.forEach(([lo, hi], r) => {
+        const xs = x.slice(lo * dim, hi * dim); // moved, not cloned: the worker owns this copy
+        pool.post(r, { type: "infer", id: r, model, params: host, x: xs, dim }, [xs.buffer as ArrayBuffer]);
+      });
+    });
+  } catch (e) {
+    await pool.discard();
+    throw e;
+  } finally {
+    detach();
+  }
   return out;
 }

@@ -11,6 +11,7 @@ import {
   topKTeacher,
   type DivergenceName,
   type DivergenceSpec,
+  type SparseTeacher,
 } from "./divergences.js";
 
 export * from "./divergences.js";
@@ -22,6 +23,12 @@ export * from "./divergences.js";
 export interface LossBatch {
   labels?: Arr;
   teacherLogits?: Arr;
+  /**
+   * A teacher that gives only its top k (e.g. llama.cpp): its k most probable classes per
+   * position with log-probabilities at T = 1 and, when known, its exact log tail mass. Used in
+   * place of `teacherLogits`.
+   */
+  teacherTopK?: SparseTeacher;
   mask?: Arr;
 }
 
@@ -83,7 +90,8 @@ export function articleKLDiv(studentLogits: Arr, teacherLogits: Arr, temperature
  * Hinton et al. 2015, generalised: λ·D(p‖q)·T² + (1−λ)·CE(s, y), CE on the unscaled student
  * logits. D is `opts.divergence` (default forward KL, Hinton's own), dense, or over the teacher's
  * top-k classes plus a tail bucket when `opts.topK` is set (the sparse teacher is built here from
- * the teacher logits). `batch.mask` applies to D; CE already skips label −1.
+ * the teacher logits) or when the batch brings a top-k teacher (`batch.teacherTopK`, T = 1 only).
+ * `batch.mask` applies to D; CE already skips label −1.
  */
 export function hintonKD(lambda: number, temperature: number, opts: KDOptions = {}): LossFn {
   const spec: DivergenceSpec = {
@@ -98,28 +106,48 @@ export function hintonKD(lambda: number, temperature: number, opts: KDOptions = 
     throw new UserError(`loss.topK: must be a positive integer, got ${topK}`);
   }
   // D(p‖q)·T², averaged over the unmasked positions (the T² is applied inside `divergence`).
-  const kd = (s: Arr, t: Arr, mask?: Arr): Arr => {
-    if (topK === undefined) return divergence(spec, s, t, mask);
-    let teacher;
-    try {
-      teacher = topKTeacher(t, topK, temperature);
-    } catch (e) {
-      s.dispose();
-      mask?.dispose();
-      throw e;
+  // The teacher comes as logits (dense, or cut to its top k here) or already as a top-k teacher.
+  const kd = (s: Arr, t: Arr | SparseTeacher, mask?: Arr): Arr => {
+    if (!("indices" in t)) {
+      if (topK === undefined) return divergence(spec, s, t, mask);
+      let teacher;
+      try {
+        teacher = topKTeacher(t, topK, temperature);
+      } catch (e) {
+        s.dispose();
+        mask?.dispose();
+        throw e;
+      }
+      return sparseDivergence(spec, s, teacher, mask);
     }
-    return sparseDivergence(spec, s, teacher, mask);
+    const k = t.indices.shape[t.indices.shape.length - 1];
+    // A top-k teacher's log-probabilities are at T = 1. Tempering them would need the classes
+    // it did not give (softmax(t/T) renormalises over all of them), so T ≠ 1 is refused rather
+    // than approximated.
+    const bad =
+      temperature !== 1
+        ? `loss.temperature: a top-k teacher gives log-probabilities at T = 1 only, got ${temperature}`
+        : topK !== undefined && topK !== k
+          ? `loss.topK: ${topK} differs from the teacher's own k = ${k}`
+          : null;
+    if (bad) {
+      for (const a of [s, t.indices, t.logprobs, t.logTail, mask]) a?.dispose();
+      throw new UserError(bad);
+    }
+    return sparseDivergence(spec, s, t, mask);
   };
-  return (s, { labels, teacherLogits, mask }) => {
-    if (!teacherLogits) throw new Error("hinton loss needs teacher logits");
+  return (s, { labels, teacherLogits, teacherTopK, mask }) => {
+    const teacher = teacherTopK ?? teacherLogits;
+    if (teacherTopK) teacherLogits?.dispose();
+    if (!teacher) throw new Error("hinton loss needs teacher logits or a top-k teacher");
     if (lambda >= 1) {
       labels?.dispose();
-      return kd(s, teacherLogits, mask);
+      return kd(s, teacher, mask);
     }
     if (!labels) throw new Error("hinton loss with lambda < 1 needs labels");
     let d: Arr;
     try {
-      d = kd(s.ref, teacherLogits, mask).mul(lambda);
+      d = kd(s.ref, teacher, mask).mul(lambda);
     } catch (e) {
       s.dispose();
       labels.dispose();
@@ -140,9 +168,9 @@ export interface LossInfo {
 }
 
 function ce(): LossFn {
-  return (s, { labels, teacherLogits, mask }) => {
+  return (s, { labels, teacherLogits, teacherTopK, mask }) => {
     teacherLogits?.dispose();
-    mask?.dispose();
+    for (const a of [teacherTopK?.indices, teacherTopK?.logprobs, teacherTopK?.logTail, mask]) a?.dispose();
     if (!labels) throw new Error("ce loss needs labels");
     return crossEntropy(s, labels);
   };

@@ -7,6 +7,13 @@ import { modeWeights } from "../data/modes.js";
 import { readFileBounded } from "../util/fs.js";
 import { DIVERGENCES, LOSSES, findLoss } from "../losses/index.js";
 
+/** `export: [...]`: formats each run's model is exported to after it trains (see export/deploy.ts). */
+export const EXPORT_FORMATS = ["onnx", "hf", "gguf", "web"] as const;
+export type ExportFormat = (typeof EXPORT_FORMATS)[number];
+// Hugging Face folders and GGUF files are Llama layouts: a classifier exports to ONNX and the browser.
+const ClassifierExport = z.array(z.enum(["onnx", "web"])).optional();
+const LMExport = z.array(z.enum(EXPORT_FORMATS)).optional();
+
 const Model = z.discriminatedUnion("type", [
   z.strictObject({
     type: z.literal("mlp"),
@@ -88,6 +95,9 @@ function checkRunNames(students: { name: string }[], ctx: z.RefinementCtx): void
   });
 }
 
+/** A teacher from a file, run in onnxruntime-node: `pixel_values` → `logits` (classifier) or `input_ids` → `logits` (LM). */
+const OnnxTeacher = z.strictObject({ onnx: z.string().min(1) });
+
 const Student = z.strictObject({
   name: RunName,
   role: z.enum(["scratch", "distilled"]),
@@ -103,8 +113,10 @@ export const RecipeSchema = z
     /** Free-form block for YAML anchors shared by the runs below; not read otherwise. */
     defaults: z.unknown().optional(),
     data: Data,
-    teacher: z.strictObject({ model: Model, train: Train }),
+    /** A teacher trained here (model + train), or an image classifier from an ONNX file. */
+    teacher: z.union([z.strictObject({ model: Model, train: Train }), OnnxTeacher]),
     students: z.array(Student).min(1),
+    export: ClassifierExport,
   })
   .superRefine((r, ctx) => {
     checkRunNames(r.students, ctx);
@@ -118,11 +130,11 @@ export const RecipeSchema = z
         ctx.addIssue({ code: "custom", path: ["students", i, "train", "loss", "name"], message: `a distilled student needs a teacher loss, not "${s.train.loss.name}"` });
       }
     });
-    if (findLoss(r.teacher.train.loss.name)?.needsTeacher) {
+    if ("train" in r.teacher && findLoss(r.teacher.train.loss.name)?.needsTeacher) {
       ctx.addIssue({ code: "custom", path: ["teacher", "train", "loss", "name"], message: "the teacher cannot be trained with a distillation loss" });
     }
     if (r.data.validation === undefined) {
-      const runs: [(string | number)[], { keep?: string }][] = [[["teacher"], r.teacher.train], ...r.students.map((s, i): [(string | number)[], { keep?: string }] => [["students", i], s.train])];
+      const runs: [(string | number)[], { keep?: string }][] = [...("train" in r.teacher ? [[["teacher"], r.teacher.train] as [(string | number)[], { keep?: string }]] : []), ...r.students.map((s, i): [(string | number)[], { keep?: string }] => [["students", i], s.train])];
       for (const [where, t] of runs) {
         if (t.keep === "best-validation") ctx.addIssue({ code: "custom", path: [...where, "train", "keep"], message: "best-validation needs a validation set (data.validation)" });
       }
@@ -146,10 +158,24 @@ export function validateLMRecipe(raw: unknown, source: string): LMRecipe {
   return validateWith(LMRecipeSchema, raw, source);
 }
 
+/**
+ * A union's issues as those of the variant the user most likely meant: one whose fields they
+ * used (no unknown key at its top), with the fewest issues; so `teacher: { onnx: 3 }` reports
+ * `teacher.onnx`, not "Invalid input".
+ */
+function resolveUnions(issues: z.core.$ZodIssue[]): z.core.$ZodIssue[] {
+  return issues.flatMap((i) => {
+    if (i.code !== "invalid_union" || i.errors.length === 0) return [i];
+    const score = (b: z.core.$ZodIssue[]) => (b.some((e) => e.code === "unrecognized_keys" && e.path.length === 0) ? 1000 : 0) + b.length;
+    const best = i.errors.reduce((a, b) => (score(b) < score(a) ? b : a));
+    return resolveUnions(best.map((e) => ({ ...e, path: [...i.path, ...e.path] })));
+  });
+}
+
 function validateWith<S extends z.ZodType>(schema: S, raw: unknown, source: string): z.infer<S> {
   const parsed = schema.safeParse(raw);
   if (parsed.success) return parsed.data;
-  const issues = parsed.error.issues;
+  const issues = resolveUnions(parsed.error.issues);
   // A misspelt field shows up twice: as an unknown key and as the real field missing. The
   // unknown key is the one that names what the user typed, so it wins whatever zod's order.
   const unknown = issues.find((i) => i.code === "unrecognized_keys");
@@ -302,12 +328,20 @@ export const LMRecipeSchema = z
       /** The corpus is refused beyond this many bytes (default 1 GiB), rather than read until memory runs out. */
       maxBytes: z.number().int().positive().optional(),
     }),
-    /** A teacher trained here (model + train), or a finished distill LM checkpoint. */
+    /**
+     * A teacher trained here (model + train), a finished distill LM checkpoint, or one from a
+     * file: an ONNX causal LM, a Hugging Face LlamaForCausalLM folder (loaded into distill's
+     * own Llama), or a GGUF file served by llama.cpp (top-k probabilities only).
+     */
     teacher: z.union([
       z.strictObject({ model: LlamaModel, train: LMTrain }),
       z.strictObject({ checkpoint: z.string().min(1) }),
+      OnnxTeacher,
+      z.strictObject({ hf: z.string().min(1) }),
+      z.strictObject({ gguf: z.string().min(1), topK: z.number().int().positive() }),
     ]),
     students: z.array(LMStudent).min(1),
+    export: LMExport,
     samples: z
       .strictObject({
         prompts: z.number().int().min(0),

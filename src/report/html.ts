@@ -11,7 +11,7 @@
 // same bytes.
 import { lmVerdicts, summarize, verdicts, type Results, type RunMetrics, type RunRecord, type Summary } from "./results.js";
 import type { Verdict } from "./verdicts.js";
-import { PAGE_CSS, barCaption, calibrationSection, classesSection, environmentSection, lossNotes, settingsSection, tradeoffNote } from "./page-sections.js";
+import { PAGE_CSS, barCaption, calibrationSection, classesSection, deploymentSection, environmentSection, lossNotes, settingsSection, tradeoffNote } from "./page-sections.js";
 
 export interface LossCurve {
   name: string;
@@ -782,6 +782,7 @@ function classificationSections(results: Results, summary: Summary[], curves: Lo
     `<h2>Calibration</h2>`,
     calibrationSection(results, summary, false),
     `</section>`,
+    ...deploymentSection(results),
     `<section class="card">`,
     `<h2>Environment</h2>`,
     environmentSection(results),
@@ -1049,6 +1050,7 @@ function lmSections(results: ReportResults, summary: Summary[], curves: LossCurv
     `<h2>Calibration</h2>`,
     calibrationSection(results, summary, true),
     `</section>`,
+    ...deploymentSection(results),
     `<section class="card">`,
     `<h2>Environment</h2>`,
     environmentSection(results),

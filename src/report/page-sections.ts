@@ -5,7 +5,7 @@
 // function declarations, none runs while the modules load).
 import { CALIBRATION_BINS, eceFromBins, type ReliabilityBin } from "../eval/metrics.js";
 import { ROLE_COLOR, esc, line, linearScale, linearTicks, n, svg, table, text, thousands, xAxis, yAxis, type Cell, type Frame, type LossCurve } from "./html.js";
-import type { Results, RunRecord, Summary } from "./results.js";
+import { fmtBytes, fmtMs, type Results, type RunRecord, type Summary } from "./results.js";
 import type { RunSettings } from "./run-info.js";
 
 const color = (s: { role: RunRecord["role"] }) => ROLE_COLOR[s.role] ?? "#6b7280";
@@ -323,6 +323,40 @@ export function missingLogsNote(results: Results, curves: LossCurve[]): string {
     `<ul>${list.join("")}</ul>`,
     `<p class="muted">A run has a curve when OUT/seed-S/NAME-HASH.metrics.jsonl holds at least one finite loss; a teacher loaded from a checkpoint, or a run whose log was deleted or left empty, has none.</p></div>`,
   ].join("\n");
+}
+
+/**
+ * Deployment (recipes with `export: [...]`): bytes on disk per exported format and median ms per
+ * example at batch 1 and 64 in onnxruntime-node and distill, one row per run and seed. Nothing
+ * when no run was exported.
+ */
+export function deploymentSection(results: Results): string[] {
+  const runs = results.runs.filter((r) => r.deploy);
+  if (runs.length === 0) return [];
+  const formats = [...new Set(runs.flatMap((r) => Object.keys(r.deploy!.bytes)))];
+  const seeds = new Set(runs.map((r) => r.seed)).size;
+  const head: Cell[] = [["run", ""], ...formats.map((f): Cell => [f, "num"]), ["onnxruntime b1", "num"], ["onnxruntime b64", "num"], ["distill b1", "num"], ["distill b64", "num"]];
+  const rows = runs.map((r): Cell[] => {
+    const d = r.deploy!;
+    const lat = (v: number | undefined): Cell => [esc(fmtMs(v)), "num"];
+    return [
+      [esc(seeds > 1 ? `${r.name} seed ${r.seed}` : r.name), ""],
+      ...formats.map((f): Cell => [esc(fmtBytes(d.bytes[f])), "num"]),
+      lat(d.latency.onnxruntime?.batch1),
+      lat(d.latency.onnxruntime?.batch64),
+      lat(d.latency.distill.batch1),
+      lat(d.latency.distill.batch64),
+    ];
+  });
+  const skipped = runs.flatMap((r) => Object.entries(r.deploy!.skipped ?? {}).map(([f, why]) => `${r.name}: ${f} not written (${why})`));
+  return [
+    `<section class="card" id="deployment">`,
+    `<h2>Deployment</h2>`,
+    table(head, rows),
+    `<p class="muted">Bytes on disk of each exported format in OUT/seed-S/export/RUN/ (safetensors: the parameters alone; hf and web: the whole folder, the web one including onnxruntime-web's Wasm runtime). Latency: median milliseconds per example after warm-up, at batch 1 and batch 64, in onnxruntime-node on the exported model.onnx and in distill's own compiled forward pass, both on one thread; a language model's example is one full context window.</p>`,
+    ...(skipped.length ? [`<p class="muted">${skipped.map(esc).join("<br>")}</p>`] : []),
+    `</section>`,
+  ];
 }
 
 export function environmentSection(results: Results): string {

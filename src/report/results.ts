@@ -3,6 +3,7 @@ import { writeFileAtomic } from "../util/fs.js";
 import { lmVerdicts, verdicts, type Generation, type HeldOutWindows, type PerExample } from "./verdicts.js";
 import type { ReliabilityBin } from "../eval/metrics.js";
 import type { Environment, RunSettings } from "./run-info.js";
+import type { DeployRecord } from "../export/deploy.js";
 
 export { lmVerdicts, verdicts } from "./verdicts.js";
 
@@ -37,6 +38,13 @@ export interface RunRecord {
   teacherParams?: number;
   /** keep: best-validation: the epoch (1-based) whose parameters were kept and tested. */
   keptEpoch?: number;
+  /**
+   * A top-k teacher (GGUF) from a file: the share of held-out positions whose true next token is
+   * among its k. Its NLL is exact there and an estimate elsewhere (see teachers/teacher.ts).
+   */
+  topKCoverage?: number;
+  /** `export: [...]` in the recipe: bytes on disk per exported format and inference latency. */
+  deploy?: DeployRecord;
 }
 
 export interface Results {
@@ -163,4 +171,31 @@ export function formatLMTable(results: Results): string {
     ...lmVerdicts(results.runs).flatMap((v) => (v.generation ? [v.line, v.generation.line] : [v.line])),
     ...(results.runs.some((r) => r.generation) ? ["sample NLL: the teacher's mean NLL (nats/token) of the run's own sampled continuations of held-out prompts (lower: more plausible to the teacher)"] : []),
   ].join("\n");
+}
+
+export const fmtBytes = (n: number | undefined) => (n === undefined ? "-" : n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(2)} MiB` : `${(n / 1024).toFixed(1)} KiB`);
+export const fmtMs = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? "-" : v >= 1 ? v.toFixed(2) : v.toFixed(4));
+
+/**
+ * The printed deployment table (after the results table): one row per run and seed whose record
+ * has `deploy`; "" when none has.
+ */
+export function formatDeployTable(results: Pick<Results, "runs">): string {
+  const runs = results.runs.filter((r): r is RunRecord & { deploy: DeployRecord } => r.deploy !== undefined);
+  if (runs.length === 0) return "";
+  const seeds = new Set(runs.map((r) => r.seed)).size;
+  const rows = runs.map((r) => ({ name: seeds > 1 ? `${r.name} seed ${r.seed}` : r.name, deploy: r.deploy }));
+  const formats = [...new Set(rows.flatMap((r) => Object.keys(r.deploy.bytes)))];
+  const header = ["run", ...formats.map((f) => `${f} size`), "ort ms/ex b1", "ort ms/ex b64", "distill ms/ex b1", "distill ms/ex b64"];
+  const body = rows.map((r) => [
+    r.name,
+    ...formats.map((f) => fmtBytes(r.deploy.bytes[f])),
+    fmtMs(r.deploy.latency.onnxruntime?.batch1),
+    fmtMs(r.deploy.latency.onnxruntime?.batch64),
+    fmtMs(r.deploy.latency.distill.batch1),
+    fmtMs(r.deploy.latency.distill.batch64),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
+  return ["deployment (median ms per example; onnxruntime-node and distill on one thread)", line(header), line(widths.map((w) => "-".repeat(w))), ...body.map(line)].join("\n");
 }

@@ -7,11 +7,13 @@
  * B·T rows in row-major order).
  * - dense: raw logits (temperature 1), [rows, classes].
  * - topk: the k most probable classes per row, sorted by descending probability, with their
- *   log-probabilities at temperature 1, [rows, k]; the rest of the mass is the tail.
+ *   log-probabilities at temperature 1, [rows, k]; the rest of the mass is the tail, whose
+ *   log, log(1 − Σ p) [rows], the runtime may give (computed in float64); else it is computed
+ *   from the k log-probabilities.
  */
 export type SoftLabels =
   | { kind: "dense"; rows: number; classes: number; logits: Float32Array }
-  | { kind: "topk"; rows: number; classes: number; k: number; ids: Int32Array; logprobs: Float32Array };
+  | { kind: "topk"; rows: number; classes: number; k: number; ids: Int32Array; logprobs: Float32Array; logTail?: Float32Array };
 
 /** A teacher outside distill's own engine: it runs on the host, batch by batch. */
 export interface ExternalTeacher {

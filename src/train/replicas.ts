@@ -1,44 +1,23 @@
-// Data-parallel training over worker threads, so a step uses every core.
+// Data-parallel training over the worker pool's threads (src/parallel/pool.ts), so a step uses
+// every core.
 //
 // jax-js on Wasm runs each kernel on one thread, and its own worker mode costs a message round
-// trip per kernel. Here N worker threads (replica-worker.ts) each run their own engine on an
+// trip per kernel. Here N pool threads (src/parallel/worker.ts) each run their own engine on an
 // equal slice of every batch, and meet twice per step in shared memory: to exchange gradients,
 // and after each has updated its part of the parameters. The calling thread only coordinates:
 // it sends each step one step ahead (so the workers never wait), reports progress, handles
 // Ctrl-C and writes checkpoints straight from the shared state. Example batches are built by
 // the workers themselves from examples in shared memory.
-import { Worker } from "node:worker_threads";
 import { availableParallelism } from "node:os";
-import { extname } from "node:path";
-import { fileURLToPath } from "node:url";
 import { jax, jit, np, random, readInto, valueAndGrad, type Arr } from "../engine/index.js";
-import { buildModel, type InputShape, type ModelSpec, type Params } from "../nn/models.js";
-import { llama, type LlamaSpec } from "../nn/llama.js";
-import { buildLoss } from "../losses/index.js";
+import type { Params } from "../nn/models.js";
+import { buildLoss, type SparseTeacher } from "../losses/index.js";
 import { adamKernel, type AdamKernelArgs } from "../optim/adam-wasm.js";
 import { deriveSeed } from "../util/rng.js";
 import { UserError } from "../util/errors.js";
 import { numel } from "../util/shape.js";
-import { paramsToHost } from "../checkpoint/params.js";
+import { modelFromRef, paramsToHostArrays, WorkerPool, type HostParams, type ModelRef } from "../parallel/pool.js";
 import type { ExampleSourceSpec, HostBatch, TrainSpec, TrainableModel } from "./trainer.js";
-
-/** What a worker needs to rebuild a model: its spec and what it is shaped for. */
-export type ModelRef = { kind: "classifier"; spec: ModelSpec; input: InputShape } | { kind: "lm"; spec: LlamaSpec; vocab: number };
-
-export function modelRef(m: TrainableModel): ModelRef {
-  const any = m as unknown as { input?: InputShape; vocab?: number };
-  if (any.vocab !== undefined) return { kind: "lm", spec: m.spec as LlamaSpec, vocab: any.vocab };
-  if (any.input !== undefined) return { kind: "classifier", spec: m.spec as ModelSpec, input: any.input };
-  throw new Error("modelRef: a model needs `input` (classifier) or `vocab` (language model)");
-}
-
-export function modelFromRef(r: ModelRef): TrainableModel {
-  if (r.kind === "classifier") return buildModel(r.spec, r.input);
-  const lm = llama(r.spec, r.vocab);
-  return { ...lm, apply: (p, x) => lm.apply(p, x) };
-}
-
-export type HostParams = Record<string, Float32Array>;
 
 /**
  * How many replicas a step of `batchSize` rows runs on: `requested` if given, else one per
@@ -52,12 +31,6 @@ export function resolveWorkers(requested: number | "auto" | undefined, batchSize
   if (!Number.isInteger(requested) || requested < 1) throw new UserError(`${where}: workers must be a positive integer or "auto", got ${requested}`);
   if (batchSize % requested !== 0) throw new UserError(`${where}: batch size ${batchSize} does not split evenly over ${requested} workers`);
   return requested;
-}
-
-/** Threads for evaluation passes: "auto" is one per core, up to 2. */
-export function inferenceWorkers(requested: number | "auto" | undefined): number {
-  if (requested === undefined) return 1;
-  return requested === "auto" ? Math.min(2, availableParallelism()) : requested;
 }
 
 /** Rows [r·n/N, (r+1)·n/N) of every per-row field of a batch. */
@@ -79,10 +52,15 @@ export function shardBatch(b: HostBatch, rank: number, n: number): HostBatch {
     out.teacherLogits = cut(b.teacherLogits, b.teacherShape!);
     out.teacherShape = [per, ...b.teacherShape!.slice(1)];
   }
+  if (b.teacherTopK) {
+    const ls = b.labelShape ?? [rows];
+    const { k, ids, logprobs, logTail } = b.teacherTopK;
+    out.teacherTopK = { k, ids: cut(ids, ls), logprobs: cut(logprobs, ls), ...(logTail ? { logTail: cut(logTail, ls) } : {}) };
+  }
   return out;
 }
 
-export type StepBatch = { x: Arr; labels?: Arr; teacherLogits?: Arr; mask?: Arr; key?: Arr };
+export type StepBatch = { x: Arr; labels?: Arr; teacherLogits?: Arr; teacherTopK?: SparseTeacher; mask?: Arr; key?: Arr };
 
 export function batchToDevice(hb: HostBatch): StepBatch {
   const b: StepBatch = {
@@ -91,6 +69,15 @@ export function batchToDevice(hb: HostBatch): StepBatch {
   if (hb.labels) b.labels = np.array(hb.labels, { dtype: np.int32 }).reshape(hb.labelShape ?? [hb.labels.length]);
   if (hb.teacherLogits) b.teacherLogits = np.array(hb.teacherLogits).reshape(hb.teacherShape!);
   if (hb.mask) b.mask = np.array(hb.mask).reshape(hb.labelShape ?? [hb.mask.length]);
+  if (hb.teacherTopK) {
+    const { k, ids, logprobs, logTail } = hb.teacherTopK;
+    const lead = hb.labelShape ?? [ids.length / k];
+    b.teacherTopK = {
+      indices: np.array(ids, { dtype: np.int32 }).reshape([...lead, k]),
+      logprobs: np.array(logprobs).reshape([...lead, k]),
+      ...(logTail ? { logTail: np.array(logTail).reshape(lead) } : {}),
+    };
+  }
   return b;
 }
 
@@ -115,23 +102,13 @@ export function stepBatch(hb: HostBatch, needsLabels: boolean, dropoutSeed: numb
 export function lossAndGrad(model: TrainableModel, loss: TrainSpec["loss"], teacher?: TrainableModel): (p: Params, b: StepBatch, tp: Params) => [Arr, Params] {
   const lossFn = buildLoss(loss);
   const lossOf = (p: Params, b: StepBatch): Arr =>
-    lossFn(model.apply(p, b.x, { train: true, key: b.key }), { labels: b.labels, teacherLogits: b.teacherLogits, mask: b.mask });
+    lossFn(model.apply(p, b.x, { train: true, key: b.key }), { labels: b.labels, teacherLogits: b.teacherLogits, teacherTopK: b.teacherTopK, mask: b.mask });
   return (p, b, tp) => {
     if (teacher && Object.keys(tp).length > 0) {
       b = { ...b, teacherLogits: jax.lax.stopGradient(teacher.apply(tp, b.x.ref, { train: false })) };
     }
     return valueAndGrad(lossOf)(p, b) as [Arr, Params];
   };
-}
-
-export function hostToParams(h: HostParams, shapes: [string, number[]][]): Params {
-  const p: Params = {};
-  for (const [name, shape] of shapes) p[name] = np.array(h[name]).reshape(shape);
-  return p;
-}
-
-export async function paramsToHostArrays(p: Params): Promise<HostParams> {
-  return Object.fromEntries(Object.entries(await paramsToHost(p)).map(([name, t]) => [name, t.data as Float32Array]));
 }
 
 /** Everything a replica needs; the parameters and optimiser state are in `memory`. */
@@ -349,119 +326,6 @@ export class Replica {
   }
 }
 
-export type WorkerMessage =
-  | { type: "init"; rank: number; cfg: ReplicaConfig; teacherParams?: HostParams }
-  | { type: "step"; batch: HostBatch | { epoch: number; step: number }; scalars: Float32Array; step: number }
-  | { type: "release" }
-  | { type: "infer"; id: number; model: ModelRef; params: HostParams; x: Float32Array; dim: number };
-
-export type WorkerReply =
-  | { type: "ready" }
-  | { type: "initialized" }
-  | { type: "done"; step: number; loss: number }
-  | { type: "logits"; id: number; logits: Float32Array }
-  | { type: "error"; message: string; user: boolean };
-
-/**
- * Worker threads with an engine each, started once and kept for the whole command, so the
- * teacher, the students and the evaluations between them reuse warm threads (and the compiled
- * kernels of models of the same shapes). Unreferenced: they never keep the process alive. A job
- * that fails discards the pool; the next job starts a new one.
- */
-export class WorkerPool {
-  private static current: WorkerPool | null = null;
-  private readonly workers: Worker[] = [];
-  private handler: ((rank: number, m: WorkerReply) => void) | null = null;
-  private broken = false;
-
-  /** A pool of at least `n` ready workers. */
-  static async get(n: number): Promise<WorkerPool> {
-    let p = WorkerPool.current;
-    if (p && (p.broken || p.workers.length < n)) {
-      await p.terminate();
-      p = null;
-    }
-    if (!p) {
-      p = new WorkerPool();
-      WorkerPool.current = p;
-      await p.spawn(n);
-    }
-    return p;
-  }
-
-  /** Ends the pool's threads (a failed job, or the end of a command that wants them gone now). */
-  static async shutdown(): Promise<void> {
-    await WorkerPool.current?.terminate();
-  }
-
-  private async terminate(): Promise<void> {
-    if (WorkerPool.current === this) WorkerPool.current = null;
-    this.broken = true;
-    await Promise.all(this.workers.map((w) => w.terminate()));
-    this.workers.length = 0;
-  }
-
-  private async spawn(n: number): Promise<void> {
-    // The worker is TypeScript under tsx (tests, `npm run distill`) and JavaScript once built.
-    const ext = extname(fileURLToPath(import.meta.url));
-    const url = new URL(`./replica-worker${ext}`, import.meta.url);
-    // tsx's loader hooks do not reach worker threads: under tsx, register them there first.
-    const entry: [string | URL, { eval?: boolean }] =
-      ext === ".ts"
-        ? [`import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))}).then((m) => m.register()).then(() => import(${JSON.stringify(url.href)}))`, { eval: true }]
-        : [url, {}];
-    const ready: Promise<void>[] = [];
-    for (let rank = 0; rank < n; rank++) {
-      const w = new Worker(...entry);
-      this.workers.push(w);
-      ready.push(
-        new Promise((resolve, reject) => {
-          w.on("message", (m: WorkerReply) => (m.type === "ready" ? resolve() : this.handler?.(rank, m)));
-          w.on("error", (e) => {
-            this.broken = true;
-            const m: WorkerReply = { type: "error", message: e.message, user: false };
-            reject(new Error(`training worker: ${e.message}`));
-            this.handler?.(rank, m);
-          });
-        }),
-      );
-    }
-    try {
-      await Promise.all(ready);
-    } catch (e) {
-      await this.terminate();
-      throw e;
-    }
-    this.idle();
-  }
-
-  // Idle threads must not keep the process alive; busy ones must, or an await on their reply
-  // could be the last thing the event loop holds and the process would exit under it.
-  private idle(): void {
-    for (const w of this.workers) w.unref();
-  }
-
-  /** Routes the workers' replies to `handler` (keeping them referenced) until the returned function is called. */
-  attach(handler: (rank: number, m: WorkerReply) => void): () => void {
-    this.handler = handler;
-    for (const w of this.workers) w.ref();
-    return () => {
-      if (this.handler !== handler) return;
-      this.handler = null;
-      this.idle();
-    };
-  }
-
-  post(rank: number, msg: WorkerMessage, transfer: ArrayBuffer[] = []): void {
-    this.workers[rank].postMessage(msg, transfer);
-  }
-
-  /** After a failure: this pool's threads may hold broken state. */
-  discard(): Promise<void> {
-    return this.terminate();
-  }
-}
-
 /**
  * N replicas on pool threads and the shared memory holding the parameters and optimiser
  * state. The caller dispatches batches (at most one step ahead) and awaits each step's end.
@@ -568,46 +432,3 @@ export class ReplicaGroup {
   }
 }
 
-/**
- * Logits of a classifier on N rows of x, computed by `workers` pool threads on contiguous
- * parts of whole evaluation batches, so every row's logits are those one thread computes.
- */
-export async function predictOnWorkers(
-  model: ModelRef,
-  params: Params,
-  x: Float32Array,
-  dim: number,
-  workers: number,
-  evalBatch: number,
-): Promise<Float32Array> {
-  const n = x.length / dim;
-  const classes = model.kind === "classifier" ? model.input.classes : 0;
-  const pool = await WorkerPool.get(workers);
-  const host = await paramsToHostArrays(params);
-  const per = Math.ceil(n / evalBatch / workers) * evalBatch;
-  const out = new Float32Array(n * classes);
-  const parts: [number, number][] = [];
-  for (let r = 0; r < workers && r * per < n; r++) parts.push([r * per, Math.min(n, (r + 1) * per)]);
-  let detach = () => {};
-  try {
-    await new Promise<void>((resolve, reject) => {
-      let pending = parts.length;
-      detach = pool.attach((_rank, m) => {
-        if (m.type === "logits") {
-          out.set(m.logits, parts[m.id][0] * classes);
-          if (--pending === 0) resolve();
-        } else if (m.type === "error") reject(m.user ? new UserError(m.message) : new Error(`inference worker: ${m.message}`));
-      });
-      parts.forEach(([lo, hi], r) => {
-        const xs = x.slice(lo * dim, hi * dim); // moved, not cloned: the worker owns this copy
-        pool.post(r, { type: "infer", id: r, model, params: host, x: xs, dim }, [xs.buffer as ArrayBuffer]);
-      });
-    });
-  } catch (e) {
-    await pool.discard();
-    throw e;
-  } finally {
-    detach();
-  }
-  return out;
-}

@@ -12,7 +12,8 @@ import { disposeParams, paramsFromHost, paramsToHost } from "../checkpoint/param
 import { deriveSeed } from "../util/rng.js";
 import { UserError } from "../util/errors.js";
 import { teacherCounter } from "../teachers/teacher.js";
-import { lossAndGrad, modelRef, ReplicaGroup, resolveWorkers, sharedSource, stepBatch, type StepBatch } from "./replicas.js";
+import { lossAndGrad, ReplicaGroup, resolveWorkers, sharedSource, stepBatch, type StepBatch } from "./replicas.js";
+import { modelRef } from "../parallel/pool.js";
 import type { HostTensor } from "../checkpoint/safetensors.js";
 
 export interface TrainSpec {
@@ -66,6 +67,12 @@ export interface HostBatch {
   labelShape?: number[];
   teacherLogits?: Float32Array;
   teacherShape?: number[];
+  /**
+   * A top-k teacher's soft labels, in place of `teacherLogits`: shape labelShape + [k], its k
+   * most probable classes per position sorted by descending probability, log-probabilities at
+   * T = 1, and log(1 − Σ p) (computed on the host in float64) where known.
+   */
+  teacherTopK?: { k: number; ids: Int32Array; logprobs: Float32Array; logTail?: Float32Array };
   /** 1 where a position counts for the divergence, 0 for padding; shape = labelShape. */
   mask?: Float32Array;
 }

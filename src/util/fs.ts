@@ -119,7 +119,8 @@ export function removeStaleTemps(dir: string): string[] {
   return removed;
 }
 
-function sizeText(n: number): string {
+/** A size for people: bytes, MiB or GiB. */
+export function sizeText(n: number): string {
   return n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(1)} GiB` : n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(1)} MiB` : `${n} bytes`;
 }
 
@@ -170,4 +171,61 @@ export function readFileBounded(path: string, maxBytes: number, what: string, li
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Writes a whole folder or nothing: `fill` writes into a temporary folder beside `dir`
+ * (`.NAME.PID.tmp`), which is renamed to `dir` only once complete. A failure removes the
+ * temporary folder and leaves `dir` as it was. An existing `dir` is refused unless `replace`,
+ * since replacing a folder deletes whatever the user put in it; with `replace` the old folder is
+ * moved aside, the new one renamed in, and the old one removed (if the second rename fails, the
+ * old folder is moved back).
+ */
+export async function writeDirAtomic(dir: string, fill: (tmp: string) => void | Promise<void>, opts: { replace?: boolean } = {}): Promise<void> {
+  let st;
+  try {
+    st = lstatSync(dir);
+  } catch {
+    st = null;
+  }
+  if (st && !st.isDirectory()) throw new UserError(`${dir}: exists and is not a folder; not replaced`);
+  if (st && !opts.replace) throw new UserError(`${dir}: already exists; not replaced (use --force to replace it)`);
+  const parent = dirname(dir);
+  const tmp = join(parent, `.${basename(dir)}.${process.pid}.tmp`);
+  const old = join(parent, `.${basename(dir)}.${process.pid}.old`);
+  const fail = (e: unknown): never => {
+    rmSync(tmp, { recursive: true, force: true });
+    const reason = fsReason(e);
+    if (reason !== null) throw new UserError(`${dir}: cannot write (${reason}); ${st ? "the previous version is unchanged" : "nothing was written"}`);
+    throw e;
+  };
+  try {
+    mkdirSync(parent, { recursive: true });
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(tmp);
+    await fill(tmp);
+  } catch (e) {
+    fail(e);
+  }
+  if (!st) {
+    try {
+      renameSync(tmp, dir);
+    } catch (e) {
+      fail(e);
+    }
+    return;
+  }
+  try {
+    rmSync(old, { recursive: true, force: true });
+    renameSync(dir, old);
+  } catch (e) {
+    fail(e);
+  }
+  try {
+    renameSync(tmp, dir);
+  } catch (e) {
+    renameSync(old, dir);
+    fail(e);
+  }
+  rmSync(old, { recursive: true, force: true });
 }

@@ -1,10 +1,11 @@
-// A pool thread with its own engine (see replicas.ts): a data-parallel replica between "init"
-// and "release", and evaluation batches on "infer".
+// A pool thread with its own engine (see pool.ts): a data-parallel replica between "init" and
+// "release" (src/train/replicas.ts), and evaluation batches on "infer" (src/eval/predict.ts).
 import { parentPort } from "node:worker_threads";
 import { initDevice, tree } from "../engine/index.js";
 import type { Model, Params } from "../nn/models.js";
-import { hostToParams, modelFromRef, Replica, ReplicaFailed, type WorkerMessage, type WorkerReply } from "./replicas.js";
-import { exampleSource, type BatchSource, type HostBatch } from "./trainer.js";
+import { hostToParams, modelFromRef, type WorkerMessage, type WorkerReply } from "./pool.js";
+import { Replica, ReplicaFailed } from "../train/replicas.js";
+import { exampleSource, type BatchSource, type HostBatch } from "../train/trainer.js";
 import { predictLogits } from "../eval/predict.js";
 import { disposeParams } from "../checkpoint/params.js";
 import { UserError } from "../util/errors.js";
