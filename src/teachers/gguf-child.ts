@@ -1,0 +1,118 @@
+// The GGUF teacher's child process: node-llama-cpp (llama.cpp on the CPU) loads the file and
+// returns, per position, the k most probable next tokens with their log-probabilities. It runs
+// apart from distill because llama.cpp aborts the whole process on some malformed GGUF
+// metadata; the parent (teachers/gguf.ts) turns a dead child into a one-line error.
+import { getLlama, LlamaLogLevel, type LlamaContext, type LlamaContextSequence, type LlamaModel, type Token } from "node-llama-cpp";
+
+export type ChildRequest =
+  | { type: "open"; path: string; context: number }
+  | { type: "eval"; id: number; tokens: Int32Array; B: number; T: number; k: number }
+  | { type: "close" };
+
+export type ChildReply =
+  | { type: "ready" }
+  | { type: "result"; id: number; ids: Int32Array; logprobs: Float32Array }
+  | { type: "error"; id?: number; message: string };
+
+/** log of the smallest positive float32: a probability llama.cpp rounds to 0 gets this, not −∞. */
+const LOG_FLOOR = Math.log(1.4e-45);
+
+let model: LlamaModel | undefined;
+let context: LlamaContext | undefined;
+let sequence: LlamaContextSequence | undefined;
+
+function send(m: ChildReply): void {
+  process.send?.(m);
+}
+
+function oneLine(e: unknown): string {
+  const text = e instanceof Error ? e.message : String(e);
+  return text.split("\n").map((s) => s.trim()).filter(Boolean).join("; ") || "unknown error";
+}
+
+async function open(path: string, ctx: number): Promise<void> {
+  const llama = await getLlama({
+    gpu: false,
+    build: "never",
+    skipDownload: true,
+    progressLogs: false,
+    logLevel: LlamaLogLevel.error,
+    // llama.cpp's own log lines go to stderr, where the parent keeps the last ones for its error.
+    logger: (_level, message) => process.stderr.write(message.endsWith("\n") ? message : `${message}\n`),
+  });
+  model = await llama.loadModel({ modelPath: path, gpuLayers: 0 });
+  // F32 keys and values and no flash attention: the teacher's numbers as close to the file's
+  // weights as llama.cpp computes them (the default F16 cache rounds every key and value).
+  // One slot more than the longest row: node-llama-cpp shifts the context (drops the first
+  // tokens) before evaluating a row's last token when the row fills it exactly.
+  context = await model.createContext({
+    contextSize: ctx + 1,
+    batchSize: ctx + 1,
+    sequences: 1,
+    flashAttention: false,
+    experimentalKvCacheKeyType: "F32",
+    experimentalKvCacheValueType: "F32",
+  });
+  sequence = context.getSequence();
+  send({ type: "ready" });
+}
+
+/**
+ * Top-k next-token log-probabilities for every position of B rows of T tokens. node-llama-cpp
+ * has a topK sampling option, but in its sampler chain top-k renormalises over the kept tokens
+ * (and greedy sampling skips it), so the full distribution is read and the top k taken here.
+ */
+async function evaluate(tokens: Int32Array, B: number, T: number, k: number): Promise<{ ids: Int32Array; logprobs: Float32Array }> {
+  const seq = sequence!;
+  const ids = new Int32Array(B * T * k);
+  const logprobs = new Float32Array(B * T * k);
+  for (let b = 0; b < B; b++) {
+    await seq.clearHistory(); // each row starts from an empty cache
+    const row = Array.from(tokens.subarray(b * T, (b + 1) * T), (t) => [t as Token, { generateNext: { probabilities: true } }] as [Token, { generateNext: { probabilities: true } }]);
+    const out = await seq.controlledEvaluate(row, {
+      // A shift would silently condition later positions on a truncated row: make it an error.
+      contextShift: {
+        strategy: () => {
+          throw new Error(`context shift requested for a row of ${T} tokens`);
+        },
+      },
+    });
+    for (let t = 0; t < T; t++) {
+      const probs = out[t]?.next.probabilities;
+      if (!probs) throw new Error(`llama.cpp returned no probabilities for position ${t}`);
+      // The map is sorted by descending probability.
+      let j = 0;
+      const base = (b * T + t) * k;
+      for (const [id, p] of probs) {
+        if (j === k) break;
+        ids[base + j] = id;
+        logprobs[base + j] = p > 0 ? Math.max(Math.log(p), LOG_FLOOR) : LOG_FLOOR;
+        j++;
+      }
+      if (j < k) throw new Error(`llama.cpp returned ${j} probabilities, fewer than k = ${k}`);
+    }
+  }
+  await seq.clearHistory();
+  return { ids, logprobs };
+}
+
+async function close(): Promise<void> {
+  await context?.dispose();
+  await model?.dispose();
+  process.exit(0);
+}
+
+process.on("message", (m: ChildRequest) => {
+  if (m.type === "open") {
+    open(m.path, m.context).catch((e) => send({ type: "error", message: oneLine(e) }));
+  } else if (m.type === "eval") {
+    evaluate(m.tokens, m.B, m.T, m.k).then(
+      (r) => send({ type: "result", id: m.id, ...r }),
+      (e) => send({ type: "error", id: m.id, message: oneLine(e) }),
+    );
+  } else if (m.type === "close") {
+    void close();
+  }
+});
+// The parent went away: nothing left to serve.
+process.on("disconnect", () => process.exit(0));
