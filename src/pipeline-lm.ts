@@ -122,12 +122,10 @@ async function lmTeacher(
         ? await openOnnxTeacher(spec.onnx, { family: "lm", vocab: tokenizer.vocabSize, context })
         : await openGgufTeacher(spec.gguf, { topK: spec.topK, vocab: tokenizer.vocabSize, context });
     opened.push(ext);
-    if (ext.classes !== tokenizer.vocabSize) {
-      throw new UserError(`teacher.${"onnx" in spec ? "onnx" : "gguf"} ${ext.source}: a vocabulary of ${ext.classes} tokens, but the students' tokenizer (data.tokenizer) has ${tokenizer.vocabSize}`);
-    }
+    // (Both adapters refuse a vocabulary other than the students' tokenizer's, naming both sizes.)
     opts.progress.info(
       `teacher: ${ext.kind} ${ext.source} (vocabulary ${ext.classes}${ext.parameters ? `, ${ext.parameters} parameters` : ""})` +
-        (ext.output === "topk" ? `; it gives only its top ${"topK" in spec ? spec.topK : "k"} probabilities per token, so the loss runs in top-k + tail mode` : ""),
+        ("gguf" in spec ? `; it gives only its top ${spec.topK} probabilities per token, so the loss runs in top-k + tail mode` : ""),
     );
     return { external: ext, hash, seconds: 0, context, paramCount: ext.parameters ?? 0 };
   }
