@@ -170,10 +170,14 @@ test("Llama: attention_mask zeros hide those keys from every query", async () =>
   await s.release();
 });
 
-test("a model type with no ONNX form is a one-line UserError naming it", () => {
+test("a model type with no ONNX form, or a NaN weight, is a one-line UserError naming it", () => {
   const m = classifierExportable({ type: "mlp", hidden: [4] }, { height: 2, width: 2, channels: 1, classes: 2 });
   const odd = { ...m, model: { ...m.model, spec: { type: "transformer" } as never } };
   assert.throws(() => exportOnnx(odd), (e: unknown) => e instanceof UserError && /cannot export .*: model type "transformer" has no ONNX form/.test(e.message) && !e.message.includes("\n"));
+  // A diverged checkpoint's NaN is refused, not exported.
+  const bad = classifierExportable({ type: "mlp", hidden: [4] }, { height: 2, width: 2, channels: 1, classes: 2 });
+  bad.params["layers.1.bias"].data[1] = NaN;
+  assert.throws(() => exportOnnx(bad), (e: unknown) => e instanceof UserError && /tensor "layers\.1\.bias" holds NaN at index 1$/.test(e.message));
 });
 
 test("the official ONNX checker accepts the files (when Debian's python3-onnx is installed)", async (t) => {
