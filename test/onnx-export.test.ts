@@ -8,8 +8,9 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { initDevice } from "../src/engine/index.js";
+import { saveCheckpoint } from "../src/checkpoint/checkpoint.js";
 import { exportOnnx } from "../src/export/onnx.js";
-import type { ClassifierExportable, LMExportable } from "../src/export/exportable.js";
+import { loadExportable, type ClassifierExportable, type Exportable, type LMExportable } from "../src/export/exportable.js";
 import { UserError } from "../src/util/errors.js";
 import { tempDir } from "./helpers/tmp.js";
 import {
@@ -168,6 +169,29 @@ test("Llama: attention_mask zeros hide those keys from every query", async () =>
     else assert.ok(d < 1e-5, `position ${p} sees the masked key (diff ${d})`);
   }
   await s.release();
+});
+
+test("from a saved checkpoint: loadExportable → exportOnnx gives the checkpoint's numbers (CNN and Llama)", async () => {
+  const dir = tempDir("distill-onnx-ckpt-");
+  const save = (name: string, m: Exportable, config: object) => {
+    const path = join(dir, `${name}.safetensors`);
+    saveCheckpoint(path, { tensors: Object.fromEntries(Object.entries(m.params).map(([k, v]) => [k, { dtype: "F32" as const, ...v }])), config });
+    return loadExportable(path);
+  };
+  const cnn = classifierExportable({ type: "cnn", channels: [3], dense: 6 }, { height: 4, width: 4, channels: 2, classes: 3 }, 41);
+  const loaded = save("cnn", cnn, { model: cnn.model.spec, input: cnn.input });
+  assert.equal(loaded.family, "classifier");
+  const d = await checkClassifier(loaded as ClassifierExportable, 9);
+  assert.ok(d <= 1e-4, `classifier from a checkpoint: max abs diff ${d}`);
+  const lm = lmExportable({ ...SPEC, tied: true }, VOCAB, 42);
+  const back = save("lm", lm, { model: lm.model.spec, tokenizer: lm.tokenizer });
+  assert.equal(back.family, "lm");
+  const s = await session(exportOnnx(back));
+  const ids = randomIds(4 * 7, VOCAB, 3);
+  const got = (await s.run(lmFeeds(lm, ids, 4, 7))).logits.data as Float32Array;
+  await s.release();
+  const dl = maxAbsDiff(got, await distillLMLogits(lm, ids, 4, 7));
+  assert.ok(dl <= 1e-4, `LM from a checkpoint: max abs diff ${dl}`);
 });
 
 test("a model type with no ONNX form, or a NaN weight, is a one-line UserError naming it", () => {
