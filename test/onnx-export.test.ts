@@ -4,7 +4,7 @@
 import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { initDevice } from "../src/engine/index.js";
@@ -135,6 +135,38 @@ test("Llama: the KV cache (present → past_key_values), as transformers.js gene
   }
   await s.release();
   assert.ok(worst <= 1e-4, `cached step vs full pass: max abs diff ${worst}`);
+});
+
+test("Llama: transformers.js' AutoModelForCausalLM greedy-generates with the file as distill does, token for token", async () => {
+  const { AutoModelForCausalLM, Tensor, env } = await import("@huggingface/transformers");
+  env.allowRemoteModels = false;
+  const m = lmExportable(SPEC, VOCAB, 25);
+  const dir = tempDir("distill-onnx-tjs-");
+  mkdirSync(join(dir, "onnx"));
+  writeFileSync(join(dir, "onnx", "model.onnx"), exportOnnx(m));
+  // Only what transformers.js reads to run a Llama decoder (the HF folder writes the full config).
+  const { layers, heads, width, hidden, context } = SPEC;
+  const config = { model_type: "llama", architectures: ["LlamaForCausalLM"], num_hidden_layers: layers, num_attention_heads: heads, num_key_value_heads: heads, hidden_size: width, intermediate_size: hidden, vocab_size: VOCAB, max_position_embeddings: context };
+  writeFileSync(join(dir, "config.json"), JSON.stringify(config));
+  const model = await AutoModelForCausalLM.from_pretrained(dir, { local_files_only: true, dtype: "fp32" });
+  const prompt = [3, 1, 4, 1];
+  const newTokens = context - prompt.length;
+  const out = (await model.generate({
+    input_ids: new Tensor("int64", BigInt64Array.from(prompt.map(BigInt)), [1, prompt.length]),
+    attention_mask: new Tensor("int64", new BigInt64Array(prompt.length).fill(1n), [1, prompt.length]),
+    max_new_tokens: newTokens,
+    do_sample: false,
+  } as never)) as InstanceType<typeof Tensor>;
+  await model.dispose();
+  // distill: greedy by full recompute, argmax of the last position's logits.
+  const seq = prompt.slice();
+  while (seq.length < context) {
+    const logits = await distillLMLogits(m, Int32Array.from(seq), 1, seq.length);
+    const last = logits.subarray((seq.length - 1) * VOCAB);
+    seq.push(last.indexOf(Math.max(...last)));
+  }
+  assert.deepEqual(Array.from(out.data as BigInt64Array, Number), seq);
+  assert.ok(new Set(seq.slice(prompt.length)).size > 1, "the continuation is not one repeated token");
 });
 
 test("Llama: attention_mask zeros hide those keys from every query", async () => {
