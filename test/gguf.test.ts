@@ -118,7 +118,17 @@ async function throughAdapter(m: LMExportable, dtype: "f32" | "f16", name: strin
     for (let r = 0; r < s.rows; r++) {
       for (let j = 1; j < k; j++) assert.ok(s.logprobs[r * k + j] <= s.logprobs[r * k + j - 1], "sorted by descending probability");
     }
-    return compare(s.ids, s.logprobs, k, await distillLogprobs(m, tokens, B, T), m.model.vocab);
+    const want = await distillLogprobs(m, tokens, B, T);
+    // The tail the adapter reports: the log of the mass outside the k, against distill's.
+    const V = m.model.vocab;
+    assert.ok(s.logTail, "the adapter reports the tail");
+    for (let r = 0; r < s.rows; r++) {
+      const kept = new Set(s.ids.subarray(r * k, (r + 1) * k));
+      let tail = 0;
+      for (let v = 0; v < V; v++) if (!kept.has(v)) tail += Math.exp(want[r * V + v]);
+      assert.ok(Math.abs(s.logTail[r] - Math.log(tail)) < 1e-3, `row ${r}: log tail ${s.logTail[r]} vs ${Math.log(tail)}`);
+    }
+    return compare(s.ids, s.logprobs, k, want, V);
   } finally {
     await teacher.close();
   }

@@ -11,7 +11,7 @@ export type ChildRequest =
 
 export type ChildReply =
   | { type: "ready" }
-  | { type: "result"; id: number; ids: Int32Array; logprobs: Float32Array }
+  | { type: "result"; id: number; ids: Int32Array; logprobs: Float32Array; logTail: Float32Array }
   | { type: "error"; id?: number; message: string };
 
 /** log of the smallest positive float32: a probability llama.cpp rounds to 0 gets this, not −∞. */
@@ -58,14 +58,15 @@ async function open(path: string, ctx: number): Promise<void> {
 }
 
 /**
- * Top-k next-token log-probabilities for every position of B rows of T tokens. node-llama-cpp
+ * Top-k next-token log-probabilities, and the log of the mass outside them, for every position of B rows of T tokens. node-llama-cpp
  * has a topK sampling option, but in its sampler chain top-k renormalises over the kept tokens
  * (and greedy sampling skips it), so the full distribution is read and the top k taken here.
  */
-async function evaluate(tokens: Int32Array, B: number, T: number, k: number): Promise<{ ids: Int32Array; logprobs: Float32Array }> {
+async function evaluate(tokens: Int32Array, B: number, T: number, k: number): Promise<{ ids: Int32Array; logprobs: Float32Array; logTail: Float32Array }> {
   const seq = sequence!;
   const ids = new Int32Array(B * T * k);
   const logprobs = new Float32Array(B * T * k);
+  const logTail = new Float32Array(B * T);
   for (let b = 0; b < B; b++) {
     await seq.clearHistory(); // each row starts from an empty cache
     const row = Array.from(tokens.subarray(b * T, (b + 1) * T), (t) => [t as Token, { generateNext: { probabilities: true } }] as [Token, { generateNext: { probabilities: true } }]);
@@ -80,20 +81,24 @@ async function evaluate(tokens: Int32Array, B: number, T: number, k: number): Pr
     for (let t = 0; t < T; t++) {
       const probs = out[t]?.next.probabilities;
       if (!probs) throw new Error(`llama.cpp returned no probabilities for position ${t}`);
-      // The map is sorted by descending probability.
+      // The map is sorted by descending probability. The tail is summed from the tokens not
+      // kept (float64), which stays exact where 1 − Σ top-k would cancel.
       let j = 0;
+      let tail = 0;
       const base = (b * T + t) * k;
       for (const [id, p] of probs) {
-        if (j === k) break;
-        ids[base + j] = id;
-        logprobs[base + j] = p > 0 ? Math.max(Math.log(p), LOG_FLOOR) : LOG_FLOOR;
-        j++;
+        if (j < k) {
+          ids[base + j] = id;
+          logprobs[base + j] = p > 0 ? Math.max(Math.log(p), LOG_FLOOR) : LOG_FLOOR;
+          j++;
+        } else tail += p;
       }
       if (j < k) throw new Error(`llama.cpp returned ${j} probabilities, fewer than k = ${k}`);
+      logTail[b * T + t] = tail > 0 ? Math.log(tail) : -Infinity;
     }
   }
   await seq.clearHistory();
-  return { ids, logprobs };
+  return { ids, logprobs, logTail };
 }
 
 async function close(): Promise<void> {

@@ -218,7 +218,7 @@ class GgufChild {
     }
   }
 
-  async evaluate(tokens: Int32Array, B: number, T: number, k: number): Promise<{ ids: Int32Array; logprobs: Float32Array }> {
+  async evaluate(tokens: Int32Array, B: number, T: number, k: number): Promise<{ ids: Int32Array; logprobs: Float32Array; logTail: Float32Array }> {
     const id = this.next++;
     const r = await this.request(id, { type: "eval", id, tokens, B, T, k });
     if (r.type === "error") throw new UserError(`${this.path}: llama.cpp failed to evaluate a batch (${r.message})`);
@@ -268,8 +268,8 @@ export async function openGgufTeacher(path: string, opts: { topK: number; vocab:
       for (let i = 0; i < x.length; i++) {
         if (x[i] < 0 || x[i] >= vocab) throw new UserError(`${path}: token id ${x[i]} is outside the teacher's vocabulary of ${vocab}`);
       }
-      const { ids, logprobs } = await child.evaluate(x, B, T, topK);
-      return { kind: "topk", rows: B * T, classes: vocab, k: topK, ids, logprobs };
+      const { ids, logprobs, logTail } = await child.evaluate(x, B, T, topK);
+      return { kind: "topk", rows: B * T, classes: vocab, k: topK, ids, logprobs, logTail };
     },
     close: () => child.close(),
   };
