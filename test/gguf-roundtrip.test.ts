@@ -55,7 +55,10 @@ test("round trip: students distilled from the teacher exported to GGUF (top-k fr
     const x = n.runs.find((r) => r.name === name)!.metrics.loss;
     const y = f.runs.find((r) => r.name === name)!.metrics.loss;
     t.diagnostic(`${name}: held-out NLL ${x.toFixed(5)} (native, top-${k}) vs ${y.toFixed(5)} (GGUF, top-${k}): |Δ| = ${Math.abs(x - y).toExponential(2)} nats/token`);
-    assert.ok(Math.abs(x - y) <= 0.02, `${name}: held-out ${x} (native) vs ${y} (GGUF) nats/token`);
+    assert.ok(Math.abs(x - y) <= 0.02, `${name}: held-out ${x} (native) vs ${y} (GGUF) nats/token (the issue's bound)`);
+    // Measured |Δ| ≤ 1e-5 (llama.cpp's log-probs are within 1e-5 of distill's): a teacher that is
+    // slightly wrong (a rounding, a shifted position) would pass 0.02 after so few steps, not this.
+    assert.ok(Math.abs(x - y) <= 1e-3, `${name}: held-out ${x} (native) vs ${y} (GGUF) nats/token`);
   }
   assert.equal(f.runs.find((r) => r.name === "fkl")!.settings?.topK, k, "the run records the teacher's k");
 });

@@ -348,7 +348,7 @@ test("bad files: missing key, truncated, random bytes, wrong vocabulary: one-lin
   magicNoise.writeUInt32LE(3, 4);
   writeFileSync(join(dir, "magic-noise.gguf"), magicNoise);
   await oneLine(open(join(dir, "magic-noise.gguf")), /magic-noise\.gguf: (corrupt GGUF header|truncated or corrupt)/);
-  await oneLine(open(join(dir, "absent.gguf")), /absent\.gguf: cannot read/);
+  await oneLine(open(join(dir, "absent.gguf")), /absent\.gguf: GGUF file not found/);
   // The vocabulary: both sizes named.
   writeFileSync(join(dir, "good.gguf"), good);
   await oneLine(open(join(dir, "good.gguf"), V + 7), new RegExp(`good\\.gguf: .*${V} tokens.*${V + 7}`));

@@ -62,7 +62,8 @@ export async function readGgufHeader(path: string): Promise<GgufHeader> {
     size = st.size;
   } catch (e) {
     if (e instanceof UserError) throw e;
-    throw new UserError(`${path}: cannot read the GGUF file (${(e as NodeJS.ErrnoException).code ?? firstLine(e)})`);
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UserError(`${path}: ${code === "ENOENT" ? "GGUF file not found" : `cannot read the GGUF file (${code ?? firstLine(e)})`}`);
   }
   // The fixed part first: magic, version, tensor and key counts.
   const head = Buffer.alloc(24);
@@ -203,7 +204,14 @@ class GgufChild {
         if (this.closing) return reject(new UserError(`${this.path}: the GGUF teacher is closed`));
         this.busy();
         this.pending.set(key, { resolve, reject });
-        this.child.send(msg);
+        // The channel may close between the check above and the send (the child just died): the
+        // exit handler then rejects with the reason; this only catches a send that never left.
+        this.child.send(msg, (err) => {
+          if (err && this.pending.get(key)?.reject === reject) {
+            this.pending.delete(key);
+            reject(this.dead ?? new UserError(`${this.path}: the GGUF teacher's process is gone (${firstLine(err)})`));
+          }
+        });
       });
     const p = this.queue.then(run, run);
     this.queue = p.catch(() => undefined);
