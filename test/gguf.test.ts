@@ -99,12 +99,12 @@ function compare(ids: Int32Array, lps: Float32Array, k: number, want: Float64Arr
   return { positions: rows, top1: top1 / rows, maxDiff };
 }
 
-async function throughAdapter(m: LMExportable, dtype: "f32" | "f16", name: string, k = 5): Promise<Agreement> {
+async function throughAdapter(m: LMExportable, dtype: "f32" | "f16", name: string, k = 5, sequences?: number): Promise<Agreement> {
   const path = join(dir, name);
   writeFileSync(path, exportGguf(m, dtype));
   const tok = charTokenizer(CORPUS);
   const { tokens, B, T } = heldOutRows(tok);
-  const teacher = await openGgufTeacher(path, { topK: k, vocab: m.model.vocab, context: CONTEXT });
+  const teacher = await openGgufTeacher(path, { topK: k, vocab: m.model.vocab, context: CONTEXT, sequences });
   try {
     assert.equal(teacher.output, "topk");
     assert.equal(teacher.classes, m.model.vocab);
@@ -167,9 +167,9 @@ test("F32 GGUF, untied head: llama.cpp through the adapter agrees with distill's
   assert.ok(a.maxDiff <= 1e-3, `max |log-prob difference| ${a.maxDiff}`);
 });
 
-test("F32 GGUF, tied head (no output tensor): agrees the same way", async (t) => {
+test("F32 GGUF, tied head (no output tensor): agrees the same way, with rows spread over two llama.cpp sequences", async (t) => {
   const m = tinyLM(charTokenizer(CORPUS), { tied: true, seed: 2 });
-  const a = await throughAdapter(m, "f32", "tied-f32.gguf");
+  const a = await throughAdapter(m, "f32", "tied-f32.gguf", 5, 2);
   t.diagnostic(`${a.positions} positions, top-1 agreement ${a.top1}, max |Δ log p| ${a.maxDiff.toExponential(2)}`);
   assert.ok(a.top1 >= 0.999, `top-1 agreement ${a.top1}`);
   assert.ok(a.maxDiff <= 1e-3, `max |log-prob difference| ${a.maxDiff}`);

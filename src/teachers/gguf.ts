@@ -7,6 +7,7 @@
 // child that dies anyway becomes a one-line UserError naming the file.
 import { fork, type ChildProcess } from "node:child_process";
 import { closeSync, openSync, readSync, statSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ChildReply, ChildRequest } from "./gguf-child.js";
@@ -218,8 +219,8 @@ class GgufChild {
     return p;
   }
 
-  async open(context: number): Promise<void> {
-    const r = await this.request("open", { type: "open", path: this.path, context });
+  async open(context: number, threads: number, sequences: number): Promise<void> {
+    const r = await this.request("open", { type: "open", path: this.path, context, threads, sequences });
     if (r.type === "error") {
       await this.close();
       throw new UserError(`${this.path}: llama.cpp cannot load the GGUF file (${r.message})`);
@@ -246,13 +247,26 @@ class GgufChild {
   }
 }
 
+/** Rows decoded side by side (each a sequence of llama.cpp's context, with its own F32 cache). */
+const DEFAULT_SEQUENCES = 1;
+
 /**
  * A GGUF language model as a top-k teacher. `vocab` is the student's vocabulary size (the
  * teacher's must equal it), `context` the longest row it will be asked about, `topK` how many
- * of each position's most probable tokens it returns.
+ * of each position's most probable tokens it returns; `threads` (llama.cpp's, default all cores
+ * but one) and `sequences` (rows decoded together in one llama.cpp batch, default 1: no faster with one
+ * thread, and each holds its own F32 cache) only change its speed.
  */
-export async function openGgufTeacher(path: string, opts: { topK: number; vocab: number; context: number }): Promise<ExternalTeacher> {
+export async function openGgufTeacher(
+  path: string,
+  opts: { topK: number; vocab: number; context: number; threads?: number; sequences?: number },
+): Promise<ExternalTeacher> {
   const { topK, vocab, context } = opts;
+  // llama.cpp's threads spin while waiting, so leave a core to distill (and to whatever else runs).
+  const threads = opts.threads ?? Math.max(1, availableParallelism() - 1);
+  const sequences = opts.sequences ?? DEFAULT_SEQUENCES;
+  if (!Number.isInteger(threads) || threads < 1) throw new UserError(`GGUF teacher: threads must be a positive integer, got ${threads}`);
+  if (!Number.isInteger(sequences) || sequences < 1) throw new UserError(`GGUF teacher: sequences must be a positive integer, got ${sequences}`);
   if (!Number.isInteger(topK) || topK < 1) throw new UserError(`teacher.topK must be a positive integer, got ${topK}`);
   if (!Number.isInteger(context) || context < 1) throw new UserError(`GGUF teacher: context must be a positive integer, got ${context}`);
   const header = await readGgufHeader(path);
@@ -261,7 +275,7 @@ export async function openGgufTeacher(path: string, opts: { topK: number; vocab:
   }
   if (topK > vocab) throw new UserError(`teacher.topK is ${topK}, more than the vocabulary's ${vocab} tokens`);
   const child = new GgufChild(path);
-  await child.open(context);
+  await child.open(context, threads, sequences);
   return {
     kind: "gguf",
     source: path,
