@@ -3,7 +3,7 @@
 // embeddings matter, with several heads, so a missing or wrong Q/K permutation shows.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { getLlama, LlamaLogLevel, readGgufFileInfo, type ControlledEvaluateInputItem, type Llama, type Token } from "node-llama-cpp";
 import { initDevice, np } from "../src/engine/index.js";
@@ -110,6 +110,7 @@ async function throughAdapter(m: LMExportable, dtype: "f32" | "f16", name: strin
     assert.equal(teacher.classes, m.model.vocab);
     const n = m.model.shapes.reduce((a, [, s]) => a + s.reduce((x, y) => x * y, 1), 0);
     assert.equal(teacher.parameters, n, "parameters: the sum of the file's tensor sizes");
+    assert.equal(ggufChildren().length, 1, "llama.cpp runs in one child process");
     const s = await teacher.softLabels(tokens, [B, T]);
     assert.equal(s.kind, "topk");
     if (s.kind !== "topk") throw new Error("unreachable");
@@ -131,7 +132,25 @@ async function throughAdapter(m: LMExportable, dtype: "f32" | "f16", name: strin
     return compare(s.ids, s.logprobs, k, want, V);
   } finally {
     await teacher.close();
+    assert.deepEqual(ggufChildren(), [], "close() ends the child process");
+    await assert.rejects(teacher.softLabels(tokens, [B, T]), /closed/);
   }
+}
+
+/** Running child processes of this test process that are a GGUF teacher's (Linux /proc). */
+function ggufChildren(): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === process.pid && readFileSync(`/proc/${d}/cmdline`, "utf8").includes("gguf-child")) out.push(Number(d));
+    } catch {
+      // gone while we looked
+    }
+  }
+  return out;
 }
 
 /** The same top-k read in this process's own llama.cpp (for files known to be valid). */
@@ -278,6 +297,15 @@ test("the file as llama.cpp's own reader sees it: metadata, tensor names, F16 ma
   const info2 = await readGgufFileInfo(untied, { sourceType: "filesystem", logWarnings: false });
   assert.ok(info2.tensorInfo!.every((t) => t.ggmlType === 0), "F32: every tensor F32");
   assert.ok(info2.tensorInfo!.some((t) => t.name === "output.weight"));
+});
+
+test("exportGguf refuses what it cannot write with one-line UserErrors", () => {
+  const m = tinyLM(charTokenizer(CORPUS));
+  assert.throws(() => exportGguf({ ...m, tokenizer: { kind: "hf", json: {} } }, "f32"), (e: unknown) => e instanceof UserError && /char and byte tokenizers/.test(e.message));
+  assert.throws(() => exportGguf(m, "q8" as never), (e: unknown) => e instanceof UserError && /"f32" or "f16"/.test(e.message));
+  const { ["model.layers.1.mlp.up_proj.weight"]: _dropped, ...rest } = m.params;
+  assert.throws(() => exportGguf({ ...m, params: rest }, "f32"), (e: unknown) => e instanceof UserError && /model\.layers\.1\.mlp\.up_proj\.weight/.test(e.message));
+  assert.throws(() => exportGguf({ ...m, tokenizer: { kind: "char", chars: ["a", "b"] } }, "f32"), (e: unknown) => e instanceof UserError && /3 tokens but the output layer/.test(e.message));
 });
 
 test("f32ToF16Bits rounds like IEEE half (nearest even, subnormals, overflow)", () => {

@@ -201,8 +201,8 @@ class GgufChild {
   private request(key: number | "open", msg: ChildRequest): Promise<ChildReply> {
     const run = () =>
       new Promise<ChildReply>((resolve, reject) => {
-        if (this.dead) return reject(this.dead);
         if (this.closing) return reject(new UserError(`${this.path}: the GGUF teacher is closed`));
+        if (this.dead) return reject(this.dead);
         this.busy();
         this.pending.set(key, { resolve, reject });
         // The channel may close between the check above and the send (the child just died): the
