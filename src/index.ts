@@ -9,6 +9,7 @@ export * from "./data/idx.js";
 export * from "./data/fashion-mnist.js";
 export * from "./data/datasets.js";
 export * from "./teachers/teacher.js";
+export type { ExternalTeacher, SoftLabels } from "./teachers/types.js";
 export * from "./train/trainer.js";
 export * from "./eval/metrics.js";
 export * from "./eval/predict.js";

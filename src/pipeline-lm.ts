@@ -122,12 +122,10 @@ async function lmTeacher(
         ? await openOnnxTeacher(spec.onnx, { family: "lm", vocab: tokenizer.vocabSize, context })
         : await openGgufTeacher(spec.gguf, { topK: spec.topK, vocab: tokenizer.vocabSize, context });
     opened.push(ext);
-    if (ext.classes !== tokenizer.vocabSize) {
-      throw new UserError(`teacher.${"onnx" in spec ? "onnx" : "gguf"} ${ext.source}: a vocabulary of ${ext.classes} tokens, but the students' tokenizer (data.tokenizer) has ${tokenizer.vocabSize}`);
-    }
+    // (Both adapters refuse a vocabulary other than the students' tokenizer's, naming both sizes.)
     opts.progress.info(
       `teacher: ${ext.kind} ${ext.source} (vocabulary ${ext.classes}${ext.parameters ? `, ${ext.parameters} parameters` : ""})` +
-        (ext.output === "topk" ? `; it gives only its top ${"topK" in spec ? spec.topK : "k"} probabilities per token, so the loss runs in top-k + tail mode` : ""),
+        ("gguf" in spec ? `; it gives only its top ${spec.topK} probabilities per token, so the loss runs in top-k + tail mode` : ""),
     );
     return { external: ext, hash, seconds: 0, context, paramCount: ext.parameters ?? 0 };
   }
@@ -140,18 +138,21 @@ async function lmTeacher(
 }
 
 /**
- * What an external teacher cannot do, refused before any training: teacher-generated
+ * What an external teacher cannot do, refused before it is opened: teacher-generated
  * (sequence-level) batches need a teacher that generates, and a top-k teacher's
  * log-probabilities are at T = 1 with its own k.
  */
-function checkExternalTeacher(recipe: LMRecipe, ext: ExternalTeacher): void {
+function checkExternalTeacher(recipe: LMRecipe): void {
+  if (!("onnx" in recipe.teacher || "gguf" in recipe.teacher)) return;
   const field = "onnx" in recipe.teacher ? "teacher.onnx" : "teacher.gguf";
+  // llama.cpp gives top-k probabilities only; an ONNX file gives full logits.
+  const topk = "gguf" in recipe.teacher;
   recipe.students.forEach((s, i) => {
     if ((s.train.modes?.teacher ?? 0) > 0) {
       throw new UserError(`students[${i}].train.modes.teacher: teacher-generated batches need a teacher that generates; ${field} only scores text (use teacher.hf or a distill checkpoint, or modes corpus/student)`);
     }
     const loss = s.train.loss;
-    if (ext.output === "topk" && lossInfo(loss).needsTeacher) {
+    if (topk && lossInfo(loss).needsTeacher) {
       const k = "topK" in recipe.teacher ? recipe.teacher.topK : undefined;
       if ((loss.temperature ?? 1) !== 1) throw new UserError(`students[${i}].train.loss.temperature: ${loss.temperature} with a top-k teacher (${field}), whose log-probabilities are at T = 1; use 1`);
       if (loss.topK !== undefined && loss.topK !== k) throw new UserError(`students[${i}].train.loss.topK: ${loss.topK} differs from teacher.topK ${k}`);
@@ -201,8 +202,8 @@ async function runLM(recipe: LMRecipe, opts: RunOptions & { device: Device }, op
   const { wanted, students, needTeacher } = selectRuns(recipe.students, opts.only);
   // A teacher from a file is the same for every seed: opened (and checked) once, before any training.
   const fromFile = needTeacher && ("onnx" in recipe.teacher || "hf" in recipe.teacher || "gguf" in recipe.teacher);
+  if (fromFile) checkExternalTeacher(recipe);
   const fileTeacher = fromFile ? await lmTeacher(recipe, tokenizer, tokJSON, data, trainIds, heldIds.length, 0, opts.out, opts, opened) : null;
-  if (fileTeacher?.external) checkExternalTeacher(recipe, fileTeacher.external);
 
   for (const seed of opts.seeds) {
     const dir = join(opts.out, `seed-${seed}`);

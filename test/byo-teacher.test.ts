@@ -1,21 +1,20 @@
 // Teachers from files in recipes: the recipe fields (one line naming the field when wrong),
 // the teacher's identity in the students' hashes (the file's bytes, not its path), and the
-// round trip: a teacher trained by distill, exported, and distilled from as a file gives the
-// student the native teacher gives.
+// round trip for a classifier: a teacher trained by distill, exported to ONNX, and distilled
+// from as a file gives the student the native teacher gives (language models:
+// byo-teacher-lm.test.ts).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { stringify } from "yaml";
 import { loadExportable } from "../src/export/exportable.js";
 import { exportOnnx } from "../src/export/onnx.js";
-import { exportCheckpoint } from "../src/export/index.js";
 import { loadAnyRecipe, validateLMRecipe, validateRecipe } from "../src/recipe/recipe.js";
 import { fileTeacherId } from "../src/teachers/files.js";
 import { UserError } from "../src/util/errors.js";
 import { makeFashionFixture, REPO_ROOT, runCli, tinyRecipe, writeTinyRecipe } from "./helpers/fixtures.js";
 import { tempDir } from "./helpers/tmp.js";
+import { checkpointOf, results, run, sha256 } from "./helpers/byo.js";
 
 function lmRecipe(teacher: unknown, student: Record<string, unknown> = {}): Record<string, unknown> {
   const opt = { name: "adamw", lr: 0.01 };
@@ -85,20 +84,7 @@ test("a file teacher's identity is the SHA-256 of its bytes (of model.safetensor
 
 const data = makeFashionFixture(join(tempDir("distill-byo-data-"), "data"), { train: 600, test: 200, seed: 7 });
 
-/** The run's results.json. */
-const results = (out: string) => JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as { runs: { name: string; role: string; model: string; params: number; metrics: Record<string, number>; teacherParams?: number; settings?: Record<string, unknown>; topKCoverage?: number }[] };
-const run = (res: ReturnType<typeof results>, name: string) => res.runs.find((r) => r.name === name)!;
-
-/** The finished checkpoint `<name>-<hash>.safetensors` of a run in OUT/seed-0. */
-function checkpointOf(out: string, name: string): string {
-  const f = readdirSync(join(out, "seed-0")).find((x) => x.startsWith(`${name}-`) && x.endsWith(".safetensors"));
-  assert.ok(f, `no ${name} checkpoint in ${out}`);
-  return join(out, "seed-0", f);
-}
-
-const sha256 = (path: string) => createHash("sha256").update(readFileSync(path)).digest("hex");
-
-test("classifier: a student distilled from the teacher exported to ONNX equals the one from the native teacher (cached and augmented)", () => {
+test("classifier: a student distilled from the teacher exported to ONNX equals the one from the native teacher (cached and augmented)", (t) => {
   const dir = tempDir("distill-byo-onnx-");
   const students = (r: Record<string, unknown>) => {
     const s = (r.students as Record<string, any>[])[1];
@@ -125,6 +111,7 @@ test("classifier: a student distilled from the teacher exported to ONNX equals t
   assert.match(run(f, "teacher").model, /^onnx teacher\.onnx$/);
   for (const s of ["distilled", "shifted"]) {
     const [x, y] = [run(n, s).metrics, run(f, s).metrics];
+    t.diagnostic(`${s}: accuracy ${x.accuracy} native, ${y.accuracy} ONNX; test loss ${x.loss} native, ${y.loss} ONNX`);
     assert.ok(Math.abs(x.accuracy - y.accuracy) <= 0.001, `${s}: accuracy ${x.accuracy} (native) vs ${y.accuracy} (ONNX)`);
     assert.ok(Math.abs(x.loss - y.loss) <= 0.005, `${s}: test loss ${x.loss} vs ${y.loss}`);
     assert.equal(run(f, s).teacherParams, run(n, "teacher").params);
@@ -149,77 +136,6 @@ test("classifier: an ONNX teacher that does not fit is refused with one line bef
   // The last line (progress lines such as "data: ..." come before it).
   assert.match(r.stderr, /(^|\n)distill: error: teacher\.onnx .*bad\.onnx: not a readable ONNX model [^\n]*\n$/);
   assert.ok(!existsSync(join(out, "seed-0")) || readdirSync(join(out, "seed-0")).length === 0, "something trained");
-});
-
-function corpusDir(dir: string): string {
-  const d = join(dir, "corpus");
-  mkdirSync(d, { recursive: true });
-  writeFileSync(join(d, "a.txt"), "the quick brown fox jumps over the lazy dog. pack my box with five dozen liquor jugs! ".repeat(60));
-  return d;
-}
-
-/** A tiny char-LM recipe: teacher trained here, a token-level and an on-policy student. */
-function lmCliRecipe(dir: string, name: string, corpus: string, teacher?: unknown): string {
-  const opt = { name: "adamw", lr: 0.01 };
-  const student = { type: "llama", layers: 1, width: 8, heads: 2, context: 16 };
-  const r = {
-    kind: "lm",
-    name: "byo-lm",
-    data: { corpus, tokenizer: "char", evalWindows: 16 },
-    teacher: teacher ?? { model: { type: "llama", layers: 1, width: 16, heads: 2, context: 16 }, train: { steps: 30, batchSize: 8, optimizer: opt, loss: { name: "ce" } } },
-    students: [
-      { name: "fkl", role: "distilled", model: student, train: { steps: 8, batchSize: 4, optimizer: opt, loss: { name: "hinton", lambda: 1, topK: 4 } } },
-      { name: "onpolicy", role: "distilled", model: student, train: { steps: 6, batchSize: 4, optimizer: opt, loss: { name: "hinton", lambda: 0.5 }, modes: { corpus: 0.5, student: 0.5 } } },
-    ],
-    samples: { prompts: 0, promptLength: 4, tokens: 6, scoredPrompts: 2 },
-  };
-  const path = join(dir, `${name}.yaml`);
-  writeFileSync(path, stringify(r));
-  return path;
-}
-
-test("language model: students distilled from the teacher exported to ONNX or as a Hugging Face folder equal the native teacher's (token-level and on-policy)", async () => {
-  const dir = tempDir("distill-byo-lm-");
-  const corpus = corpusDir(dir);
-  const native = join(dir, "native");
-  const a = runCli(["run", lmCliRecipe(dir, "native", corpus), "--out", native, "-q"]);
-  assert.equal(a.code, 0, a.stderr);
-  const onnx = join(dir, "lm.onnx");
-  writeFileSync(onnx, exportOnnx(loadExportable(checkpointOf(native, "teacher"))));
-  const out = join(dir, "byo");
-  const b = runCli(["run", lmCliRecipe(dir, "byo", corpus, { onnx }), "--out", out, "-q"]);
-  assert.equal(b.code, 0, b.stderr);
-  const [n, f] = [results(native), results(out)];
-  assert.ok(Math.abs(run(f, "teacher").metrics.loss - run(n, "teacher").metrics.loss) < 1e-4, `teacher NLL ${run(f, "teacher").metrics.loss} vs ${run(n, "teacher").metrics.loss}`);
-  assert.equal(run(f, "teacher").metrics.agreement, 1);
-  for (const s of ["fkl", "onpolicy"]) {
-    const [x, y] = [run(n, s).metrics.loss, run(f, s).metrics.loss];
-    assert.ok(Math.abs(x - y) <= 0.005, `${s}: held-out ${x} (native) vs ${y} (ONNX) nats/token`);
-  }
-
-  // A Hugging Face folder is loaded into distill's own Llama: it also generates, so sequence-level
-  // KD works with it too.
-  const hf = join(dir, "teacher-hf");
-  await exportCheckpoint(checkpointOf(native, "teacher"), "hf", { out: hf });
-  const hfOut = join(dir, "hf-out");
-  const h = runCli(["run", lmCliRecipe(dir, "hf", corpus, { hf }), "--out", hfOut, "-q"]);
-  assert.equal(h.code, 0, h.stderr);
-  const fh = results(hfOut);
-  assert.ok(Math.abs(run(fh, "teacher").metrics.loss - run(n, "teacher").metrics.loss) < 1e-6, "the folder's teacher is not the native one");
-  for (const s of ["fkl", "onpolicy"]) {
-    const [x, y] = [run(n, s).metrics.loss, run(fh, s).metrics.loss];
-    assert.ok(Math.abs(x - y) <= 0.005, `${s}: held-out ${x} (native) vs ${y} (HF folder) nats/token`);
-  }
-  const cfg = JSON.parse(readFileSync(checkpointOf(hfOut, "fkl").replace(/\.safetensors$/, ".json"), "utf8")).config;
-  assert.equal(cfg.teacher, `hf:${sha256(join(hf, "model.safetensors"))}`);
-
-  // Sequence-level KD needs a teacher that generates: refused with one line before training.
-  const seq = join(dir, "seq.yaml");
-  writeFileSync(seq, readFileSync(lmCliRecipe(dir, "seq-base", corpus, { onnx }), "utf8").replace("student: 0.5", "teacher: 0.5"));
-  const c = runCli(["run", seq, "--out", join(dir, "seq"), "-q"]);
-  assert.equal(c.code, 2, c.stderr);
-  assert.match(c.stderr, /(^|\n)distill: error: students\[1\]\.train\.modes\.teacher: teacher-generated batches need a teacher that generates; teacher\.onnx [^\n]*\n$/);
-  assert.ok(!existsSync(join(dir, "seq", "seed-0")) || readdirSync(join(dir, "seq", "seed-0")).length === 0, "something trained");
 });
 
 test("the bundled round-trip recipes are valid and say which commands make their teacher file", () => {
