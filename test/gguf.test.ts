@@ -29,9 +29,9 @@ let llamaCpp: Llama;
 before(async () => {
   await initDevice("wasm");
   dir = tempDir("distill-gguf-");
-  // The test process's own llama.cpp, for reading tokenisation and the negative control: only
-  // ever given files that are valid.
-  llamaCpp = await getLlama({ gpu: false, build: "never", skipDownload: true, progressLogs: false, logLevel: LlamaLogLevel.error });
+  // The test process's own llama.cpp (tokenisation, the F16 file, the negative control): only
+  // ever given files that are valid. One thread: its threads spin while waiting.
+  llamaCpp = await getLlama({ gpu: false, build: "never", skipDownload: true, progressLogs: false, logLevel: LlamaLogLevel.error, maxThreads: 1 });
 });
 
 after(async () => {
@@ -157,7 +157,7 @@ function ggufChildren(): number[] {
 async function llamaTopK(path: string, tokens: Int32Array, B: number, T: number, k: number): Promise<{ ids: Int32Array; lps: Float32Array }> {
   const model = await llamaCpp.loadModel({ modelPath: path, gpuLayers: 0 });
   // One slot more than the row, as the adapter does (a full context makes node-llama-cpp shift it).
-  const ctx = await model.createContext({ contextSize: T + 1, batchSize: T + 1, flashAttention: false, experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32" });
+  const ctx = await model.createContext({ contextSize: T + 1, batchSize: T + 1, threads: 1, flashAttention: false, experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32" });
   const seq = ctx.getSequence();
   const ids = new Int32Array(B * T * k);
   const lps = new Float32Array(B * T * k);
