@@ -341,7 +341,7 @@ test("llama.cpp tokenises text to distill's ids and back (char vocabulary as t5,
   }
 });
 
-test("bad files: missing key, truncated, random bytes, wrong vocabulary: one-line UserErrors before llama.cpp", async () => {
+test("bad files: missing key, truncated, random bytes, wrong vocabulary, too short a context: one-line UserErrors before llama.cpp", async () => {
   const m = tinyLM(charTokenizer(CORPUS));
   const good = exportGguf(m, "f32");
   const V = m.model.vocab;
@@ -380,6 +380,8 @@ test("bad files: missing key, truncated, random bytes, wrong vocabulary: one-lin
   // The vocabulary: both sizes named.
   writeFileSync(join(dir, "good.gguf"), good);
   await oneLine(open(join(dir, "good.gguf"), V + 7), new RegExp(`good\\.gguf: .*${V} tokens.*${V + 7}`));
+  // Windows longer than the teacher's training context.
+  await oneLine(openGgufTeacher(join(dir, "good.gguf"), { topK: 3, vocab: V, context: CONTEXT + 1 }), new RegExp(`good\\.gguf: .*trained on ${CONTEXT} tokens.*${CONTEXT + 1}`));
   const h = await readGgufHeader(join(dir, "good.gguf"));
   assert.equal(h.vocab, V);
   assert.equal(h.architecture, "llama");

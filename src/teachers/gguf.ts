@@ -274,6 +274,10 @@ export async function openGgufTeacher(
     throw new UserError(`${path}: the GGUF teacher's vocabulary has ${header.vocab} tokens, the student's tokenizer ${vocab}: they must match`);
   }
   if (topK > vocab) throw new UserError(`teacher.topK is ${topK}, more than the vocabulary's ${vocab} tokens`);
+  // Past its training context a model's positions are ones it never saw (llama.cpp only warns).
+  if (context > header.context) {
+    throw new UserError(`${path}: the GGUF teacher was trained on ${header.context} tokens (${header.architecture}.context_length), shorter than the students' windows of ${context}`);
+  }
   const child = new GgufChild(path);
   await child.open(context, threads, sequences);
   return {
