@@ -3,7 +3,7 @@
 // embeddings matter, with several heads, so a missing or wrong Q/K permutation shows.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { getLlama, LlamaLogLevel, readGgufFileInfo, type ControlledEvaluateInputItem, type Llama, type Token } from "node-llama-cpp";
 import { initDevice, np } from "../src/engine/index.js";
@@ -29,9 +29,9 @@ let llamaCpp: Llama;
 before(async () => {
   await initDevice("wasm");
   dir = tempDir("distill-gguf-");
-  // The test process's own llama.cpp, for reading tokenisation and the negative control: only
-  // ever given files that are valid.
-  llamaCpp = await getLlama({ gpu: false, build: "never", skipDownload: true, progressLogs: false, logLevel: LlamaLogLevel.error });
+  // The test process's own llama.cpp (tokenisation, the F16 file, the negative control): only
+  // ever given files that are valid. One thread: its threads spin while waiting.
+  llamaCpp = await getLlama({ gpu: false, build: "never", skipDownload: true, progressLogs: false, logLevel: LlamaLogLevel.error, maxThreads: 1 });
 });
 
 after(async () => {
@@ -99,17 +99,18 @@ function compare(ids: Int32Array, lps: Float32Array, k: number, want: Float64Arr
   return { positions: rows, top1: top1 / rows, maxDiff };
 }
 
-async function throughAdapter(m: LMExportable, dtype: "f32" | "f16", name: string, k = 5): Promise<Agreement> {
+async function throughAdapter(m: LMExportable, dtype: "f32" | "f16", name: string, k = 5, sequences?: number): Promise<Agreement> {
   const path = join(dir, name);
   writeFileSync(path, exportGguf(m, dtype));
   const tok = charTokenizer(CORPUS);
   const { tokens, B, T } = heldOutRows(tok);
-  const teacher = await openGgufTeacher(path, { topK: k, vocab: m.model.vocab, context: CONTEXT });
+  const teacher = await openGgufTeacher(path, { topK: k, vocab: m.model.vocab, context: CONTEXT, sequences });
   try {
     assert.equal(teacher.output, "topk");
     assert.equal(teacher.classes, m.model.vocab);
     const n = m.model.shapes.reduce((a, [, s]) => a + s.reduce((x, y) => x * y, 1), 0);
     assert.equal(teacher.parameters, n, "parameters: the sum of the file's tensor sizes");
+    assert.equal(ggufChildren().length, 1, "llama.cpp runs in one child process");
     const s = await teacher.softLabels(tokens, [B, T]);
     assert.equal(s.kind, "topk");
     if (s.kind !== "topk") throw new Error("unreachable");
@@ -118,17 +119,45 @@ async function throughAdapter(m: LMExportable, dtype: "f32" | "f16", name: strin
     for (let r = 0; r < s.rows; r++) {
       for (let j = 1; j < k; j++) assert.ok(s.logprobs[r * k + j] <= s.logprobs[r * k + j - 1], "sorted by descending probability");
     }
-    return compare(s.ids, s.logprobs, k, await distillLogprobs(m, tokens, B, T), m.model.vocab);
+    const want = await distillLogprobs(m, tokens, B, T);
+    // The tail the adapter reports: the log of the mass outside the k, against distill's.
+    const V = m.model.vocab;
+    assert.ok(s.logTail, "the adapter reports the tail");
+    for (let r = 0; r < s.rows; r++) {
+      const kept = new Set(s.ids.subarray(r * k, (r + 1) * k));
+      let tail = 0;
+      for (let v = 0; v < V; v++) if (!kept.has(v)) tail += Math.exp(want[r * V + v]);
+      assert.ok(Math.abs(s.logTail[r] - Math.log(tail)) < 1e-3, `row ${r}: log tail ${s.logTail[r]} vs ${Math.log(tail)}`);
+    }
+    return compare(s.ids, s.logprobs, k, want, V);
   } finally {
     await teacher.close();
+    assert.deepEqual(ggufChildren(), [], "close() ends the child process");
+    await assert.rejects(teacher.softLabels(tokens, [B, T]), /closed/);
   }
+}
+
+/** Running child processes of this test process that are a GGUF teacher's (Linux /proc). */
+function ggufChildren(): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === process.pid && readFileSync(`/proc/${d}/cmdline`, "utf8").includes("gguf-child")) out.push(Number(d));
+    } catch {
+      // gone while we looked
+    }
+  }
+  return out;
 }
 
 /** The same top-k read in this process's own llama.cpp (for files known to be valid). */
 async function llamaTopK(path: string, tokens: Int32Array, B: number, T: number, k: number): Promise<{ ids: Int32Array; lps: Float32Array }> {
   const model = await llamaCpp.loadModel({ modelPath: path, gpuLayers: 0 });
   // One slot more than the row, as the adapter does (a full context makes node-llama-cpp shift it).
-  const ctx = await model.createContext({ contextSize: T + 1, batchSize: T + 1, flashAttention: false, experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32" });
+  const ctx = await model.createContext({ contextSize: T + 1, batchSize: T + 1, threads: 1, flashAttention: false, experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32" });
   const seq = ctx.getSequence();
   const ids = new Int32Array(B * T * k);
   const lps = new Float32Array(B * T * k);
@@ -157,9 +186,9 @@ test("F32 GGUF, untied head: llama.cpp through the adapter agrees with distill's
   assert.ok(a.maxDiff <= 1e-3, `max |log-prob difference| ${a.maxDiff}`);
 });
 
-test("F32 GGUF, tied head (no output tensor): agrees the same way", async (t) => {
+test("F32 GGUF, tied head (no output tensor): agrees the same way, with rows spread over two llama.cpp sequences", async (t) => {
   const m = tinyLM(charTokenizer(CORPUS), { tied: true, seed: 2 });
-  const a = await throughAdapter(m, "f32", "tied-f32.gguf");
+  const a = await throughAdapter(m, "f32", "tied-f32.gguf", 5, 2);
   t.diagnostic(`${a.positions} positions, top-1 agreement ${a.top1}, max |Δ log p| ${a.maxDiff.toExponential(2)}`);
   assert.ok(a.top1 >= 0.999, `top-1 agreement ${a.top1}`);
   assert.ok(a.maxDiff <= 1e-3, `max |log-prob difference| ${a.maxDiff}`);
@@ -270,6 +299,15 @@ test("the file as llama.cpp's own reader sees it: metadata, tensor names, F16 ma
   assert.ok(info2.tensorInfo!.some((t) => t.name === "output.weight"));
 });
 
+test("exportGguf refuses what it cannot write with one-line UserErrors", () => {
+  const m = tinyLM(charTokenizer(CORPUS));
+  assert.throws(() => exportGguf({ ...m, tokenizer: { kind: "hf", json: {} } }, "f32"), (e: unknown) => e instanceof UserError && /char and byte tokenizers/.test(e.message));
+  assert.throws(() => exportGguf(m, "q8" as never), (e: unknown) => e instanceof UserError && /"f32" or "f16"/.test(e.message));
+  const { ["model.layers.1.mlp.up_proj.weight"]: _dropped, ...rest } = m.params;
+  assert.throws(() => exportGguf({ ...m, params: rest }, "f32"), (e: unknown) => e instanceof UserError && /model\.layers\.1\.mlp\.up_proj\.weight/.test(e.message));
+  assert.throws(() => exportGguf({ ...m, tokenizer: { kind: "char", chars: ["a", "b"] } }, "f32"), (e: unknown) => e instanceof UserError && /3 tokens but the output layer/.test(e.message));
+});
+
 test("f32ToF16Bits rounds like IEEE half (nearest even, subnormals, overflow)", () => {
   assert.equal(f32ToF16Bits(1), 0x3c00);
   assert.equal(f32ToF16Bits(-2), 0xc000);
@@ -303,7 +341,7 @@ test("llama.cpp tokenises text to distill's ids and back (char vocabulary as t5,
   }
 });
 
-test("bad files: missing key, truncated, random bytes, wrong vocabulary: one-line UserErrors before llama.cpp", async () => {
+test("bad files: missing key, truncated, random bytes, wrong vocabulary, too short a context: one-line UserErrors before llama.cpp", async () => {
   const m = tinyLM(charTokenizer(CORPUS));
   const good = exportGguf(m, "f32");
   const V = m.model.vocab;
@@ -338,10 +376,12 @@ test("bad files: missing key, truncated, random bytes, wrong vocabulary: one-lin
   magicNoise.writeUInt32LE(3, 4);
   writeFileSync(join(dir, "magic-noise.gguf"), magicNoise);
   await oneLine(open(join(dir, "magic-noise.gguf")), /magic-noise\.gguf: (corrupt GGUF header|truncated or corrupt)/);
-  await oneLine(open(join(dir, "absent.gguf")), /absent\.gguf: cannot read/);
+  await oneLine(open(join(dir, "absent.gguf")), /absent\.gguf: GGUF file not found/);
   // The vocabulary: both sizes named.
   writeFileSync(join(dir, "good.gguf"), good);
   await oneLine(open(join(dir, "good.gguf"), V + 7), new RegExp(`good\\.gguf: .*${V} tokens.*${V + 7}`));
+  // Windows longer than the teacher's training context.
+  await oneLine(openGgufTeacher(join(dir, "good.gguf"), { topK: 3, vocab: V, context: CONTEXT + 1 }), new RegExp(`good\\.gguf: .*trained on ${CONTEXT} tokens.*${CONTEXT + 1}`));
   const h = await readGgufHeader(join(dir, "good.gguf"));
   assert.equal(h.vocab, V);
   assert.equal(h.architecture, "llama");

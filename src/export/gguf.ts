@@ -143,10 +143,13 @@ function writeValue(w: Bytes, value: Value): void {
   }
 }
 
+const f32Scratch = new Float32Array(1);
+const u32Scratch = new Uint32Array(f32Scratch.buffer);
+
 /** IEEE half from a float, rounding to nearest even (what numpy's astype(float16) does). */
 export function f32ToF16Bits(x: number): number {
-  const f = new Float32Array([x]);
-  const u = new Uint32Array(f.buffer)[0];
+  f32Scratch[0] = x;
+  const u = u32Scratch[0];
   const sign = (u >>> 16) & 0x8000;
   const exp = (u >>> 23) & 0xff;
   let mant = u & 0x7fffff;

@@ -7,6 +7,7 @@
 // child that dies anyway becomes a one-line UserError naming the file.
 import { fork, type ChildProcess } from "node:child_process";
 import { closeSync, openSync, readSync, statSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ChildReply, ChildRequest } from "./gguf-child.js";
@@ -62,7 +63,8 @@ export async function readGgufHeader(path: string): Promise<GgufHeader> {
     size = st.size;
   } catch (e) {
     if (e instanceof UserError) throw e;
-    throw new UserError(`${path}: cannot read the GGUF file (${(e as NodeJS.ErrnoException).code ?? firstLine(e)})`);
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UserError(`${path}: ${code === "ENOENT" ? "GGUF file not found" : `cannot read the GGUF file (${code ?? firstLine(e)})`}`);
   }
   // The fixed part first: magic, version, tensor and key counts.
   const head = Buffer.alloc(24);
@@ -199,26 +201,33 @@ class GgufChild {
   private request(key: number | "open", msg: ChildRequest): Promise<ChildReply> {
     const run = () =>
       new Promise<ChildReply>((resolve, reject) => {
-        if (this.dead) return reject(this.dead);
         if (this.closing) return reject(new UserError(`${this.path}: the GGUF teacher is closed`));
+        if (this.dead) return reject(this.dead);
         this.busy();
         this.pending.set(key, { resolve, reject });
-        this.child.send(msg);
+        // The channel may close between the check above and the send (the child just died): the
+        // exit handler then rejects with the reason; this only catches a send that never left.
+        this.child.send(msg, (err) => {
+          if (err && this.pending.get(key)?.reject === reject) {
+            this.pending.delete(key);
+            reject(this.dead ?? new UserError(`${this.path}: the GGUF teacher's process is gone (${firstLine(err)})`));
+          }
+        });
       });
     const p = this.queue.then(run, run);
     this.queue = p.catch(() => undefined);
     return p;
   }
 
-  async open(context: number): Promise<void> {
-    const r = await this.request("open", { type: "open", path: this.path, context });
+  async open(context: number, threads: number, sequences: number): Promise<void> {
+    const r = await this.request("open", { type: "open", path: this.path, context, threads, sequences });
     if (r.type === "error") {
       await this.close();
       throw new UserError(`${this.path}: llama.cpp cannot load the GGUF file (${r.message})`);
     }
   }
 
-  async evaluate(tokens: Int32Array, B: number, T: number, k: number): Promise<{ ids: Int32Array; logprobs: Float32Array }> {
+  async evaluate(tokens: Int32Array, B: number, T: number, k: number): Promise<{ ids: Int32Array; logprobs: Float32Array; logTail: Float32Array }> {
     const id = this.next++;
     const r = await this.request(id, { type: "eval", id, tokens, B, T, k });
     if (r.type === "error") throw new UserError(`${this.path}: llama.cpp failed to evaluate a batch (${r.message})`);
@@ -238,13 +247,26 @@ class GgufChild {
   }
 }
 
+/** Rows decoded side by side (each a sequence of llama.cpp's context, with its own F32 cache). */
+const DEFAULT_SEQUENCES = 1;
+
 /**
  * A GGUF language model as a top-k teacher. `vocab` is the student's vocabulary size (the
  * teacher's must equal it), `context` the longest row it will be asked about, `topK` how many
- * of each position's most probable tokens it returns.
+ * of each position's most probable tokens it returns; `threads` (llama.cpp's, default all cores
+ * but one) and `sequences` (rows decoded together in one llama.cpp batch, default 1: no faster with one
+ * thread, and each holds its own F32 cache) only change its speed.
  */
-export async function openGgufTeacher(path: string, opts: { topK: number; vocab: number; context: number }): Promise<ExternalTeacher> {
+export async function openGgufTeacher(
+  path: string,
+  opts: { topK: number; vocab: number; context: number; threads?: number; sequences?: number },
+): Promise<ExternalTeacher> {
   const { topK, vocab, context } = opts;
+  // llama.cpp's threads spin while waiting, so leave a core to distill (and to whatever else runs).
+  const threads = opts.threads ?? Math.max(1, availableParallelism() - 1);
+  const sequences = opts.sequences ?? DEFAULT_SEQUENCES;
+  if (!Number.isInteger(threads) || threads < 1) throw new UserError(`GGUF teacher: threads must be a positive integer, got ${threads}`);
+  if (!Number.isInteger(sequences) || sequences < 1) throw new UserError(`GGUF teacher: sequences must be a positive integer, got ${sequences}`);
   if (!Number.isInteger(topK) || topK < 1) throw new UserError(`teacher.topK must be a positive integer, got ${topK}`);
   if (!Number.isInteger(context) || context < 1) throw new UserError(`GGUF teacher: context must be a positive integer, got ${context}`);
   const header = await readGgufHeader(path);
@@ -252,8 +274,12 @@ export async function openGgufTeacher(path: string, opts: { topK: number; vocab:
     throw new UserError(`${path}: the GGUF teacher's vocabulary has ${header.vocab} tokens, the student's tokenizer ${vocab}: they must match`);
   }
   if (topK > vocab) throw new UserError(`teacher.topK is ${topK}, more than the vocabulary's ${vocab} tokens`);
+  // Past its training context a model's positions are ones it never saw (llama.cpp only warns).
+  if (context > header.context) {
+    throw new UserError(`${path}: the GGUF teacher was trained on ${header.context} tokens (${header.architecture}.context_length), shorter than the students' windows of ${context}`);
+  }
   const child = new GgufChild(path);
-  await child.open(context);
+  await child.open(context, threads, sequences);
   return {
     kind: "gguf",
     source: path,
@@ -268,8 +294,8 @@ export async function openGgufTeacher(path: string, opts: { topK: number; vocab:
       for (let i = 0; i < x.length; i++) {
         if (x[i] < 0 || x[i] >= vocab) throw new UserError(`${path}: token id ${x[i]} is outside the teacher's vocabulary of ${vocab}`);
       }
-      const { ids, logprobs } = await child.evaluate(x, B, T, topK);
-      return { kind: "topk", rows: B * T, classes: vocab, k: topK, ids, logprobs };
+      const { ids, logprobs, logTail } = await child.evaluate(x, B, T, topK);
+      return { kind: "topk", rows: B * T, classes: vocab, k: topK, ids, logprobs, logTail };
     },
     close: () => child.close(),
   };
