@@ -193,9 +193,8 @@ export async function exportAndMeasure(m: Exportable, formats: readonly ExportFo
       skipped[format] = why;
     }
   };
-  await attempt("hf", () => {
-    if (m.family !== "lm") return void (skipped.hf = "a Hugging Face folder is written for language models only");
-    writeHfFolder(m, join(dir, "hf"));
+  await attempt("hf", async () => {
+    await writeHfFolder(m, join(dir, "hf"), { replace: true });
     bytes.hf = bytesOnDisk(join(dir, "hf"));
   });
   await attempt("gguf", () => {
