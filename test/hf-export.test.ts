@@ -196,7 +196,8 @@ describe("LM folder: config, weights, loader", () => {
       test(`export → loadHfTeacher: identical weights and logits, the same tokenizer kind (${what}, ${tied ? "tied" : "untied"})`, async () => {
         const dir = tempDir("distill-hf-");
         const { m, tok } = await tinyLM(dir, { tied, tok: tokOf() });
-        const folder = writeFolderByHand(join(dir, "hf"), m);
+        const folder = join(dir, "hf");
+        await writeHfFolder(m, folder);
         const t = loadHfTeacher(folder);
         assert.deepEqual(t.spec, { ...m.model.spec, hidden: 64, tied });
         assert.equal(t.tokenizer.kind, tok.kind, "a folder distill wrote gives back distill's own tokenizer kind");
