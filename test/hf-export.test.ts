@@ -15,6 +15,7 @@ import { loadExportable, type LMExportable } from "../src/export/exportable.js";
 import { hfSafetensors, llamaConfig, writeHfFolder } from "../src/export/hf.js";
 import { hfTokenizerFiles } from "../src/export/hf-tokenizer.js";
 import { loadHfTeacher } from "../src/teachers/hf.js";
+import { bytesOnDisk, exportAndMeasure } from "../src/export/deploy.js";
 import { generate } from "../src/nn/generate.js";
 import { llama, type LanguageModel, type LlamaSpec } from "../src/nn/llama.js";
 import type { Params } from "../src/nn/models.js";
@@ -295,8 +296,9 @@ describe("loadHfTeacher: bad folders are one line naming the file, field and val
     );
   }
 
-  test("the good folder loads", () => {
+  test("the good folder loads, also without architectures when model_type is llama", () => {
     tree.dispose(loadHfTeacher(good).params);
+    tree.dispose(loadHfTeacher(variant(editConfig({ architectures: undefined }))).params);
   });
   test("unsupported configurations name the field and its value", () => {
     refuses(variant(editConfig({ num_key_value_heads: 1 })), "config.json", "num_key_value_heads 1", "grouped-query");
@@ -305,6 +307,7 @@ describe("loadHfTeacher: bad folders are one line naming the file, field and val
     refuses(variant(editConfig({ attention_bias: true })), "config.json", "attention_bias true");
     refuses(variant(editConfig({ mlp_bias: true })), "config.json", "mlp_bias true");
     refuses(variant(editConfig({ architectures: ["MistralForCausalLM"] })), "config.json", "architectures", "MistralForCausalLM");
+    refuses(variant(editConfig({ architectures: null, model_type: "mistral" })), "config.json", 'model_type "mistral"');
     refuses(variant(editConfig({ head_dim: 4 })), "config.json", "head_dim 4");
     refuses(variant(editConfig({ rope_parameters: { rope_type: "yarn", factor: 4 } })), "config.json", "rope_type", "yarn");
     refuses(variant(editConfig({ hidden_size: "16" })), "config.json", 'hidden_size "16"');
@@ -346,6 +349,18 @@ describe("loadHfTeacher: bad folders are one line naming the file, field and val
       "not a .safetensors file in this folder",
     );
   });
+});
+
+test("a run's export: [hf] writes the folder whole and replaces its own on a rerun", async () => {
+  const dir = tempDir("distill-hf-deploy-");
+  const { m } = await tinyLM(dir, { tied: true });
+  const timing = { warmup: 0, minReps: 1, minMs: 0, maxReps: 1 };
+  const a = await exportAndMeasure(m, ["hf"], join(dir, "run"), () => {}, timing);
+  assert.equal(a.bytes.hf, bytesOnDisk(join(dir, "run", "hf")));
+  assert.ok(existsSync(join(dir, "run", "hf", "onnx", "model.onnx")));
+  const b = await exportAndMeasure(m, ["hf"], join(dir, "run"), () => {}, timing);
+  assert.equal(b.bytes.hf, a.bytes.hf);
+  assert.deepEqual(readdirSync(join(dir, "run")).filter((f) => f.startsWith(".")), []);
 });
 
 describe("writeDirAtomic", () => {
