@@ -51,11 +51,12 @@ export async function openOnnxTeacher(path: string, expect: OnnxExpectation): Pr
   const where = `teacher.onnx ${path}`;
   if (!existsSync(path) || !statSync(path).isFile()) throw new UserError(`${where}: no such file`);
   let session: ort.InferenceSession;
-  let parameters: number;
+  let parameters: number | undefined;
   try {
     // From the path, so that weights in external data files beside it are found.
     session = await ort.InferenceSession.create(path);
-    parameters = initializerCount(readFileSync(path));
+    // A graph whose weights are all Constant nodes has no initializers: then it does not say.
+    parameters = initializerCount(readFileSync(path)) || undefined;
   } catch (e) {
     // onnxruntime's message repeats the path ("Load model from P failed:Protobuf parsing failed.").
     throw new UserError(`${where}: not a readable ONNX model (${firstLine(e).replace(/^Load model from .* failed:\s*/, "")})`);
