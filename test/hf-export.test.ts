@@ -386,6 +386,11 @@ describe("writeDirAtomic", () => {
     await writeDirAtomic(dir, (tmp) => writeFileSync(join(tmp, "new.txt"), "new"), { replace: true });
     assert.deepEqual(readdirSync(root), ["out"]);
     assert.deepEqual(readdirSync(dir), ["new.txt"]);
+    // An empty folder (made beforehand by the user) holds nothing to lose.
+    const empty = join(root, "empty");
+    mkdirSync(empty);
+    await writeDirAtomic(empty, (tmp) => writeFileSync(join(tmp, "a.txt"), "a"));
+    assert.deepEqual(readdirSync(empty), ["a.txt"]);
   });
 });
 

@@ -1,6 +1,6 @@
 // `distill export`: one finished checkpoint to one format. Each exporter builds its bytes in
 // memory (or its folder in a temporary folder); nothing reaches the output path until it is whole.
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { EXPORT_FORMATS, type ExportFormat } from "../recipe/recipe.js";
 import { UserError } from "../util/errors.js";
 import { writeFileAtomic } from "../util/fs.js";
@@ -42,8 +42,9 @@ export function defaultOutput(checkpoint: string, format: ExportFormat, dtype: "
   }
 }
 
+/** An existing output (other than an empty folder) is the user's: replaced only with --force. */
 function refuseExisting(out: string, force: boolean | undefined): void {
-  if (!force && existsSync(out)) throw new UserError(`${out}: already exists; not replaced (use --force to replace it)`);
+  if (!force && existsSync(out) && !(statSync(out).isDirectory() && readdirSync(out).length === 0)) throw new UserError(`${out}: already exists; not replaced (use --force to replace it)`);
 }
 
 /**
