@@ -395,9 +395,10 @@ describe("writeDirAtomic", () => {
 });
 
 describe("transformers.js runs the exported LM student", () => {
-  for (const [what, tokOf, tied] of [
-    ["char, untied", () => charTokenizer(CORPUS), false],
-    ["byte, tied", () => byteTokenizer(), true],
+  for (const [what, tokOf, tied, prompt] of [
+    ["char, untied", () => charTokenizer(CORPUS), false, "the cat sat"],
+    ["byte, tied", () => byteTokenizer(), true, "the cat sat"],
+    ["hf, untied", () => tinyHfTokenizer(), false, "hug the hugs! thus"],
   ] as const) {
     test(`AutoModelForCausalLM (onnx/model.onnx, fp32) greedy-continues a prompt as distill does, ≥ 20 tokens (${what})`, async () => {
       const root = tempDir("distill-hf-tjs-");
@@ -411,7 +412,6 @@ describe("transformers.js runs the exported LM student", () => {
       assert.ok(existsSync(join(folder, "onnx", "model.onnx")));
       assert.deepEqual(readdirSync(root).filter((f) => f.startsWith(".")), [], "no temporary folder left");
 
-      const prompt = "the cat sat";
       const promptIds = tok.encode(prompt);
       const n = 24;
       const params = paramsOf(m);
