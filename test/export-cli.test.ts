@@ -139,7 +139,8 @@ describe("bad input: exit 2, one line, nothing written", () => {
     writeFileSync(join(dir, "cut.safetensors"), bytes.subarray(0, bytes.length - 64));
     writeFileSync(join(dir, "cut.json"), readFileSync(lmCkpt.replace(/\.safetensors$/, ".json")));
     const before = snapshot(dir);
-    for (const format of ["onnx", "hf", "gguf", "web"]) {
+    // The checkpoint is loaded before any format's writer runs: a file format and a folder format.
+    for (const format of ["onnx", "hf"]) {
       userError(runCli(["export", join(dir, "cut.safetensors"), "--format", format]), join(dir, "cut.safetensors"));
       assert.deepEqual(snapshot(dir), before, `${format}: nothing written`);
       assert.deepEqual(readdirSync(dir).sort(), ["cut.json", "cut.safetensors"]);

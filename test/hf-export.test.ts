@@ -15,6 +15,7 @@ import { loadExportable, type LMExportable } from "../src/export/exportable.js";
 import { hfSafetensors, llamaConfig, writeHfFolder } from "../src/export/hf.js";
 import { hfTokenizerFiles } from "../src/export/hf-tokenizer.js";
 import { loadHfTeacher } from "../src/teachers/hf.js";
+import { bytesOnDisk, exportAndMeasure } from "../src/export/deploy.js";
 import { generate } from "../src/nn/generate.js";
 import { llama, type LanguageModel, type LlamaSpec } from "../src/nn/llama.js";
 import type { Params } from "../src/nn/models.js";
@@ -196,7 +197,8 @@ describe("LM folder: config, weights, loader", () => {
       test(`export → loadHfTeacher: identical weights and logits, the same tokenizer kind (${what}, ${tied ? "tied" : "untied"})`, async () => {
         const dir = tempDir("distill-hf-");
         const { m, tok } = await tinyLM(dir, { tied, tok: tokOf() });
-        const folder = writeFolderByHand(join(dir, "hf"), m);
+        const folder = join(dir, "hf");
+        await writeHfFolder(m, folder);
         const t = loadHfTeacher(folder);
         assert.deepEqual(t.spec, { ...m.model.spec, hidden: 64, tied });
         assert.equal(t.tokenizer.kind, tok.kind, "a folder distill wrote gives back distill's own tokenizer kind");
@@ -294,8 +296,9 @@ describe("loadHfTeacher: bad folders are one line naming the file, field and val
     );
   }
 
-  test("the good folder loads", () => {
+  test("the good folder loads, also without architectures when model_type is llama", () => {
     tree.dispose(loadHfTeacher(good).params);
+    tree.dispose(loadHfTeacher(variant(editConfig({ architectures: undefined }))).params);
   });
   test("unsupported configurations name the field and its value", () => {
     refuses(variant(editConfig({ num_key_value_heads: 1 })), "config.json", "num_key_value_heads 1", "grouped-query");
@@ -304,6 +307,7 @@ describe("loadHfTeacher: bad folders are one line naming the file, field and val
     refuses(variant(editConfig({ attention_bias: true })), "config.json", "attention_bias true");
     refuses(variant(editConfig({ mlp_bias: true })), "config.json", "mlp_bias true");
     refuses(variant(editConfig({ architectures: ["MistralForCausalLM"] })), "config.json", "architectures", "MistralForCausalLM");
+    refuses(variant(editConfig({ architectures: null, model_type: "mistral" })), "config.json", 'model_type "mistral"');
     refuses(variant(editConfig({ head_dim: 4 })), "config.json", "head_dim 4");
     refuses(variant(editConfig({ rope_parameters: { rope_type: "yarn", factor: 4 } })), "config.json", "rope_type", "yarn");
     refuses(variant(editConfig({ hidden_size: "16" })), "config.json", 'hidden_size "16"');
@@ -347,6 +351,18 @@ describe("loadHfTeacher: bad folders are one line naming the file, field and val
   });
 });
 
+test("a run's export: [hf] writes the folder whole and replaces its own on a rerun", async () => {
+  const dir = tempDir("distill-hf-deploy-");
+  const { m } = await tinyLM(dir, { tied: true });
+  const timing = { warmup: 0, minReps: 1, minMs: 0, maxReps: 1 };
+  const a = await exportAndMeasure(m, ["hf"], join(dir, "run"), () => {}, timing);
+  assert.equal(a.bytes.hf, bytesOnDisk(join(dir, "run", "hf")));
+  assert.ok(existsSync(join(dir, "run", "hf", "onnx", "model.onnx")));
+  const b = await exportAndMeasure(m, ["hf"], join(dir, "run"), () => {}, timing);
+  assert.equal(b.bytes.hf, a.bytes.hf);
+  assert.deepEqual(readdirSync(join(dir, "run")).filter((f) => f.startsWith(".")), []);
+});
+
 describe("writeDirAtomic", () => {
   test("an existing folder is refused without replace; a failed fill leaves it and no temporary folder", async () => {
     const root = tempDir("distill-dir-");
@@ -370,13 +386,19 @@ describe("writeDirAtomic", () => {
     await writeDirAtomic(dir, (tmp) => writeFileSync(join(tmp, "new.txt"), "new"), { replace: true });
     assert.deepEqual(readdirSync(root), ["out"]);
     assert.deepEqual(readdirSync(dir), ["new.txt"]);
+    // An empty folder (made beforehand by the user) holds nothing to lose.
+    const empty = join(root, "empty");
+    mkdirSync(empty);
+    await writeDirAtomic(empty, (tmp) => writeFileSync(join(tmp, "a.txt"), "a"));
+    assert.deepEqual(readdirSync(empty), ["a.txt"]);
   });
 });
 
 describe("transformers.js runs the exported LM student", () => {
-  for (const [what, tokOf, tied] of [
-    ["char, untied", () => charTokenizer(CORPUS), false],
-    ["byte, tied", () => byteTokenizer(), true],
+  for (const [what, tokOf, tied, prompt] of [
+    ["char, untied", () => charTokenizer(CORPUS), false, "the cat sat"],
+    ["byte, tied", () => byteTokenizer(), true, "the cat sat"],
+    ["hf, untied", () => tinyHfTokenizer(), false, "hug the hugs! thus"],
   ] as const) {
     test(`AutoModelForCausalLM (onnx/model.onnx, fp32) greedy-continues a prompt as distill does, ≥ 20 tokens (${what})`, async () => {
       const root = tempDir("distill-hf-tjs-");
@@ -390,7 +412,6 @@ describe("transformers.js runs the exported LM student", () => {
       assert.ok(existsSync(join(folder, "onnx", "model.onnx")));
       assert.deepEqual(readdirSync(root).filter((f) => f.startsWith(".")), [], "no temporary folder left");
 
-      const prompt = "the cat sat";
       const promptIds = tok.encode(prompt);
       const n = 24;
       const params = paramsOf(m);

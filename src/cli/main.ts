@@ -335,8 +335,6 @@ export function buildCli(): Command {
     .option("--dtype <dtype>", "gguf weight type: f32 or f16", "f32")
     .option("--force", "replace an existing output (whole: the old one stays until the new one is complete)")
     .action(async (ckpt: string, flags: { format: string; out?: string; dtype: string; force?: boolean }) => {
-      // The browser folder runs the model once in distill to bundle the expected predictions.
-      if (flags.format === "web") await initDevice("wasm");
       const r = await exportCheckpoint(ckpt, flags.format, flags);
       console.log(`wrote ${r.path} (${sizeText(r.bytes)}${r.bytes >= 2 ** 20 ? `, ${r.bytes} bytes` : ""})`);
     });

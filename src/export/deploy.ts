@@ -123,6 +123,11 @@ export async function onnxLatency(m: Exportable, onnx: Uint8Array, timing: Timin
       } else {
         const L = s.dim;
         for (const i of io.inputs) {
+          if (i.name.startsWith("past_key_values")) {
+            // An empty cache [batch, heads, 0, head_dim]: the whole window in one pass.
+            feeds[i.name] = new ort.Tensor("float32", new Float32Array(0), i.shape.map((d, k) => (k === 0 ? batch : typeof d === "number" ? d : 0)));
+            continue;
+          }
           const values = i.name === "input_ids" ? Array.from(s.tokens!) : i.name === "position_ids" ? Array.from({ length: batch * L }, (_, j) => j % L) : new Array<number>(batch * L).fill(1);
           feeds[i.name] = i.type === "int64" ? new ort.Tensor("int64", BigInt64Array.from(values, BigInt), [batch, L]) : new ort.Tensor("int32", Int32Array.from(values), [batch, L]);
         }
@@ -193,9 +198,8 @@ export async function exportAndMeasure(m: Exportable, formats: readonly ExportFo
       skipped[format] = why;
     }
   };
-  await attempt("hf", () => {
-    if (m.family !== "lm") return void (skipped.hf = "a Hugging Face folder is written for language models only");
-    writeHfFolder(m, join(dir, "hf"));
+  await attempt("hf", async () => {
+    await writeHfFolder(m, join(dir, "hf"), { replace: true });
     bytes.hf = bytesOnDisk(join(dir, "hf"));
   });
   await attempt("gguf", () => {

@@ -1,17 +1,17 @@
 // `distill export`: one finished checkpoint to one format. Each exporter builds its bytes in
 // memory (or its folder in a temporary folder); nothing reaches the output path until it is whole.
-import { existsSync, lstatSync, readdirSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { EXPORT_FORMATS, type ExportFormat } from "../recipe/recipe.js";
 import { UserError } from "../util/errors.js";
-import { writeDirAtomic, writeFileAtomic } from "../util/fs.js";
+import { writeFileAtomic } from "../util/fs.js";
+import { bytesOnDisk } from "./deploy.js";
 import { loadExportable } from "./exportable.js";
 import { exportGguf } from "./gguf.js";
 import { writeHfFolder } from "./hf.js";
 import { exportOnnx } from "./onnx.js";
 import { writeWebFolder } from "./web.js";
 
-export const EXPORT_FORMATS = ["onnx", "hf", "gguf", "web"] as const;
-export type ExportFormat = (typeof EXPORT_FORMATS)[number];
+export { EXPORT_FORMATS, type ExportFormat };
 export const EXPORT_DTYPES = ["f32", "f16"] as const;
 
 export interface ExportOptions {
@@ -42,16 +42,9 @@ export function defaultOutput(checkpoint: string, format: ExportFormat, dtype: "
   }
 }
 
-/** Bytes of a file, or of every file under a folder. */
-export function sizeOnDisk(path: string): number {
-  const st = lstatSync(path);
-  if (!st.isDirectory()) return st.size;
-  return readdirSync(path).reduce((n, name) => n + sizeOnDisk(join(path, name)), 0);
-}
-
-function writeFileOutput(out: string, bytes: Uint8Array, force: boolean | undefined): void {
-  if (!force && existsSync(out)) throw new UserError(`${out}: already exists; not replaced (use --force to replace it)`);
-  writeFileAtomic(out, bytes);
+/** An existing output (other than an empty folder) is the user's: replaced only with --force. */
+function refuseExisting(out: string, force: boolean | undefined): void {
+  if (!force && existsSync(out) && !(statSync(out).isDirectory() && readdirSync(out).length === 0)) throw new UserError(`${out}: already exists; not replaced (use --force to replace it)`);
 }
 
 /**
@@ -68,18 +61,23 @@ export async function exportCheckpoint(path: string, format: string, opts: Expor
   const m = loadExportable(path);
   switch (format) {
     case "onnx":
-      writeFileOutput(out, exportOnnx(m), opts.force);
+      refuseExisting(out, opts.force);
+      writeFileAtomic(out, exportOnnx(m));
       break;
     case "gguf":
       if (m.family !== "lm") throw new UserError(`${path}: a classifier; GGUF holds llama.cpp language models only (export it with --format onnx or hf)`);
-      writeFileOutput(out, exportGguf(m, dtype), opts.force);
+      refuseExisting(out, opts.force);
+      writeFileAtomic(out, exportGguf(m, dtype));
       break;
     case "hf":
       await writeHfFolder(m, out, { replace: opts.force });
       break;
     case "web":
-      await writeDirAtomic(out, (tmp) => writeWebFolder(m, tmp), { replace: opts.force });
+      // writeWebFolder builds its folder beside `out` and renames it in; with --force it still
+      // replaces only a folder it wrote before (or an empty one).
+      refuseExisting(out, opts.force);
+      await writeWebFolder(m, out);
       break;
   }
-  return { path: out, bytes: statSync(out).isDirectory() ? sizeOnDisk(out) : statSync(out).size };
+  return { path: out, bytes: bytesOnDisk(out) };
 }

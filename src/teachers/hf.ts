@@ -53,8 +53,11 @@ function llamaSpecFromConfig(cfg: Record<string, unknown>, file: string, context
     return v as number;
   };
 
+  // A config without `architectures` is read by its model_type, as transformers does.
   const arch = field("architectures");
-  if (!Array.isArray(arch) || !arch.includes("LlamaForCausalLM")) bad("architectures", arch, "distill reads LlamaForCausalLM folders only");
+  if (arch === undefined || arch === null) {
+    if (field("model_type") !== "llama") bad("model_type", field("model_type"), 'distill reads LlamaForCausalLM folders only (model_type "llama")');
+  } else if (!Array.isArray(arch) || !arch.includes("LlamaForCausalLM")) bad("architectures", arch, "distill reads LlamaForCausalLM folders only");
   const width = posInt("hidden_size");
   const heads = posInt("num_attention_heads");
   const layers = posInt("num_hidden_layers");

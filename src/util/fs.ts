@@ -176,7 +176,7 @@ export function readFileBounded(path: string, maxBytes: number, what: string, li
 /**
  * Writes a whole folder or nothing: `fill` writes into a temporary folder beside `dir`
  * (`.NAME.PID.tmp`), which is renamed to `dir` only once complete. A failure removes the
- * temporary folder and leaves `dir` as it was. An existing `dir` is refused unless `replace`,
+ * temporary folder and leaves `dir` as it was. An existing `dir` (other than an empty one) is refused unless `replace`,
  * since replacing a folder deletes whatever the user put in it; with `replace` the old folder is
  * moved aside, the new one renamed in, and the old one removed (if the second rename fails, the
  * old folder is moved back).
@@ -189,7 +189,7 @@ export async function writeDirAtomic(dir: string, fill: (tmp: string) => void | 
     st = null;
   }
   if (st && !st.isDirectory()) throw new UserError(`${dir}: exists and is not a folder; not replaced`);
-  if (st && !opts.replace) throw new UserError(`${dir}: already exists; not replaced (use --force to replace it)`);
+  if (st && !opts.replace && readdirSync(dir).length > 0) throw new UserError(`${dir}: already exists; not replaced (use --force to replace it)`);
   const parent = dirname(dir);
   const tmp = join(parent, `.${basename(dir)}.${process.pid}.tmp`);
   const old = join(parent, `.${basename(dir)}.${process.pid}.old`);
