@@ -123,6 +123,11 @@ export async function onnxLatency(m: Exportable, onnx: Uint8Array, timing: Timin
       } else {
         const L = s.dim;
         for (const i of io.inputs) {
+          if (i.name.startsWith("past_key_values.")) {
+            // A whole window at once: empty caches [batch, heads, 0, head_dim].
+            feeds[i.name] = new ort.Tensor("float32", new Float32Array(0), [batch, Number(i.shape[1]), 0, Number(i.shape[3])]);
+            continue;
+          }
           const values = i.name === "input_ids" ? Array.from(s.tokens!) : i.name === "position_ids" ? Array.from({ length: batch * L }, (_, j) => j % L) : new Array<number>(batch * L).fill(1);
           feeds[i.name] = i.type === "int64" ? new ort.Tensor("int64", BigInt64Array.from(values, BigInt), [batch, L]) : new ort.Tensor("int32", Int32Array.from(values), [batch, L]);
         }
