@@ -90,10 +90,10 @@ async function open(dir: string): Promise<Opened> {
   await page.goto(url);
   const results = async () => {
     await page.waitForFunction(() => {
-      const r = (window as unknown as { distillResults?: { status: string } }).distillResults;
+      const r = (globalThis as unknown as { distillResults?: { status: string } }).distillResults;
       return r && (r.status === "done" || r.status === "error");
     }, undefined, { timeout: 60_000 });
-    return page.evaluate(() => (window as unknown as { distillResults: Record<string, unknown> }).distillResults);
+    return page.evaluate(() => (globalThis as unknown as { distillResults: Record<string, unknown> }).distillResults);
   };
   const close = async () => {
     await page.close();
@@ -208,7 +208,7 @@ describe("the browser folder", { skip }, () => {
       if (i > 0) {
         // A prompt typed into the box, generated with the button.
         await o.page.fill("#prompt", prompt);
-        await o.page.evaluate(() => ((window as unknown as { distillResults: unknown }).distillResults = { status: "clicked" }));
+        await o.page.evaluate(() => ((globalThis as unknown as { distillResults: unknown }).distillResults = { status: "clicked" }));
         await o.page.click("#generate");
         r = (await o.results()) as typeof r;
         assert.equal(r.status, "done", r.error);
