@@ -18,7 +18,7 @@ import type { Exportable, Params32 } from "./exportable.js";
 import { exportOnnx } from "./onnx.js";
 import { writeHfFolder } from "./hf.js";
 import { exportGguf } from "./gguf.js";
-import { modelIO, pixelLayout, toLayout, writeWebFolder } from "./web.js";
+import { modelIO, pixelLayout, toLayout, writeWebFolder, type WebFolderOptions } from "./web.js";
 
 export type { ExportFormat } from "../recipe/recipe.js";
 
@@ -123,9 +123,9 @@ export async function onnxLatency(m: Exportable, onnx: Uint8Array, timing: Timin
       } else {
         const L = s.dim;
         for (const i of io.inputs) {
-          if (i.name.startsWith("past_key_values.")) {
-            // A whole window at once: empty caches [batch, heads, 0, head_dim].
-            feeds[i.name] = new ort.Tensor("float32", new Float32Array(0), [batch, Number(i.shape[1]), 0, Number(i.shape[3])]);
+          if (i.name.startsWith("past_key_values")) {
+            // An empty cache [batch, heads, 0, head_dim]: the whole window in one pass.
+            feeds[i.name] = new ort.Tensor("float32", new Float32Array(0), i.shape.map((d, k) => (k === 0 ? batch : typeof d === "number" ? d : 0)));
             continue;
           }
           const values = i.name === "input_ids" ? Array.from(s.tokens!) : i.name === "position_ids" ? Array.from({ length: batch * L }, (_, j) => j % L) : new Array<number>(batch * L).fill(1);
@@ -169,7 +169,14 @@ export async function distillLatency(m: Exportable, timing: TimingOptions = {}):
  * each file whole (atomic writes, folders renamed into place), and measures latency.
  * `info` reports skipped formats.
  */
-export async function exportAndMeasure(m: Exportable, formats: readonly ExportFormat[], dir: string, info: (line: string) => void = () => {}, timing: TimingOptions = {}): Promise<DeployRecord> {
+export async function exportAndMeasure(
+  m: Exportable,
+  formats: readonly ExportFormat[],
+  dir: string,
+  info: (line: string) => void = () => {},
+  timing: TimingOptions = {},
+  web: Omit<WebFolderOptions, "onnx"> = {},
+): Promise<DeployRecord> {
   const bytes: Record<string, number> = {};
   const skipped: Record<string, string> = {};
   const put = (name: string, data: Uint8Array) => {
@@ -198,9 +205,8 @@ export async function exportAndMeasure(m: Exportable, formats: readonly ExportFo
       skipped[format] = why;
     }
   };
-  await attempt("hf", () => {
-    if (m.family !== "lm") return void (skipped.hf = "a Hugging Face folder is written for language models only");
-    writeHfFolder(m, join(dir, "hf"));
+  await attempt("hf", async () => {
+    await writeHfFolder(m, join(dir, "hf"), { replace: true });
     bytes.hf = bytesOnDisk(join(dir, "hf"));
   });
   await attempt("gguf", () => {
@@ -209,7 +215,7 @@ export async function exportAndMeasure(m: Exportable, formats: readonly ExportFo
   });
   await attempt("web", async () => {
     if (!onnx) return void (skipped.web = "the browser folder needs the ONNX exporter");
-    await writeWebFolder(m, join(dir, "web"), { onnx });
+    await writeWebFolder(m, join(dir, "web"), { ...web, onnx });
     bytes.web = bytesOnDisk(join(dir, "web"));
   });
   for (const [f, why] of Object.entries(skipped)) info(`export ${f} skipped: ${why}`);

@@ -10,8 +10,9 @@ import { DIVERGENCES, LOSSES, findLoss } from "../losses/index.js";
 /** `export: [...]`: formats each run's model is exported to after it trains (see export/deploy.ts). */
 export const EXPORT_FORMATS = ["onnx", "hf", "gguf", "web"] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
-// Hugging Face folders and GGUF files are Llama layouts: a classifier exports to ONNX and the browser.
-const ClassifierExport = z.array(z.enum(["onnx", "web"])).optional();
+// GGUF files are llama.cpp language models: a classifier exports to ONNX, a Hugging Face folder
+// (its spec in config.json, onnx/model.onnx to run) and the browser.
+const ClassifierExport = z.array(z.enum(["onnx", "hf", "web"])).optional();
 const LMExport = z.array(z.enum(EXPORT_FORMATS)).optional();
 
 const Model = z.discriminatedUnion("type", [
