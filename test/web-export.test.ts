@@ -278,6 +278,12 @@ describe("writing the folder", () => {
     assert.ok(!existsSync(join(web, "stale.txt")));
     assert.equal((JSON.parse(readFileSync(join(web, "inputs.json"), "utf8")) as { pixels: unknown[] }).pixels.length, 3);
     assert.deepEqual(readdirSync(d).sort(), ["mine", "web"]);
+    // A tokenizer that does not fit the model: one line naming both sizes, the old folder kept.
+    const lm = lmExportable({ type: "llama", layers: 1, width: 8, heads: 2, context: 8 }, 6, 1);
+    lm.tokenizer = { kind: "char", chars: Array.from("abcdefgh") };
+    await assert.rejects(writeWebFolder(lm, web), (e) => e instanceof UserError && /9 tokens but the model's vocabulary is 6/.test(e.message) && !e.message.includes("\n"));
+    assert.ok(existsSync(join(web, "inputs.json")));
+    assert.deepEqual(readdirSync(d).sort(), ["mine", "web"]);
   });
 });
 

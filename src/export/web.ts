@@ -102,6 +102,7 @@ function bundledImages(m: Extract<Exportable, { family: "classifier" }>, opts: W
         throw new UserError(`${dir}: the Fashion-MNIST test files are not 28×28 images with one label each`);
       }
       const k = Math.min(n, images.dims[0]);
+      if (labels.data.subarray(0, k).some((y) => y >= K)) throw new UserError(`${dir}: a Fashion-MNIST test label is not below ${K}`);
       const pixels = Array.from({ length: k }, (_, i) => Array.from(images.data.subarray(i * 784, (i + 1) * 784)));
       return { pixels, labels: Array.from(labels.data.subarray(0, k)), source: `the first ${k} Fashion-MNIST test images`, classes };
     }
@@ -141,6 +142,7 @@ export async function writeWebFolder(m: Exportable, dir: string, opts: WebFolder
   const io = await modelIO(onnx);
   const config = m.family === "classifier" ? classifierConfig(m, io) : lmConfig(m, io, opts);
   const tmp = join(dirname(target), `.${basename(target)}.${process.pid}.tmp`);
+  const old = `${tmp}.old`;
   try {
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(tmp, { recursive: true });
@@ -160,16 +162,17 @@ export async function writeWebFolder(m: Exportable, dir: string, opts: WebFolder
       writeFileSync(join(tmp, "tokenizer.json"), JSON.stringify(m.tokenizer.json));
     }
     writeFileSync(join(tmp, WEB_CONFIG), JSON.stringify(config, null, 2) + "\n");
-    if (replace) rmSync(target, { recursive: true, force: true });
-    mkdirSync(dirname(target), { recursive: true });
+    // The previous export is moved aside, not deleted, until the new one is in place.
+    if (replace) renameSync(target, old);
     renameSync(tmp, target);
+    rmSync(old, { recursive: true, force: true });
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
+    if (existsSync(old) && !existsSync(target)) renameSync(old, target);
     const reason = fsReason(e);
     if (reason !== null) throw new UserError(`${dir}: cannot write the web folder (${reason})`);
     throw e;
   }
-  if (!existsSync(join(target, WEB_CONFIG))) throw new Error(`${dir}: the web folder was not written`);
 }
 
 function classifierConfig(m: Extract<Exportable, { family: "classifier" }>, io: ModelIO): Record<string, unknown> {
