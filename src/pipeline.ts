@@ -292,14 +292,16 @@ export async function exportRun(
   seedDir: string,
   model: Model | LanguageModel,
   params: Params,
-  extra: { input: InputShape } | { tokenizer: TokenizerJSON },
+  extra: { input: InputShape; dataDir?: string } | { tokenizer: TokenizerJSON },
   progress: ProgressSink,
 ): Promise<{ deploy?: DeployRecord }> {
   if (!formats || formats.length === 0) return {};
   const { exportableFrom, exportAndMeasure } = await import("./export/deploy.js");
   const dir = join(seedDir, "export", name);
   const m = await exportableFrom(model, params, extra, `${name} (${model.name})`);
-  const deploy = await exportAndMeasure(m, formats, dir, (line) => progress.info(`${name}: ${line}`));
+  // The browser folder bundles test images from the data the run used.
+  const web = "dataDir" in extra ? { dataDir: extra.dataDir } : {};
+  const deploy = await exportAndMeasure(m, formats, dir, (line) => progress.info(`${name}: ${line}`), {}, web);
   progress.info(`${name}: exported to ${dir} (${Object.keys(deploy.bytes).join(", ")})`);
   return { deploy };
 }
@@ -387,7 +389,7 @@ async function runClassifierRecipe(recipe: Recipe, opts: RunOptions, opened: Ext
       const logits = await predictLogits(model, t.params, data.test.x, data.test.dim, inferenceWorkers(opts.workers));
       teacherTop = argmaxRows(logits, data.input.classes);
       if (wanted("teacher")) {
-        const exported = await exportRun(recipe.export, "teacher", dir, model, t.params, { input: data.input }, opts.progress);
+        const exported = await exportRun(recipe.export, "teacher", dir, model, t.params, { input: data.input, dataDir: data.dir }, opts.progress);
         record("teacher", "teacher", { ...t, model: model.name, params: paramCount(model) }, logits, classifierRunSettings(view, recipe.teacher.train, lossInfo(recipe.teacher.train.loss).needsLabels, config.workers ?? 1), exported);
       }
     } else if (needTeacher && fileTeacher) {
@@ -426,7 +428,7 @@ async function runClassifierRecipe(recipe: Recipe, opts: RunOptions, opened: Ext
       }
       const t = await trainOrReuse(`${s.name} seed ${seed}`, join(dir, `${s.name}-${hash(config)}.safetensors`), model, config, s.train, source, seed, opts, teacherArg, validation && validator(model, validation));
       const logits = await predictLogits(model, t.params, data.test.x, data.test.dim, inferenceWorkers(opts.workers));
-      const exported = await exportRun(recipe.export, s.name, dir, model, t.params, { input: data.input }, opts.progress);
+      const exported = await exportRun(recipe.export, s.name, dir, model, t.params, { input: data.input, dataDir: data.dir }, opts.progress);
       record(s.name, s.role, { ...t, model: model.name, params: paramCount(model) }, logits, classifierRunSettings(view, s.train, info.needsLabels, config.workers ?? 1), exported);
       disposeParams(t.params);
     }

@@ -11,6 +11,9 @@ import { UserError } from "../util/errors.js";
 import { resolveWorkers } from "../train/replicas.js";
 import { inferenceWorkers } from "../parallel/pool.js";
 import type { Arr } from "../engine/index.js";
+import type { DeployRecord, TimingOptions } from "../export/deploy.js";
+import type { Exportable } from "../export/exportable.js";
+import { fmtBytes, fmtMs } from "../report/results.js";
 
 export interface BenchResult {
   workload: string;
@@ -214,4 +217,77 @@ export function formatBench(r: BenchResult): string {
   if (r.rssMB.length < 2) return line;
   const flat = rssFlat(r.rssMB);
   return `${line}\n${"".padEnd(18)} peak RSS per quarter of ${r.steps} steps: ${r.rssMB.map((x) => x.toFixed(0)).join(" → ")} MB (${flat ? "flat" : "GROWING"})`;
+}
+
+export interface DeployBenchRow {
+  role: "teacher" | "student";
+  model: string;
+  params: number;
+  source: string;
+  deploy: DeployRecord;
+}
+
+/**
+ * `distill bench --workload deploy`: bytes and latency (export/deploy.ts) of a teacher and a
+ * student, by default the seed recipe's Fashion-MNIST MLPs (784-512-256-10 and 784-128-10) with
+ * random parameters (sizes and latency do not depend on the values), or two finished checkpoints.
+ */
+export async function runDeployBench(opts: { teacher?: string; student?: string; timing?: TimingOptions } = {}): Promise<DeployBenchRow[]> {
+  const { exportableFrom, measureModel } = await import("../export/deploy.js");
+  const { loadExportable } = await import("../export/exportable.js");
+  const load = async (role: "teacher" | "student", path: string | undefined, hidden: number[]): Promise<DeployBenchRow> => {
+    let m: Exportable;
+    if (path) m = loadExportable(path);
+    else {
+      const model = buildModel({ type: "mlp", hidden }, FMNIST);
+      const p = model.init(random.key(role === "teacher" ? 1 : 2));
+      m = await exportableFrom(model, p, { input: FMNIST }, `random ${model.name}`);
+      tree.dispose(p);
+    }
+    const params = Object.values(m.params).reduce((n, t) => n + t.data.length, 0);
+    return { role, model: m.model.name, params, source: path ?? "random parameters", deploy: await measureModel(m, opts.timing) };
+  };
+  return [await load("teacher", opts.teacher, [512, 256]), await load("student", opts.student, [128])];
+}
+
+/** The two rows and teacher/student ratios (size, latency). */
+export function formatDeployBench(rows: DeployBenchRow[]): string {
+  const cells = (r: DeployBenchRow): string[] => {
+    const d = r.deploy;
+    return [
+      r.role,
+      r.model,
+      r.params.toLocaleString("en-US"),
+      fmtBytes(d.bytes.safetensors),
+      fmtBytes(d.bytes.onnx),
+      fmtMs(d.latency.onnxruntime?.batch1),
+      fmtMs(d.latency.onnxruntime?.batch64),
+      fmtMs(d.latency.distill.batch1),
+      fmtMs(d.latency.distill.batch64),
+    ];
+  };
+  const [t, s] = rows;
+  const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined && b > 0 ? `${(a / b).toFixed(1)}×` : "-");
+  const ratios = [
+    "teacher/student",
+    "",
+    ratio(t.params, s.params),
+    ratio(t.deploy.bytes.safetensors, s.deploy.bytes.safetensors),
+    ratio(t.deploy.bytes.onnx, s.deploy.bytes.onnx),
+    ratio(t.deploy.latency.onnxruntime?.batch1, s.deploy.latency.onnxruntime?.batch1),
+    ratio(t.deploy.latency.onnxruntime?.batch64, s.deploy.latency.onnxruntime?.batch64),
+    ratio(t.deploy.latency.distill.batch1, s.deploy.latency.distill.batch1),
+    ratio(t.deploy.latency.distill.batch64, s.deploy.latency.distill.batch64),
+  ];
+  const header = ["", "model", "params", "safetensors", "onnx", "ort ms/ex b1", "ort ms/ex b64", "distill ms/ex b1", "distill ms/ex b64"];
+  const body = [...rows.map(cells), ratios];
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
+  const line = (c: string[]) => c.map((x, i) => x.padEnd(widths[i])).join("  ").trimEnd();
+  return [
+    "deploy: median ms per example after warm-up, onnxruntime-node (on the exported ONNX) and distill (jit forward), one thread each",
+    line(header),
+    line(widths.map((w) => "-".repeat(w))),
+    ...body.map(line),
+    ...rows.filter((r) => r.source !== "random parameters").map((r) => `${r.role}: ${r.source}`),
+  ].join("\n");
 }

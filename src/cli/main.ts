@@ -7,7 +7,7 @@ import { z } from "zod";
 import { initDevice, type Device } from "../engine/index.js";
 import { loadAnyRecipe } from "../recipe/recipe.js";
 import { runLMRecipe } from "../pipeline-lm.js";
-import { WORKLOADS, formatBench, runWorkload, type BenchResult } from "../bench/bench.js";
+import { WORKLOADS, formatBench, formatDeployBench, runDeployBench, runWorkload, type BenchResult, type DeployBenchRow } from "../bench/bench.js";
 import { findTorchPython, runTorchBaseline, torchHasCuda } from "../bench/pytorch.js";
 import { cpus, totalmem } from "node:os";
 import { Interrupted, runRecipe, type RunOptions } from "../pipeline.js";
@@ -261,7 +261,9 @@ export function buildCli(): Command {
   program
     .command("bench")
     .description("time the training and inference paths (ms/step, samples/s or tokens/s, peak RSS) beside PyTorch")
-    .option("--workload <names>", `comma-separated, from ${WORKLOADS.join(", ")}`, WORKLOADS.join(","))
+    .option("--workload <names>", `comma-separated, from ${WORKLOADS.join(", ")}, deploy (model sizes and inference latency, teacher against student)`, WORKLOADS.join(","))
+    .option("--teacher <checkpoint>", "deploy: the teacher checkpoint (default: the seed recipe's teacher MLP, random parameters)")
+    .option("--student <checkpoint>", "deploy: the student checkpoint (default: the seed recipe's student MLP, random parameters)")
     .option("--steps <n>", "timed steps per workload (default: 2,000 for the MLPs, fewer for the rest)", (v) => Number(v))
     .option("--batch <n>", "batch size of the classifier training workloads", (v) => Number(v), 128)
     .option("--workers <n>", 'data-parallel training threads, or "auto"', parseWorkers, "auto")
@@ -269,11 +271,13 @@ export function buildCli(): Command {
     .option("--json <file>", "also write the results as JSON")
     .addOption(new Option("--device <device>", "compute device").choices(["wasm", "webgpu"]).default("wasm"))
     .action(
-      async (flags: { workload: string; steps?: number; batch: number; workers: number | "auto"; pytorch: boolean; json?: string; device: Device }) => {
+      async (flags: { workload: string; steps?: number; batch: number; workers: number | "auto"; pytorch: boolean; json?: string; device: Device; teacher?: string; student?: string }) => {
         if (flags.steps !== undefined && (!Number.isInteger(flags.steps) || flags.steps <= 0)) throw new UserError(`--steps: expected a positive integer, got ${flags.steps}`);
         if (!Number.isInteger(flags.batch) || flags.batch <= 0) throw new UserError(`--batch: expected a positive integer, got ${flags.batch}`);
-        const names = flags.workload.split(",").map((w) => w.trim());
-        for (const w of names) if (!(WORKLOADS as readonly string[]).includes(w)) throw new UserError(`--workload: unknown workload "${w}" (known: ${WORKLOADS.join(", ")})`);
+        const all = flags.workload.split(",").map((w) => w.trim());
+        for (const w of all) if (w !== "deploy" && !(WORKLOADS as readonly string[]).includes(w)) throw new UserError(`--workload: unknown workload "${w}" (known: ${WORKLOADS.join(", ")}, deploy)`);
+        // deploy is not a training workload: no PyTorch baseline for it.
+        const names = all.filter((w) => w !== "deploy");
         const device = await initDevice(flags.device);
         const workers = workersFor(device, flags.workers);
         console.log(`distill bench on ${device}: ${machineLine()}`);
@@ -282,6 +286,15 @@ export function buildCli(): Command {
           const r = await runWorkload(w, { steps: flags.steps, workers, batch: flags.batch });
           console.log(formatBench(r));
           ours.push(r);
+        }
+        let deploy: DeployBenchRow[] | undefined;
+        if (all.includes("deploy")) {
+          deploy = await runDeployBench({ teacher: flags.teacher, student: flags.student });
+          console.log(formatDeployBench(deploy));
+        }
+        if (names.length === 0) {
+          if (flags.json) writeFileAtomic(flags.json, JSON.stringify({ device, date: new Date().toISOString(), machine: machineLine(), deploy }, null, 2) + "\n");
+          return;
         }
         let torch: ReturnType<typeof runTorchBaseline> | null = null;
         let torchNote: string;
@@ -311,7 +324,7 @@ export function buildCli(): Command {
         }
         for (const [w, x] of Object.entries(ratios)) console.log(`ratio ${w} ${x.toFixed(2)}`);
         if (flags.json) {
-          const doc = { device, date: new Date().toISOString(), machine: machineLine(), results: ours, pytorch: torch ? { note: torchNote, best: torch.best, all: torch.all, errors: torch.errors } : { note: torchNote }, ratios };
+          const doc = { device, date: new Date().toISOString(), machine: machineLine(), results: ours, ...(deploy ? { deploy } : {}), pytorch: torch ? { note: torchNote, best: torch.best, all: torch.all, errors: torch.errors } : { note: torchNote }, ratios };
           writeFileAtomic(flags.json, JSON.stringify(doc, null, 2) + "\n");
         }
       },

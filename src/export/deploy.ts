@@ -18,7 +18,7 @@ import type { Exportable, Params32 } from "./exportable.js";
 import { exportOnnx } from "./onnx.js";
 import { writeHfFolder } from "./hf.js";
 import { exportGguf } from "./gguf.js";
-import { modelIO, pixelLayout, toLayout, writeWebFolder } from "./web.js";
+import { modelIO, pixelLayout, toLayout, writeWebFolder, type WebFolderOptions } from "./web.js";
 
 export type { ExportFormat } from "../recipe/recipe.js";
 
@@ -74,6 +74,8 @@ export interface TimingOptions {
   minReps?: number;
   minMs?: number;
   maxReps?: number;
+  /** Stop after this long once 3 calls are timed. */
+  maxMs?: number;
 }
 
 const median = (xs: number[]) => {
@@ -82,12 +84,22 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
 };
 
-/** Median ms per call of `f` (awaited), after warm-up. */
+/**
+ * Median ms per call of `f` (awaited), after warm-up (the first call compiles): at least
+ * `minReps` calls and `minMs`, but a slow model (a language model's batch of 64 windows can take
+ * a second a call) stops after `maxMs` once it has 3.
+ */
 async function timeCalls(f: () => Promise<unknown>, o: TimingOptions): Promise<number> {
-  for (let i = 0; i < (o.warmup ?? 3); i++) await f();
+  for (let i = 0; i < (o.warmup ?? 2); i++) await f();
   const times: number[] = [];
   const start = performance.now();
-  while (times.length < (o.maxReps ?? 200) && (times.length < (o.minReps ?? 10) || performance.now() - start < (o.minMs ?? 150))) {
+  const more = () => {
+    const n = times.length;
+    const elapsed = performance.now() - start;
+    if (n >= (o.maxReps ?? 200) || (n >= 3 && elapsed > (o.maxMs ?? 2000))) return false;
+    return n < (o.minReps ?? 10) || elapsed < (o.minMs ?? 150);
+  };
+  while (more()) {
     const t0 = performance.now();
     await f();
     times.push(performance.now() - t0);
@@ -169,7 +181,14 @@ export async function distillLatency(m: Exportable, timing: TimingOptions = {}):
  * each file whole (atomic writes, folders renamed into place), and measures latency.
  * `info` reports skipped formats.
  */
-export async function exportAndMeasure(m: Exportable, formats: readonly ExportFormat[], dir: string, info: (line: string) => void = () => {}, timing: TimingOptions = {}): Promise<DeployRecord> {
+export async function exportAndMeasure(
+  m: Exportable,
+  formats: readonly ExportFormat[],
+  dir: string,
+  info: (line: string) => void = () => {},
+  timing: TimingOptions = {},
+  web: Omit<WebFolderOptions, "onnx"> = {},
+): Promise<DeployRecord> {
   const bytes: Record<string, number> = {};
   const skipped: Record<string, string> = {};
   const put = (name: string, data: Uint8Array) => {
@@ -208,7 +227,7 @@ export async function exportAndMeasure(m: Exportable, formats: readonly ExportFo
   });
   await attempt("web", async () => {
     if (!onnx) return void (skipped.web = "the browser folder needs the ONNX exporter");
-    await writeWebFolder(m, join(dir, "web"), { onnx });
+    await writeWebFolder(m, join(dir, "web"), { ...web, onnx });
     bytes.web = bytesOnDisk(join(dir, "web"));
   });
   for (const [f, why] of Object.entries(skipped)) info(`export ${f} skipped: ${why}`);

@@ -168,15 +168,16 @@ async function greedy(session, cfg, promptIds, tokens) {
   const C = cfg.context;
   const ids = promptIds.slice(-(C - 1));
   const n = Math.min(tokens, C - ids.length);
-  const types = Object.fromEntries(cfg.inputs.map((i) => [i.name, i.type]));
   const generated = [];
   for (let i = 0; i < n; i++) {
     const L = ids.length;
     const feeds = {};
-    for (const name of session.inputNames) {
-      if (name === "input_ids") feeds[name] = intTensor(types[name], ids, [1, L]);
-      else if (name === "attention_mask") feeds[name] = intTensor(types[name], ids.map(() => 1), [1, L]);
-      else if (name === "position_ids") feeds[name] = intTensor(types[name], ids.map((_, j) => j), [1, L]);
+    for (const { name, type, shape } of cfg.inputs) {
+      if (name === "input_ids") feeds[name] = intTensor(type, ids, [1, L]);
+      else if (name === "attention_mask") feeds[name] = intTensor(type, ids.map(() => 1), [1, L]);
+      else if (name === "position_ids") feeds[name] = intTensor(type, ids.map((_, j) => j), [1, L]);
+      // No cache: every step recomputes the whole prefix, so the past is empty [1, heads, 0, head_dim].
+      else if (name.startsWith("past_key_values.")) feeds[name] = new ort.Tensor("float32", new Float32Array(0), [1, shape[1], 0, shape[3]]);
       else throw new Error("model.onnx: unexpected input " + name);
     }
     const out = await session.run(feeds);

@@ -7,7 +7,9 @@ import * as ort from "onnxruntime-node";
 import type { Exportable, LMExportable } from "./exportable.js";
 import { exportOnnx } from "./onnx.js";
 import { APP_JS, indexHtml } from "./web-page.js";
-import { FASHION_MNIST_CLASSES, loadFashionMnist, locateFashionMnist } from "../data/fashion-mnist.js";
+import { FASHION_MNIST_CLASSES, FASHION_MNIST_FILES, locateFashionMnist } from "../data/fashion-mnist.js";
+import { readIdxGz } from "../data/idx.js";
+import { tokenizerFromJSON } from "../text/tokenizer.js";
 import { UserError, fsReason } from "../util/errors.js";
 import { Rng } from "../util/rng.js";
 
@@ -44,7 +46,7 @@ export async function modelIO(onnx: Uint8Array): Promise<ModelIO> {
   const s = await ort.InferenceSession.create(onnx);
   try {
     const inputs = s.inputMetadata.map((m) => (m.isTensor ? { name: m.name, type: m.type, shape: [...m.shape] } : { name: m.name, type: "non-tensor", shape: [] }));
-    return { inputs, outputName: s.outputNames[0] };
+    return { inputs, outputName: s.outputNames.includes("logits") ? "logits" : s.outputNames[0] };
   } finally {
     await s.release();
   }
@@ -92,10 +94,17 @@ function bundledImages(m: Extract<Exportable, { family: "classifier" }>, opts: W
       if (!(e instanceof UserError) || opts.dataDir) throw e;
     }
     if (dir) {
-      const { test } = loadFashionMnist(dir);
-      const pixels: number[][] = [];
-      for (let i = 0; i < Math.min(n, test.n); i++) pixels.push(Array.from(test.images.subarray(i * 784, (i + 1) * 784), (v) => Math.round(v * 255)));
-      return { pixels, labels: Array.from(test.labels.subarray(0, pixels.length)), source: `the first ${pixels.length} Fashion-MNIST test images (${dir})`, classes };
+      // Only the test split (the training images are not needed): the raw bytes, as stored.
+      const file = (base: string) => [join(dir, `${base}.gz`), join(dir, base)].find((p) => existsSync(p))!;
+      const images = readIdxGz(file(FASHION_MNIST_FILES.testImages));
+      const labels = readIdxGz(file(FASHION_MNIST_FILES.testLabels));
+      if (images.dims.length !== 3 || images.dims[1] !== 28 || images.dims[2] !== 28 || labels.dims[0] !== images.dims[0]) {
+        throw new UserError(`${dir}: the Fashion-MNIST test files are not 28×28 images with one label each`);
+      }
+      const k = Math.min(n, images.dims[0]);
+      if (labels.data.subarray(0, k).some((y) => y >= K)) throw new UserError(`${dir}: a Fashion-MNIST test label is not below ${K}`);
+      const pixels = Array.from({ length: k }, (_, i) => Array.from(images.data.subarray(i * 784, (i + 1) * 784)));
+      return { pixels, labels: Array.from(labels.data.subarray(0, k)), source: `the first ${k} Fashion-MNIST test images`, classes };
     }
   }
   const rng = new Rng(20240);
@@ -133,6 +142,7 @@ export async function writeWebFolder(m: Exportable, dir: string, opts: WebFolder
   const io = await modelIO(onnx);
   const config = m.family === "classifier" ? classifierConfig(m, io) : lmConfig(m, io, opts);
   const tmp = join(dirname(target), `.${basename(target)}.${process.pid}.tmp`);
+  const old = `${tmp}.old`;
   try {
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(tmp, { recursive: true });
@@ -152,16 +162,17 @@ export async function writeWebFolder(m: Exportable, dir: string, opts: WebFolder
       writeFileSync(join(tmp, "tokenizer.json"), JSON.stringify(m.tokenizer.json));
     }
     writeFileSync(join(tmp, WEB_CONFIG), JSON.stringify(config, null, 2) + "\n");
-    if (replace) rmSync(target, { recursive: true, force: true });
-    mkdirSync(dirname(target), { recursive: true });
+    // The previous export is moved aside, not deleted, until the new one is in place.
+    if (replace) renameSync(target, old);
     renameSync(tmp, target);
+    rmSync(old, { recursive: true, force: true });
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
+    if (existsSync(old) && !existsSync(target)) renameSync(old, target);
     const reason = fsReason(e);
     if (reason !== null) throw new UserError(`${dir}: cannot write the web folder (${reason})`);
     throw e;
   }
-  if (!existsSync(join(target, WEB_CONFIG))) throw new Error(`${dir}: the web folder was not written`);
 }
 
 function classifierConfig(m: Extract<Exportable, { family: "classifier" }>, io: ModelIO): Record<string, unknown> {
@@ -171,6 +182,8 @@ function classifierConfig(m: Extract<Exportable, { family: "classifier" }>, io: 
 }
 
 function lmConfig(m: LMExportable, io: ModelIO, opts: WebFolderOptions): Record<string, unknown> {
+  const vocab = tokenizerFromJSON(m.tokenizer, m.source).vocabSize;
+  if (vocab !== m.model.vocab) throw new UserError(`${m.source}: the tokenizer has ${vocab} tokens but the model's vocabulary is ${m.model.vocab}`);
   const context = m.model.spec.context;
   const tokens = Math.max(1, Math.min(opts.tokens ?? 32, context - 1));
   const tokenizer = m.tokenizer.kind === "hf" ? { kind: "hf", config: m.tokenizer.config ?? {} } : m.tokenizer;
