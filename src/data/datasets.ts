@@ -1,8 +1,15 @@
 // Datasets by name, as the trainer sees them: flat example rows plus integer labels.
 import type { Examples } from "./batches.js";
 import { loadFashionMnist, locateFashionMnist } from "./fashion-mnist.js";
-import type { InputShape } from "../nn/models.js";
 import { UserError } from "../util/errors.js";
+
+/** What a model is built for: the image geometry (channels last) and the number of classes. */
+export interface InputShape {
+  height: number;
+  width: number;
+  channels: number;
+  classes: number;
+}
 
 export interface Dataset {
   name: string;

@@ -18,12 +18,9 @@ export type ModelSpec =
   | { type: "mlp"; hidden: number[]; dropout?: number }
   | { type: "cnn"; channels: number[]; dense: number; kernel?: number; dropout?: number };
 
-export interface InputShape {
-  height: number;
-  width: number;
-  channels: number;
-  classes: number;
-}
+// The data's shape, defined with the data (src/data/ knows no model; models are built for data).
+import type { InputShape } from "../data/datasets.js";
+export type { InputShape };
 
 export interface Model {
   /** Short name shown in reports, e.g. "mlp 784-512-256-10". */
