@@ -178,29 +178,32 @@ function lmAsExternal(model: LanguageModel, params: Params, k?: number): Externa
   };
 }
 
-test("a language model distilled from a top-k external teacher equals one from distill's own teacher with loss.topK", async () => {
-  const LV = 9;
-  const ids = Int32Array.from({ length: 2000 }, (_, i) => (i * 3 + Math.floor(i / 7)) % LV);
-  const tm = llama({ type: "llama", layers: 1, width: 16, heads: 2, context: 8 }, LV);
-  const tp = tm.init(random.key(4));
-  const run = async (external: boolean) => {
-    const model = llama({ type: "llama", layers: 1, width: 8, heads: 2, context: 8 }, LV);
-    const source = textSource({ ids, context: 8, batchSize: 4, steps: 6, seed: 2 });
-    const loss = { name: "hinton", lambda: 0.5, topK: 3 };
-    const r = await train({
-      name: "student",
-      model,
-      spec: { epochs: 1, batchSize: 4, optimizer: { name: "adam", lr: 1e-2 }, loss },
-      data: external ? withSoftLabels(source, lmAsExternal(tm, tp, 3)) : source,
-      seed: 1,
-      teacher: external ? undefined : { model: tm, params: tp },
-    });
-    const out = await hostParams(r.params);
-    disposeParams(r.params);
-    return out;
-  };
-  const a = await run(true);
-  const b = await run(false);
-  assertClose(a, b, 2e-5, "LM student");
-  disposeParams(tp);
-});
+for (const workers of [1, 2]) {
+  test(`a language model distilled from a top-k external teacher equals one from distill's own teacher with loss.topK (${workers} worker${workers > 1 ? "s" : ""})`, async () => {
+    const LV = 9;
+    const ids = Int32Array.from({ length: 2000 }, (_, i) => (i * 3 + Math.floor(i / 7)) % LV);
+    const tm = llama({ type: "llama", layers: 1, width: 16, heads: 2, context: 8 }, LV);
+    const tp = tm.init(random.key(4));
+    const run = async (external: boolean) => {
+      const model = llama({ type: "llama", layers: 1, width: 8, heads: 2, context: 8 }, LV);
+      const source = textSource({ ids, context: 8, batchSize: 4, steps: 6, seed: 2 });
+      const loss = { name: "hinton", lambda: 0.5, topK: 3 };
+      const r = await train({
+        name: "student",
+        model,
+        spec: { epochs: 1, batchSize: 4, optimizer: { name: "adam", lr: 1e-2 }, loss },
+        data: external ? withSoftLabels(source, lmAsExternal(tm, tp, 3)) : source,
+        seed: 1,
+        teacher: external ? undefined : { model: tm, params: tp },
+        workers,
+      });
+      const out = await hostParams(r.params);
+      disposeParams(r.params);
+      return out;
+    };
+    const a = await run(true);
+    const b = await run(false);
+    assertClose(a, b, 2e-5, "LM student");
+    disposeParams(tp);
+  });
+}
