@@ -4,12 +4,13 @@
 import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { initDevice } from "../src/engine/index.js";
+import { saveCheckpoint } from "../src/checkpoint/checkpoint.js";
 import { exportOnnx } from "../src/export/onnx.js";
-import type { ClassifierExportable, LMExportable } from "../src/export/exportable.js";
+import { loadExportable, type ClassifierExportable, type Exportable, type LMExportable } from "../src/export/exportable.js";
 import { UserError } from "../src/util/errors.js";
 import { tempDir } from "./helpers/tmp.js";
 import {
@@ -136,6 +137,38 @@ test("Llama: the KV cache (present → past_key_values), as transformers.js gene
   assert.ok(worst <= 1e-4, `cached step vs full pass: max abs diff ${worst}`);
 });
 
+test("Llama: transformers.js' AutoModelForCausalLM greedy-generates with the file as distill does, token for token", async () => {
+  const { AutoModelForCausalLM, Tensor, env } = await import("@huggingface/transformers");
+  env.allowRemoteModels = false;
+  const m = lmExportable(SPEC, VOCAB, 25);
+  const dir = tempDir("distill-onnx-tjs-");
+  mkdirSync(join(dir, "onnx"));
+  writeFileSync(join(dir, "onnx", "model.onnx"), exportOnnx(m));
+  // Only what transformers.js reads to run a Llama decoder (the HF folder writes the full config).
+  const { layers, heads, width, hidden, context } = SPEC;
+  const config = { model_type: "llama", architectures: ["LlamaForCausalLM"], num_hidden_layers: layers, num_attention_heads: heads, num_key_value_heads: heads, hidden_size: width, intermediate_size: hidden, vocab_size: VOCAB, max_position_embeddings: context };
+  writeFileSync(join(dir, "config.json"), JSON.stringify(config));
+  const model = await AutoModelForCausalLM.from_pretrained(dir, { local_files_only: true, dtype: "fp32" });
+  const prompt = [3, 1, 4, 1];
+  const newTokens = context - prompt.length;
+  const out = (await model.generate({
+    input_ids: new Tensor("int64", BigInt64Array.from(prompt.map(BigInt)), [1, prompt.length]),
+    attention_mask: new Tensor("int64", new BigInt64Array(prompt.length).fill(1n), [1, prompt.length]),
+    max_new_tokens: newTokens,
+    do_sample: false,
+  } as never)) as InstanceType<typeof Tensor>;
+  await model.dispose();
+  // distill: greedy by full recompute, argmax of the last position's logits.
+  const seq = prompt.slice();
+  while (seq.length < context) {
+    const logits = await distillLMLogits(m, Int32Array.from(seq), 1, seq.length);
+    const last = logits.subarray((seq.length - 1) * VOCAB);
+    seq.push(last.indexOf(Math.max(...last)));
+  }
+  assert.deepEqual(Array.from(out.data as BigInt64Array, Number), seq);
+  assert.ok(new Set(seq.slice(prompt.length)).size > 1, "the continuation is not one repeated token");
+});
+
 test("Llama: attention_mask zeros hide those keys from every query", async () => {
   const m = lmExportable(SPEC, VOCAB, 24);
   const s = await session(exportOnnx(m));
@@ -170,10 +203,37 @@ test("Llama: attention_mask zeros hide those keys from every query", async () =>
   await s.release();
 });
 
-test("a model type with no ONNX form is a one-line UserError naming it", () => {
+test("from a saved checkpoint: loadExportable → exportOnnx gives the checkpoint's numbers (CNN and Llama)", async () => {
+  const dir = tempDir("distill-onnx-ckpt-");
+  const save = (name: string, m: Exportable, config: object) => {
+    const path = join(dir, `${name}.safetensors`);
+    saveCheckpoint(path, { tensors: Object.fromEntries(Object.entries(m.params).map(([k, v]) => [k, { dtype: "F32" as const, ...v }])), config });
+    return loadExportable(path);
+  };
+  const cnn = classifierExportable({ type: "cnn", channels: [3], dense: 6 }, { height: 4, width: 4, channels: 2, classes: 3 }, 41);
+  const loaded = save("cnn", cnn, { model: cnn.model.spec, input: cnn.input });
+  assert.equal(loaded.family, "classifier");
+  const d = await checkClassifier(loaded as ClassifierExportable, 9);
+  assert.ok(d <= 1e-4, `classifier from a checkpoint: max abs diff ${d}`);
+  const lm = lmExportable({ ...SPEC, tied: true }, VOCAB, 42);
+  const back = save("lm", lm, { model: lm.model.spec, tokenizer: lm.tokenizer });
+  assert.equal(back.family, "lm");
+  const s = await session(exportOnnx(back));
+  const ids = randomIds(4 * 7, VOCAB, 3);
+  const got = (await s.run(lmFeeds(lm, ids, 4, 7))).logits.data as Float32Array;
+  await s.release();
+  const dl = maxAbsDiff(got, await distillLMLogits(lm, ids, 4, 7));
+  assert.ok(dl <= 1e-4, `LM from a checkpoint: max abs diff ${dl}`);
+});
+
+test("a model type with no ONNX form, or a NaN weight, is a one-line UserError naming it", () => {
   const m = classifierExportable({ type: "mlp", hidden: [4] }, { height: 2, width: 2, channels: 1, classes: 2 });
   const odd = { ...m, model: { ...m.model, spec: { type: "transformer" } as never } };
   assert.throws(() => exportOnnx(odd), (e: unknown) => e instanceof UserError && /cannot export .*: model type "transformer" has no ONNX form/.test(e.message) && !e.message.includes("\n"));
+  // A diverged checkpoint's NaN is refused, not exported.
+  const bad = classifierExportable({ type: "mlp", hidden: [4] }, { height: 2, width: 2, channels: 1, classes: 2 });
+  bad.params["layers.1.bias"].data[1] = NaN;
+  assert.throws(() => exportOnnx(bad), (e: unknown) => e instanceof UserError && /tensor "layers\.1\.bias" holds NaN at index 1$/.test(e.message));
 });
 
 test("the official ONNX checker accepts the files (when Debian's python3-onnx is installed)", async (t) => {

@@ -126,9 +126,13 @@ function encode(g: Graph, graphName: string, doc: string): Uint8Array {
   return T.encode(T.fromObject(model)).finish();
 }
 
-function param(p: Params32, name: string): { shape: number[]; data: Float32Array } {
+/** A parameter by name, refused if it holds NaN or ±Inf (a diverged run would export silently). */
+function param(p: Params32, name: string, source: string): { shape: number[]; data: Float32Array } {
   if (!Object.hasOwn(p, name)) throw new Error(`exportOnnx: parameter "${name}" is missing`);
-  return p[name];
+  const t = p[name];
+  const bad = t.data.findIndex((v) => !Number.isFinite(v));
+  if (bad >= 0) throw new UserError(`cannot export ${source}: tensor "${name}" holds ${t.data[bad]} at index ${bad}`);
+  return t;
 }
 
 /**
@@ -157,14 +161,17 @@ function exportClassifier(m: ClassifierExportable): Uint8Array {
   g.outputs.push(valueInfo("logits", FLOAT, ["batch_size", classes]));
   // nn.Linear: y = x Wᵀ + b, W stored [out, in] (Gemm's transB).
   const gemm = (x: string, w: string, b: string, out?: string) => g.op("Gemm", [x, w, b], [int("transB", 1)], out);
-  const addInit = (name: string, data?: Float32Array) => g.init(name, param(params, name).shape, data ?? param(params, name).data);
+  const addInit = (name: string, data?: Float32Array) => {
+    const t = param(params, name, m.source);
+    return g.init(name, t.shape, data ?? t.data);
+  };
 
   if (spec.type === "mlp") {
     const n = m.model.shapes.length / 2;
     let h = g.op("Flatten", ["pixel_values"], [int("axis", 1)]);
     for (let i = 0; i < n; i++) {
       const wName = `layers.${i}.weight`;
-      const w = param(params, wName);
+      const w = param(params, wName, m.source);
       // The first layer reads the image: its columns follow distill's (h, w, c) flattening.
       addInit(wName, i === 0 ? permuteHwcColumns(w.data, w.shape[0], H, W, C) : undefined);
       addInit(`layers.${i}.bias`);
@@ -190,7 +197,7 @@ function exportClassifier(m: ClassifierExportable): Uint8Array {
       h /= 2;
       w /= 2;
     });
-    const fc = param(params, "fc.weight");
+    const fc = param(params, "fc.weight", m.source);
     addInit("fc.weight", permuteHwcColumns(fc.data, fc.shape[0], h, w, c));
     addInit("fc.bias");
     addInit("head.weight");
@@ -223,7 +230,10 @@ function exportLM(m: LMExportable): Uint8Array {
   for (let i = 0; i < L; i++) {
     g.outputs.push(valueInfo(`present.${i}.key`, FLOAT, [B, H, T, hd]), valueInfo(`present.${i}.value`, FLOAT, [B, H, T, hd]));
   }
-  for (const [name] of m.model.shapes) g.init(name, param(params, name).shape, param(params, name).data);
+  for (const [name] of m.model.shapes) {
+    const t = param(params, name, m.source);
+    g.init(name, t.shape, t.data);
+  }
 
   // Sizes at run time: past length p, new length s, total t = p + s (scalars and [1] vectors).
   const scalarDim = (x: string, axis: number) => g.op("Gather", [g.op("Shape", [x]), g.constI([], [axis])], [int("axis", 0)]);

@@ -1,11 +1,194 @@
-// STUB (base commit): replaced by the ONNX teacher adapter.
-import type { ExternalTeacher } from "./types.js";
+// A teacher from an ONNX file, run in onnxruntime-node: an image classifier (`pixel_values` →
+// `logits`) or a causal LM (`input_ids` [+ `attention_mask`, `position_ids`, empty
+// `past_key_values.*`] → `logits`), the names Hugging Face's optimum gives its exports and
+// distill's own exporter uses. The file's inputs and outputs are checked against what the recipe
+// expects when it is opened, before any training.
+import { existsSync, readFileSync, statSync } from "node:fs";
+import * as ort from "onnxruntime-node";
+import { onnxModelType } from "../export/onnx.js";
+import { UserError } from "../util/errors.js";
+import type { ExternalTeacher, SoftLabels } from "./types.js";
 
 /** What the recipe expects of an ONNX teacher; checked against the file before any training. */
 export type OnnxExpectation =
   | { family: "classifier"; height: number; width: number; channels: number; classes: number }
   | { family: "lm"; vocab: number; context: number };
 
+/** Rows per onnxruntime call: bounds the input and output tensors a call allocates. */
+const CLASSIFIER_CHUNK = 256;
+const LM_POSITIONS_PER_CALL = 4096;
+
+type Meta = { name: string; type: string; shape: (number | string)[] };
+type Dim = number | string;
+
+const firstLine = (e: unknown) => String(e instanceof Error ? e.message : e).split("\n").find((l) => l.trim() !== "")?.trim() ?? "unknown error";
+
+/** A symbolic or unknown dimension (a name, or a negative size) matches any size. */
+const fixed = (d: Dim): d is number => typeof d === "number" && d >= 0;
+const showDims = (shape: Dim[]) => `[${shape.map((d) => (fixed(d) ? String(d) : "?")).join(", ")}]`;
+const show = (m: Meta) => `"${m.name}" ${m.type} ${showDims(m.shape)}`;
+const showExpected = (name: string, type: string, dims: Dim[]) => `"${name}" ${type} [${dims.join(", ")}]`;
+
+/** Does `m` have `type` and rank `want.length`, with every fixed size equal to want's number? */
+function fits(m: Meta | undefined, type: string, want: Dim[]): boolean {
+  if (!m || m.type !== type || m.shape.length !== want.length) return false;
+  return want.every((w, i) => typeof w !== "number" || !fixed(m.shape[i]) || m.shape[i] === w);
+}
+
+function tensorMeta(ms: readonly ort.InferenceSession.ValueMetadata[]): Meta[] {
+  return ms.map((m) => (m.isTensor ? { name: m.name, type: String(m.type), shape: [...m.shape] } : { name: m.name, type: "non-tensor", shape: [] }));
+}
+
+/** Sum of the initializers' element counts, read from the file's graph (onnx.proto). */
+function initializerCount(bytes: Uint8Array): number {
+  const model = onnxModelType().decode(bytes) as unknown as { graph?: { initializer?: { dims?: (number | { toNumber(): number })[] }[] } };
+  let n = 0;
+  for (const t of model.graph?.initializer ?? []) n += (t.dims ?? []).reduce<number>((a, d) => a * Number(d), 1);
+  return n;
+}
+
 export async function openOnnxTeacher(path: string, expect: OnnxExpectation): Promise<ExternalTeacher> {
-  throw new Error(`openOnnxTeacher: not implemented yet (${path}, ${expect.family})`);
+  const where = `teacher.onnx ${path}`;
+  if (!existsSync(path) || !statSync(path).isFile()) throw new UserError(`${where}: no such file`);
+  let session: ort.InferenceSession;
+  let parameters: number | undefined;
+  try {
+    // From the path, so that weights in external data files beside it are found.
+    session = await ort.InferenceSession.create(path);
+    // A graph whose weights are all Constant nodes has no initializers: then it does not say.
+    parameters = initializerCount(readFileSync(path)) || undefined;
+  } catch (e) {
+    // onnxruntime's message repeats the path ("Load model from P failed:Protobuf parsing failed.").
+    throw new UserError(`${where}: not a readable ONNX model (${firstLine(e).replace(/^Load model from .* failed:\s*/, "")})`);
+  }
+  try {
+    const inputs = tensorMeta(session.inputMetadata);
+    const outputs = tensorMeta(session.outputMetadata);
+    const teacher = expect.family === "classifier" ? classifierTeacher(session, where, expect, inputs, outputs) : lmTeacher(session, where, expect, inputs, outputs);
+    return { ...teacher, kind: "onnx", source: path, parameters, output: "dense", close: () => session.release() };
+  } catch (e) {
+    await session.release();
+    throw e;
+  }
+}
+
+type Core = Pick<ExternalTeacher, "classes" | "softLabels">;
+
+function findOne(list: Meta[], name: string): Meta | undefined {
+  return list.find((m) => m.name === name);
+}
+
+function checkLogits(where: string, outputs: Meta[], want: Dim[], what: string): void {
+  const logits = findOne(outputs, "logits");
+  if (fits(logits, "float32", want)) return;
+  const found = logits ? show(logits) : outputs.length ? outputs.map(show).join(", ") : "none";
+  throw new UserError(`${where}: output ${found} does not match the expected ${showExpected("logits", "float32", want)} (${what})`);
+}
+
+async function run(session: ort.InferenceSession, where: string, feeds: Record<string, ort.Tensor>): Promise<ort.Tensor> {
+  try {
+    return (await session.run(feeds, ["logits"])).logits as ort.Tensor;
+  } catch (e) {
+    const shapes = Object.entries(feeds).map(([k, t]) => `${k} [${t.dims.join(", ")}]`).slice(0, 3).join(", ");
+    throw new UserError(`${where}: onnxruntime failed on ${shapes}: ${firstLine(e)}`);
+  }
+}
+
+function classifierTeacher(session: ort.InferenceSession, where: string, e: Extract<OnnxExpectation, { family: "classifier" }>, inputs: Meta[], outputs: Meta[]): Core {
+  const { height: H, width: W, channels: C, classes } = e;
+  const want: Dim[] = ["batch", C, H, W];
+  const pixels = findOne(inputs, "pixel_values");
+  if (inputs.length !== 1 || !fits(pixels, "float32", want)) {
+    throw new UserError(`${where}: input ${inputs.map(show).join(", ") || "none"} does not match the expected ${showExpected("pixel_values", "float32", want)}`);
+  }
+  checkLogits(where, outputs, ["batch", classes], `${classes} classes`);
+  const dim = H * W * C;
+  return {
+    classes,
+    async softLabels(x, shape): Promise<SoftLabels> {
+      const [n, d] = shape;
+      if (!(x instanceof Float32Array) || shape.length !== 2 || d !== dim || x.length !== n * d) {
+        throw new Error(`ONNX classifier teacher: expected float rows [N, ${dim}], got [${shape.join(", ")}]`);
+      }
+      const out = new Float32Array(n * classes);
+      for (let start = 0; start < n; start += CLASSIFIER_CHUNK) {
+        const rows = Math.min(CLASSIFIER_CHUNK, n - start);
+        // distill's rows are channels-last (h, w, c); pixel_values is NCHW.
+        const nchw = new Float32Array(rows * dim);
+        for (let r = 0; r < rows; r++) {
+          const src = (start + r) * dim;
+          for (let p = 0; p < H * W; p++) for (let c = 0; c < C; c++) nchw[r * dim + c * H * W + p] = x[src + p * C + c];
+        }
+        const logits = await run(session, where, { pixel_values: new ort.Tensor("float32", nchw, [rows, C, H, W]) });
+        if (logits.dims.length !== 2 || logits.dims[0] !== rows || logits.dims[1] !== classes) {
+          throw new UserError(`${where}: output "logits" is [${logits.dims.join(", ")}] for ${rows} images, expected [${rows}, ${classes}] (${classes} classes)`);
+        }
+        out.set(logits.data as Float32Array, start * classes);
+      }
+      return { kind: "dense", rows: n, classes, logits: out };
+    },
+  };
+}
+
+const PAST = /^past_key_values\.\d+\.(key|value)$/;
+
+function lmTeacher(session: ort.InferenceSession, where: string, e: Extract<OnnxExpectation, { family: "lm" }>, inputs: Meta[], outputs: Meta[]): Core {
+  const { vocab } = e;
+  const ids = findOne(inputs, "input_ids");
+  if (!fits(ids, "int64", ["batch", "sequence"])) {
+    const found = ids ? show(ids) : inputs.map(show).join(", ") || "none";
+    throw new UserError(`${where}: input ${found} does not match the expected ${showExpected("input_ids", "int64", ["batch", "sequence"])}`);
+  }
+  for (const m of inputs) {
+    if (m.name === "input_ids") continue;
+    const ok =
+      m.name === "attention_mask" || m.name === "position_ids"
+        ? fits(m, "int64", ["batch", "sequence"])
+        : PAST.test(m.name)
+          ? fits(m, "float32", ["batch", "heads", "past", "head_dim"])
+          : m.name === "use_cache_branch" && m.type === "bool";
+    if (!ok) {
+      throw new UserError(
+        `${where}: input ${show(m)} is not one a causal LM teacher is fed (input_ids, attention_mask, position_ids int64 [batch, sequence]; empty past_key_values.N.key/value)`,
+      );
+    }
+  }
+  const logits = findOne(outputs, "logits");
+  if (logits && logits.shape.length === 3 && fixed(logits.shape[2]) && logits.shape[2] !== vocab) {
+    throw new UserError(`${where}: the teacher's vocabulary has ${logits.shape[2]} tokens, the student's tokenizer has ${vocab}`);
+  }
+  checkLogits(where, outputs, ["batch", "sequence", vocab], `vocabulary of ${vocab}`);
+  const has = (name: string) => inputs.some((m) => m.name === name);
+  const pasts = inputs.filter((m) => PAST.test(m.name));
+
+  return {
+    classes: vocab,
+    async softLabels(x, shape): Promise<SoftLabels> {
+      const [B, T] = shape;
+      if (!(x instanceof Int32Array) || shape.length !== 2 || x.length !== B * T) throw new Error(`ONNX LM teacher: expected int32 ids [B, T], got [${shape.join(", ")}]`);
+      const out = new Float32Array(B * T * vocab);
+      const per = Math.max(1, Math.floor(LM_POSITIONS_PER_CALL / T));
+      for (let start = 0; start < B; start += per) {
+        const b = Math.min(per, B - start);
+        const idsT = new BigInt64Array(b * T);
+        for (let i = 0; i < b * T; i++) idsT[i] = BigInt(x[start * T + i]);
+        const feeds: Record<string, ort.Tensor> = { input_ids: new ort.Tensor("int64", idsT, [b, T]) };
+        if (has("attention_mask")) feeds.attention_mask = new ort.Tensor("int64", new BigInt64Array(b * T).fill(1n), [b, T]);
+        if (has("position_ids")) feeds.position_ids = new ort.Tensor("int64", BigInt64Array.from({ length: b * T }, (_, i) => BigInt(i % T)), [b, T]);
+        if (has("use_cache_branch")) feeds.use_cache_branch = new ort.Tensor("bool", [false], [1]);
+        // A whole-sequence pass: empty caches, the batch and fixed sizes from the file.
+        for (const m of pasts) {
+          const dims = m.shape.map((d, i) => (i === 0 ? b : fixed(d) ? d : 0));
+          feeds[m.name] = new ort.Tensor("float32", new Float32Array(0), dims);
+        }
+        const logits = await run(session, where, feeds);
+        if (logits.dims.length !== 3 || logits.dims[0] !== b || logits.dims[1] !== T || logits.dims[2] !== vocab) {
+          if (logits.dims[2] !== vocab) throw new UserError(`${where}: the teacher's vocabulary has ${logits.dims[2]} tokens, the student's tokenizer has ${vocab}`);
+          throw new UserError(`${where}: output "logits" is [${logits.dims.join(", ")}] for input_ids [${b}, ${T}], expected [${b}, ${T}, ${vocab}]`);
+        }
+        out.set(logits.data as Float32Array, start * T * vocab);
+      }
+      return { kind: "dense", rows: B * T, classes: vocab, logits: out };
+    },
+  };
 }

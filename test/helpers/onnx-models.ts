@@ -36,9 +36,9 @@ export function classifierExportable(spec: ModelSpec, input: InputShape, seed = 
   return { family: "classifier", model, params: randomParams(model.shapes, seed, 1.5), input, source: `test ${model.name}` };
 }
 
-/** A character vocabulary of `vocab` letters. */
+/** A character tokenizer whose vocabulary is `vocab` ids (id 0 is the unknown character). */
 export function charTokenizer(vocab: number): TokenizerJSON {
-  return { kind: "char", chars: Array.from({ length: vocab }, (_, i) => String.fromCharCode(97 + i)) };
+  return { kind: "char", chars: Array.from({ length: vocab - 1 }, (_, i) => String.fromCharCode(97 + i)) };
 }
 
 export function lmExportable(spec: LlamaSpec, vocab: number, seed = 2): LMExportable {
