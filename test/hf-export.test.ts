@@ -23,6 +23,7 @@ import { byteTokenizer, charTokenizer, hfTokenizer, type Tokenizer, type Tokeniz
 import { UserError } from "../src/util/errors.js";
 import { writeDirAtomic } from "../src/util/fs.js";
 import { tempDir } from "./helpers/tmp.js";
+import { tinyWhitespaceBpe } from "./helpers/tokenizers.js";
 
 before(async () => {
   await initDevice("wasm");
@@ -35,17 +36,8 @@ const SAMPLE = "the Zöö cat ✓ 😀😀  \n\n\tsat <unk> on\uFFFDthe mat";
 
 /** A small whitespace BPE with an unknown token, standing in for a real Hugging Face tokenizer. */
 function tinyHfTokenizer(): Tokenizer {
-  const vocab = { "[UNK]": 0, h: 1, u: 2, g: 3, s: 4, hu: 5, hug: 6, "!": 7, t: 8, e: 9, the: 10, th: 11 };
   return hfTokenizer(
-    {
-      version: "1.0",
-      added_tokens: [{ id: 0, content: "[UNK]", single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }],
-      normalizer: null,
-      pre_tokenizer: { type: "Whitespace" },
-      post_processor: null,
-      decoder: null,
-      model: { type: "BPE", unk_token: "[UNK]", vocab, merges: ["h u", "hu g", "t h", "th e"] },
-    },
+    tinyWhitespaceBpe({ withThe: true }),
     { clean_up_tokenization_spaces: false },
   );
 }

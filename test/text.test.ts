@@ -16,6 +16,7 @@ import {
 import { DEBIAN_FORTUNES, evalWindows, readCorpus, sampleWindows, splitHeldOut } from "../src/text/corpus.js";
 import { UserError } from "../src/util/errors.js";
 import { Rng } from "../src/util/rng.js";
+import { tinyWhitespaceBpe } from "./helpers/tokenizers.js";
 
 function userError(re: RegExp) {
   return (e: unknown) => e instanceof UserError && re.test(e.message);
@@ -61,20 +62,6 @@ function tinyByteLevelBpe() {
     post_processor: { type: "ByteLevel", add_prefix_space: true, trim_offsets: false, use_regex: true },
     decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
     model: { type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: "", end_of_word_suffix: "", fuse_unk: false, byte_fallback: false, vocab, merges },
-  };
-}
-
-/** A small character BPE with a whitespace pre-tokenizer and an [UNK] token. */
-function tinyWhitespaceBpe() {
-  const vocab = { "[UNK]": 0, h: 1, u: 2, g: 3, s: 4, hu: 5, hug: 6, "!": 7 };
-  return {
-    version: "1.0",
-    added_tokens: [{ id: 0, content: "[UNK]", single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }],
-    normalizer: null,
-    pre_tokenizer: { type: "Whitespace" },
-    post_processor: null,
-    decoder: null,
-    model: { type: "BPE", unk_token: "[UNK]", vocab, merges: ["h u", "hu g"] },
   };
 }
 

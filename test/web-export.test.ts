@@ -23,6 +23,7 @@ import { UserError } from "../src/util/errors.js";
 import { classifierExportable, distillClassifierLogits, lmExportable, lmFeeds, maxAbsDiff, toNCHW } from "./helpers/onnx-models.js";
 import { makeFashionFixture } from "./helpers/fixtures.js";
 import { tempDir } from "./helpers/tmp.js";
+import { tinyWhitespaceBpe } from "./helpers/tokenizers.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} not found (apt-get install chromium): the browser folder is not opened`;
@@ -242,15 +243,7 @@ describe("the browser folder", { skip }, () => {
     await writeWebFolder(byte, join(tmp, "byte-web"), { prompt: "hé", tokens: 8 });
     await checkLM(byte, join(tmp, "byte-web"), ["hé", "ab"], 8);
 
-    const hfJson = {
-      version: "1.0",
-      added_tokens: [{ id: 0, content: "[UNK]", single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }],
-      normalizer: null,
-      pre_tokenizer: { type: "Whitespace" },
-      post_processor: null,
-      decoder: null,
-      model: { type: "BPE", unk_token: "[UNK]", vocab: { "[UNK]": 0, h: 1, u: 2, g: 3, s: 4, hu: 5, hug: 6, "!": 7 }, merges: ["h u", "hu g"] },
-    };
+    const hfJson = tinyWhitespaceBpe();
     const hf = lmExportable({ type: "llama", layers: 1, width: 16, heads: 2, context: 16 }, 8, 7);
     hf.tokenizer = { kind: "hf", json: hfJson } as TokenizerJSON;
     const dir = join(tmp, "hf-web");
