@@ -5,7 +5,7 @@
 // compared with what loadExportable reads from the run's checkpoint.
 import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { decodeSafetensors } from "../src/checkpoint/safetensors.js";
@@ -13,7 +13,7 @@ import { loadExportable } from "../src/export/exportable.js";
 import { exportOnnx } from "../src/export/onnx.js";
 import type { DeployRecord } from "../src/export/deploy.js";
 import { formatDeployTable, type Results } from "../src/report/results.js";
-import { makeFashionFixture, runCli, writeTinyRecipe } from "./helpers/fixtures.js";
+import { makeFashionFixture, runCli, tinyLMParts, writeTinyRecipe } from "./helpers/fixtures.js";
 import { tempDir } from "./helpers/tmp.js";
 
 let tmp = "";
@@ -52,11 +52,7 @@ before(() => {
   assert.equal(r.code, 0, r.stderr);
   clsStdout = r.stdout;
 
-  const corpus = join(tmp, "corpus");
-  mkdirSync(corpus);
-  writeFileSync(join(corpus, "a.txt"), "the quick brown fox jumps over the lazy dog. ".repeat(40));
-  const opt = { name: "adamw", lr: 0.01 };
-  const model = { type: "llama", layers: 1, width: 8, heads: 2, context: 16 };
+  const { corpus, opt, model } = tinyLMParts(tmp);
   const lm = {
     kind: "lm",
     name: "deploy-lm",

@@ -6,7 +6,7 @@
 // equal to results.json.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -15,7 +15,7 @@ import type { Browser, Page } from "playwright-core";
 import { eceFromBins, type ReliabilityBin } from "../src/eval/metrics.js";
 import { renderHtmlReport, type LossCurve } from "../src/report/html.js";
 import type { Results, RunRecord } from "../src/report/results.js";
-import { REPO_ROOT, makeFashionFixture, runCli, writeTinyRecipe } from "./helpers/fixtures.js";
+import { REPO_ROOT, makeFashionFixture, runCli, tinyLMParts, writeTinyRecipe } from "./helpers/fixtures.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} not found (apt-get install chromium): the report page is not rendered`;
@@ -35,11 +35,7 @@ before(async () => {
   const r = runCli(["run", writeTinyRecipe(join(tmp, "tiny.yaml")), "--out", clsOut, "--data", data, "--seeds", "0,1", "-q"]);
   assert.equal(r.code, 0, r.stderr);
 
-  const corpus = join(tmp, "corpus");
-  mkdirSync(corpus);
-  writeFileSync(join(corpus, "a.txt"), "the quick brown fox jumps over the lazy dog. ".repeat(40));
-  const opt = { name: "adamw", lr: 0.01 };
-  const model = { type: "llama", layers: 1, width: 8, heads: 2, context: 16 };
+  const { corpus, opt, model } = tinyLMParts(tmp);
   const lm = {
     kind: "lm",
     name: "page-lm",

@@ -190,3 +190,14 @@ export function runUntil(
     });
   });
 }
+
+/**
+ * The pieces of a tiny language-model recipe: a one-file corpus written under `dir`, an optimiser
+ * and a 1-layer Llama of width 8 (teachers widen it).
+ */
+export function tinyLMParts(dir: string) {
+  const corpus = join(dir, "corpus");
+  mkdirSync(corpus);
+  writeFileSync(join(corpus, "a.txt"), "the quick brown fox jumps over the lazy dog. ".repeat(40));
+  return { corpus, opt: { name: "adamw", lr: 0.01 }, model: { type: "llama", layers: 1, width: 8, heads: 2, context: 16 } };
+}
