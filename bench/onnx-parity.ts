@@ -1,6 +1,6 @@
 // The ONNX exporter at the recipes' model sizes (the tests use tiny ones): for each model, random
 // weights, the exported file's size, onnxruntime-node's logits against distill's own forward
-// (max abs difference over 64 inputs) and onnxruntime's median time per call at batch 1 and 64.
+// (max abs difference over 64 inputs). Latency is measured by `distill bench --workload deploy`.
 //
 //   npx tsx bench/onnx-parity.ts
 import * as ort from "onnxruntime-node";
@@ -23,21 +23,10 @@ import {
 await initDevice("wasm");
 const FMNIST = { height: 28, width: 28, channels: 1, classes: 10 };
 
-async function median(f: () => Promise<unknown>, reps = 15): Promise<number> {
-  await f();
-  const t: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    const s = performance.now();
-    await f();
-    t.push(performance.now() - s);
-  }
-  return t.sort((a, b) => a - b)[reps >> 1];
-}
+const row = (name: string, params: number, bytes: number, diff: number) =>
+  console.log(`${name.padEnd(34)} ${String(params).padStart(9)} ${(bytes / 1024).toFixed(0).padStart(8)} KiB  ${diff.toExponential(1).padStart(8)}`);
 
-const row = (name: string, params: number, bytes: number, diff: number, ms1: number, ms64: number) =>
-  console.log(`${name.padEnd(34)} ${String(params).padStart(9)} ${(bytes / 1024).toFixed(0).padStart(8)} KiB  ${diff.toExponential(1).padStart(8)}  ${ms1.toFixed(3).padStart(7)} ms  ${(ms64 / 64).toFixed(3).padStart(7)} ms`);
-
-console.log(`${"model".padEnd(34)} ${"params".padStart(9)} ${"file".padStart(12)}  ${"max|Δ|".padStart(8)}  ${"batch 1".padStart(10)}  ${"per ex. @64".padStart(10)}`);
+console.log(`${"model".padEnd(34)} ${"params".padStart(9)} ${"file".padStart(12)}  ${"max|Δ|".padStart(8)}`);
 
 async function classifier(m: ClassifierExportable): Promise<void> {
   const bytes = exportOnnx(m);
@@ -47,7 +36,7 @@ async function classifier(m: ClassifierExportable): Promise<void> {
   const feed = (n: number) => ({ pixel_values: new ort.Tensor("float32", toNCHW(x.subarray(0, n * H * W * C), n, m.input), [n, C, H, W]) });
   const got = (await s.run(feed(64))).logits.data as Float32Array;
   const diff = maxAbsDiff(got, await distillClassifierLogits(m, x, 64));
-  row(m.model.name, paramCount(m.model), bytes.length, diff, await median(() => s.run(feed(1))), await median(() => s.run(feed(64))));
+  row(m.model.name, paramCount(m.model), bytes.length, diff);
   await s.release();
 }
 
@@ -59,7 +48,7 @@ async function lm(m: LMExportable): Promise<void> {
   const got = (await s.run(lmFeeds(m, ids, 64, T))).logits.data as Float32Array;
   const diff = maxAbsDiff(got, await distillLMLogits(m, ids, 64, T));
   const params = m.model.shapes.reduce((a, [, sh]) => a + sh.reduce((x, y) => x * y, 1), 0);
-  row(`${m.model.name} (${T} tokens)`, params, bytes.length, diff, await median(() => s.run(lmFeeds(m, ids.subarray(0, T), 1, T))), await median(() => s.run(lmFeeds(m, ids, 64, T)), 5));
+  row(`${m.model.name} (${T} tokens)`, params, bytes.length, diff);
   await s.release();
 }
 
