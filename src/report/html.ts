@@ -733,6 +733,21 @@ function summaryTable(summary: Summary[]): string {
   return table(head, rows);
 }
 
+/** The sections both kinds of report end with: calibration, deployment, environment. */
+function closingSections(results: Results, summary: Summary[], lm: boolean): string[] {
+  return [
+    `<section class="card">`,
+    `<h2>Calibration</h2>`,
+    calibrationSection(results, summary, lm),
+    `</section>`,
+    ...deploymentSection(results),
+    `<section class="card">`,
+    `<h2>Environment</h2>`,
+    environmentSection(results),
+    `</section>`,
+  ];
+}
+
 /** The sections of a classification report, between the header and the footer. */
 function classificationSections(results: Results, summary: Summary[], curves: LossCurve[], styles: Map<string, RunStyle>, stat: string): string[] {
   const hasDistilled = summary.some((s) => s.role === "distilled");
@@ -778,15 +793,7 @@ function classificationSections(results: Results, summary: Summary[], curves: Lo
     `<h2>Classes</h2>`,
     classesSection(results, summary),
     `</section>`,
-    `<section class="card">`,
-    `<h2>Calibration</h2>`,
-    calibrationSection(results, summary, false),
-    `</section>`,
-    ...deploymentSection(results),
-    `<section class="card">`,
-    `<h2>Environment</h2>`,
-    environmentSection(results),
-    `</section>`,
+    ...closingSections(results, summary, false),
   ];
 }
 
@@ -1046,15 +1053,7 @@ function lmSections(results: ReportResults, summary: Summary[], curves: LossCurv
     `<p class="muted">Grey: the prompt, from the held-out text; after it, the run's sampled continuation. Control characters are shown as highlighted escapes (\\t tab, \\n line feed, \\b backspace, \\xNN others); hover one for its code point.</p>`,
     samplesBlock(results.samples ?? [], summary),
     `</section>`,
-    `<section class="card">`,
-    `<h2>Calibration</h2>`,
-    calibrationSection(results, summary, true),
-    `</section>`,
-    ...deploymentSection(results),
-    `<section class="card">`,
-    `<h2>Environment</h2>`,
-    environmentSection(results),
-    `</section>`,
+    ...closingSections(results, summary, true),
   ];
 }
 
