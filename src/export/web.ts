@@ -1,8 +1,8 @@
 // `distill export --format web`: a static folder that runs the model in a browser with
 // onnxruntime-web, served by any static file server and fetching nothing from outside itself.
-import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, lstatSync, readdirSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { basename, dirname, join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import * as ort from "onnxruntime-node";
 import type { Exportable, LMExportable } from "./exportable.js";
 import { exportOnnx } from "./onnx.js";
@@ -10,7 +10,8 @@ import { APP_JS, indexHtml } from "./web-page.js";
 import { FASHION_MNIST_CLASSES, FASHION_MNIST_FILES, locateFashionMnist } from "../data/fashion-mnist.js";
 import { readIdxGz } from "../data/idx.js";
 import { tokenizerFromJSON } from "../text/tokenizer.js";
-import { UserError, fsReason } from "../util/errors.js";
+import { UserError } from "../util/errors.js";
+import { writeDirAtomic } from "../util/fs.js";
 import { Rng } from "../util/rng.js";
 
 /** The file that marks a folder as written by writeWebFolder (and holds the page's settings). */
@@ -133,7 +134,8 @@ function checkTarget(dir: string): "absent" | "replace" {
 /**
  * Writes a static folder that runs the model with onnxruntime-web (index.html, its script,
  * model.onnx, the runtime's files, a few bundled inputs): a classifier on test images, an LM
- * generating text. Built in a temporary folder beside `dir` and renamed into place at the end.
+ * generating text. Built in a temporary folder beside `dir` and renamed into place at the end
+ * (`writeDirAtomic`; an earlier export is moved aside until the new one is in place).
  */
 export async function writeWebFolder(m: Exportable, dir: string, opts: WebFolderOptions = {}): Promise<void> {
   const target = resolve(dir);
@@ -141,38 +143,29 @@ export async function writeWebFolder(m: Exportable, dir: string, opts: WebFolder
   const onnx = opts.onnx ?? exportOnnx(m);
   const io = await modelIO(onnx);
   const config = m.family === "classifier" ? classifierConfig(m, io) : lmConfig(m, io, opts);
-  const tmp = join(dirname(target), `.${basename(target)}.${process.pid}.tmp`);
-  const old = `${tmp}.old`;
-  try {
-    rmSync(tmp, { recursive: true, force: true });
-    mkdirSync(tmp, { recursive: true });
-    writeFileSync(join(tmp, "model.onnx"), onnx);
-    const ortDir = dirname(packageFile("onnxruntime-web/ort-wasm-simd-threaded.wasm"));
-    for (const f of ORT_FILES) copyFileSync(join(ortDir, f), join(tmp, f));
-    writeFileSync(join(tmp, "app.mjs"), APP_JS);
-    const title = `${m.model.name}: ${m.family === "classifier" ? "image classifier" : "language model"} in the browser`;
-    writeFileSync(join(tmp, "index.html"), indexHtml(escapeHtml(title)));
-    if (m.family === "classifier") {
-      const b = bundledImages(m, opts);
-      writeFileSync(join(tmp, "inputs.json"), JSON.stringify({ source: b.source, labels: b.labels, pixels: b.pixels }));
-      (config as Record<string, unknown>).classes = b.classes;
-    } else if (m.tokenizer.kind === "hf") {
-      // The same tokenizer library distill uses (self-contained ES module), and the vocabulary.
-      copyFileSync(join(dirname(packageFile("@huggingface/tokenizers")), "tokenizers.min.mjs"), join(tmp, "tokenizers.min.mjs"));
-      writeFileSync(join(tmp, "tokenizer.json"), JSON.stringify(m.tokenizer.json));
-    }
-    writeFileSync(join(tmp, WEB_CONFIG), JSON.stringify(config, null, 2) + "\n");
-    // The previous export is moved aside, not deleted, until the new one is in place.
-    if (replace) renameSync(target, old);
-    renameSync(tmp, target);
-    rmSync(old, { recursive: true, force: true });
-  } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
-    if (existsSync(old) && !existsSync(target)) renameSync(old, target);
-    const reason = fsReason(e);
-    if (reason !== null) throw new UserError(`${dir}: cannot write the web folder (${reason})`);
-    throw e;
-  }
+  // checkTarget has refused anything but an absent, empty or earlier web folder.
+  await writeDirAtomic(
+    target,
+    (tmp) => {
+      writeFileSync(join(tmp, "model.onnx"), onnx);
+      const ortDir = dirname(packageFile("onnxruntime-web/ort-wasm-simd-threaded.wasm"));
+      for (const f of ORT_FILES) copyFileSync(join(ortDir, f), join(tmp, f));
+      writeFileSync(join(tmp, "app.mjs"), APP_JS);
+      const title = `${m.model.name}: ${m.family === "classifier" ? "image classifier" : "language model"} in the browser`;
+      writeFileSync(join(tmp, "index.html"), indexHtml(escapeHtml(title)));
+      if (m.family === "classifier") {
+        const b = bundledImages(m, opts);
+        writeFileSync(join(tmp, "inputs.json"), JSON.stringify({ source: b.source, labels: b.labels, pixels: b.pixels }));
+        (config as Record<string, unknown>).classes = b.classes;
+      } else if (m.tokenizer.kind === "hf") {
+        // The same tokenizer library distill uses (self-contained ES module), and the vocabulary.
+        copyFileSync(join(dirname(packageFile("@huggingface/tokenizers")), "tokenizers.min.mjs"), join(tmp, "tokenizers.min.mjs"));
+        writeFileSync(join(tmp, "tokenizer.json"), JSON.stringify(m.tokenizer.json));
+      }
+      writeFileSync(join(tmp, WEB_CONFIG), JSON.stringify(config, null, 2) + "\n");
+    },
+    { replace },
+  );
 }
 
 function classifierConfig(m: Extract<Exportable, { family: "classifier" }>, io: ModelIO): Record<string, unknown> {
