@@ -16,6 +16,7 @@ import { Rng } from "../util/rng.js";
 import { writeFileAtomic } from "../util/fs.js";
 import type { Exportable, Params32 } from "./exportable.js";
 import { exportOnnx } from "./onnx.js";
+import { wholeSequenceFeeds } from "./onnx-feeds.js";
 import { writeHfFolder } from "./hf.js";
 import { exportGguf } from "./gguf.js";
 import { modelIO, pixelLayout, toLayout, writeWebFolder, type WebFolderOptions } from "./web.js";
@@ -133,16 +134,7 @@ export async function onnxLatency(m: Exportable, onnx: Uint8Array, timing: Timin
         const shape = layout === "flat" ? [batch, s.dim] : layout === "nchw" ? [batch, C, H, W] : [batch, H, W, C];
         feeds[input.name] = new ort.Tensor("float32", toLayout(s.pixels!, m.input, layout), shape);
       } else {
-        const L = s.dim;
-        for (const i of io.inputs) {
-          if (i.name.startsWith("past_key_values")) {
-            // An empty cache [batch, heads, 0, head_dim]: the whole window in one pass.
-            feeds[i.name] = new ort.Tensor("float32", new Float32Array(0), i.shape.map((d, k) => (k === 0 ? batch : typeof d === "number" ? d : 0)));
-            continue;
-          }
-          const values = i.name === "input_ids" ? Array.from(s.tokens!) : i.name === "position_ids" ? Array.from({ length: batch * L }, (_, j) => j % L) : new Array<number>(batch * L).fill(1);
-          feeds[i.name] = i.type === "int64" ? new ort.Tensor("int64", BigInt64Array.from(values, BigInt), [batch, L]) : new ort.Tensor("int32", Int32Array.from(values), [batch, L]);
-        }
+        Object.assign(feeds, wholeSequenceFeeds(io.inputs, s.tokens!, batch, s.dim));
       }
       return (await timeCalls(() => session.run(feeds), timing)) / batch;
     };

@@ -6,6 +6,7 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import * as ort from "onnxruntime-node";
 import { onnxModelType } from "../export/onnx.js";
+import { PAST, wholeSequenceFeeds } from "../export/onnx-feeds.js";
 import { UserError } from "../util/errors.js";
 import type { ExternalTeacher, SoftLabels } from "./types.js";
 
@@ -130,8 +131,6 @@ function classifierTeacher(session: ort.InferenceSession, where: string, e: Extr
   };
 }
 
-const PAST = /^past_key_values\.\d+\.(key|value)$/;
-
 function lmTeacher(session: ort.InferenceSession, where: string, e: Extract<OnnxExpectation, { family: "lm" }>, inputs: Meta[], outputs: Meta[]): Core {
   const { vocab } = e;
   const ids = findOne(inputs, "input_ids");
@@ -158,8 +157,6 @@ function lmTeacher(session: ort.InferenceSession, where: string, e: Extract<Onnx
     throw new UserError(`${where}: the teacher's vocabulary has ${logits.shape[2]} tokens, the student's tokenizer has ${vocab}`);
   }
   checkLogits(where, outputs, ["batch", "sequence", vocab], `vocabulary of ${vocab}`);
-  const has = (name: string) => inputs.some((m) => m.name === name);
-  const pasts = inputs.filter((m) => PAST.test(m.name));
 
   return {
     classes: vocab,
@@ -170,17 +167,7 @@ function lmTeacher(session: ort.InferenceSession, where: string, e: Extract<Onnx
       const per = Math.max(1, Math.floor(LM_POSITIONS_PER_CALL / T));
       for (let start = 0; start < B; start += per) {
         const b = Math.min(per, B - start);
-        const idsT = new BigInt64Array(b * T);
-        for (let i = 0; i < b * T; i++) idsT[i] = BigInt(x[start * T + i]);
-        const feeds: Record<string, ort.Tensor> = { input_ids: new ort.Tensor("int64", idsT, [b, T]) };
-        if (has("attention_mask")) feeds.attention_mask = new ort.Tensor("int64", new BigInt64Array(b * T).fill(1n), [b, T]);
-        if (has("position_ids")) feeds.position_ids = new ort.Tensor("int64", BigInt64Array.from({ length: b * T }, (_, i) => BigInt(i % T)), [b, T]);
-        if (has("use_cache_branch")) feeds.use_cache_branch = new ort.Tensor("bool", [false], [1]);
-        // A whole-sequence pass: empty caches, the batch and fixed sizes from the file.
-        for (const m of pasts) {
-          const dims = m.shape.map((d, i) => (i === 0 ? b : fixed(d) ? d : 0));
-          feeds[m.name] = new ort.Tensor("float32", new Float32Array(0), dims);
-        }
+        const feeds = wholeSequenceFeeds(inputs, x.subarray(start * T), b, T);
         const logits = await run(session, where, feeds);
         if (logits.dims.length !== 3 || logits.dims[0] !== b || logits.dims[1] !== T || logits.dims[2] !== vocab) {
           if (logits.dims[2] !== vocab) throw new UserError(`${where}: the teacher's vocabulary has ${logits.dims[2]} tokens, the student's tokenizer has ${vocab}`);

@@ -1,0 +1,26 @@
+// Inputs for one whole-sequence pass through a causal LM in Hugging Face optimum's ONNX layout
+// (ours, and optimum's own exports): the ids, an all-ones attention mask, positions 0..T−1, and
+// empty key/value caches. Shared by the ONNX teacher and the deployment timing.
+import * as ort from "onnxruntime-node";
+
+/** An ONNX input as declared: its name and shape (fixed sizes as numbers ≥ 0; symbolic ones as names or −1). */
+export interface DeclaredInput {
+  name: string;
+  shape: readonly (number | string)[];
+}
+
+export const PAST = /^past_key_values\.\d+\.(key|value)$/;
+
+/** Feeds for `ids` [b, T] (row-major) through a model with these declared inputs. */
+export function wholeSequenceFeeds(inputs: readonly DeclaredInput[], ids: Int32Array, b: number, T: number): Record<string, ort.Tensor> {
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const m of inputs) {
+    if (m.name === "input_ids") feeds[m.name] = new ort.Tensor("int64", BigInt64Array.from(ids.subarray(0, b * T), BigInt), [b, T]);
+    else if (m.name === "attention_mask") feeds[m.name] = new ort.Tensor("int64", new BigInt64Array(b * T).fill(1n), [b, T]);
+    else if (m.name === "position_ids") feeds[m.name] = new ort.Tensor("int64", BigInt64Array.from({ length: b * T }, (_, i) => BigInt(i % T)), [b, T]);
+    else if (m.name === "use_cache_branch") feeds[m.name] = new ort.Tensor("bool", [false], [1]);
+    // An empty cache [b, heads, 0, head_dim]: the whole window in one pass.
+    else if (PAST.test(m.name)) feeds[m.name] = new ort.Tensor("float32", new Float32Array(0), m.shape.map((d, i) => (i === 0 ? b : typeof d === "number" && d >= 0 ? d : 0)));
+  }
+  return feeds;
+}
