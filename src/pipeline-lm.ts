@@ -26,6 +26,8 @@ import { fileTeacherId } from "./teachers/files.js";
 import { openOnnxTeacher } from "./teachers/onnx.js";
 import { openGgufTeacher } from "./teachers/gguf.js";
 import { loadHfTeacher } from "./teachers/hf.js";
+import { openServerTeacher, type ServerTeacher } from "./teachers/server.js";
+import { cacheWindows, cachedHeldOutLogProbs, openCacheTeacher, withCachedSoftLabels, type CacheTeacher } from "./teachers/cache.js";
 import { validateStoredModel, type LMRecipe, type LMTrainConfig } from "./recipe/recipe.js";
 import { writeResults, type Results, type RunRecord } from "./report/results.js";
 import { writeFileAtomic } from "./util/fs.js";
@@ -70,20 +72,29 @@ export type LMTeacher = {
   context: number;
   /** Its parameter count, when known (0 if not). */
   paramCount: number;
-} & ({ model: LanguageModel; params: Params; external?: undefined } | { external: ExternalTeacher; model?: undefined; params?: undefined });
+} & (
+  | { model: LanguageModel; params: Params; external?: undefined; cache?: undefined; server?: undefined }
+  | { external: ExternalTeacher; model?: undefined; params?: undefined; cache?: undefined; server?: ServerTeacher }
+  | { cache: CacheTeacher; model?: undefined; params?: undefined; external?: undefined; server?: undefined }
+);
+
+/** A server teacher's identity: its addresses and model (never its key). */
+function serverTeacherId(spec: { url: string | string[]; model: string; topK: number }): string {
+  return `server:${[spec.url].flat().join(",")}:${spec.model}:top${spec.topK}`;
+}
 
 /**
  * The teacher: trained (or reused) from the recipe, or loaded from a finished checkpoint or a
  * file, whose vocabulary must be the one the students will use. Files are opened (and their
  * names, shapes and vocabulary checked) here, before any training.
  */
-async function lmTeacher(
+export async function lmTeacher(
   recipe: LMRecipe,
   tokenizer: Tokenizer,
   tokJSON: TokenizerJSON,
   data: Record<string, unknown>,
   trainIds: Int32Array,
-  heldTokens: number,
+  heldIds: Int32Array,
   seed: number,
   dir: string,
   opts: RunOptions,
@@ -91,7 +102,29 @@ async function lmTeacher(
 ): Promise<LMTeacher> {
   const spec = recipe.teacher;
   const corpusPath = String(data.corpus);
+  if ("cache" in spec) {
+    const context = Math.max(...recipe.students.map((s) => s.model.context));
+    const windows = cacheWindows(trainIds, heldIds, context, recipe.data.evalWindows);
+    const cache = openCacheTeacher(spec.cache, { tokenizer: configHash(tokJSON), windows });
+    // Closed with the other opened teachers when the command ends (it scores nothing itself).
+    opened.push({ kind: "cache", source: spec.cache, classes: cache.vocab, output: "topk", softLabels: () => Promise.reject(new Error("a cache scores no new text")), close: () => cache.close() });
+    checkCacheTeacher(recipe, cache, tokenizer.vocabSize);
+    opts.progress.info(`teacher: soft-label cache ${spec.cache} (top ${cache.k} of ${cache.vocab}, ${cache.reader.manifest.precision}, context ${cache.context}; students read aligned windows)`);
+    return { cache, hash: cache.hash, seconds: 0, context, paramCount: 0 };
+  }
+  if ("server" in spec) {
+    const context = Math.max(...recipe.students.map((s) => s.model.context));
+    const server = await openServerTeacher(spec.server, { tokenizer, vocab: tokenizer.vocabSize, context, field: "teacher.server" });
+    opened.push(server);
+    checkServerTeacher(recipe, server);
+    opts.progress.info(
+      `teacher: server ${server.source} (vocabulary ${server.classes}); ` +
+        (server.scores ? `it gives only its top ${spec.server.topK} probabilities per token, so the loss runs in top-k + tail mode` : "it only generates: sequence-level KD from its continuations"),
+    );
+    return { external: server, server, hash: serverTeacherId(spec.server), seconds: 0, context, paramCount: 0 };
+  }
   const heldOut = recipe.data.heldOut ?? 0.1;
+  const heldTokens = heldIds.length;
   if ("checkpoint" in spec) {
     const path = spec.checkpoint;
     const ck = loadCheckpoint(path);
@@ -143,19 +176,53 @@ async function lmTeacher(
  * log-probabilities are at T = 1 with its own k.
  */
 function checkExternalTeacher(recipe: LMRecipe): void {
-  if (!("onnx" in recipe.teacher || "gguf" in recipe.teacher)) return;
-  const field = "onnx" in recipe.teacher ? "teacher.onnx" : "teacher.gguf";
-  // llama.cpp gives top-k probabilities only; an ONNX file gives full logits.
-  const topk = "gguf" in recipe.teacher;
+  const t = recipe.teacher;
+  if (!("onnx" in t || "gguf" in t || "server" in t || "cache" in t)) return;
+  const field = "onnx" in t ? "teacher.onnx" : "gguf" in t ? "teacher.gguf" : "server" in t ? "teacher.server" : "teacher.cache";
+  // llama.cpp, servers and caches give top-k probabilities only; an ONNX file gives full logits.
+  const topk = !("onnx" in t);
   recipe.students.forEach((s, i) => {
-    if ((s.train.modes?.teacher ?? 0) > 0) {
-      throw new UserError(`students[${i}].train.modes.teacher: teacher-generated batches need a teacher that generates; ${field} only scores text (use teacher.hf or a distill checkpoint, or modes corpus/student)`);
+    // A cache holds the teacher's outputs on the corpus windows only: it can neither generate nor score new text.
+    if ("cache" in t && (s.train.modes?.student ?? 0) > 0) {
+      throw new UserError(`students[${i}].train.modes.student: on-policy batches need a teacher that scores the student's samples; teacher.cache holds only the corpus windows' soft labels (use a live teacher)`);
+    }
+    // A server generates (sequence-level KD); a file or a cache does not.
+    if (!("server" in t) && (s.train.modes?.teacher ?? 0) > 0) {
+      const what = "cache" in t ? "holds only the corpus windows' soft labels" : "only scores text";
+      throw new UserError(`students[${i}].train.modes.teacher: teacher-generated batches need a teacher that generates; ${field} ${what} (use teacher.hf or a distill checkpoint${"cache" in t ? "" : ", or modes corpus/student"})`);
     }
     const loss = s.train.loss;
     if (topk && lossInfo(loss).needsTeacher) {
-      const k = "topK" in recipe.teacher ? recipe.teacher.topK : undefined;
+      const k = "gguf" in t ? t.topK : "server" in t ? t.server.topK : undefined;
       if ((loss.temperature ?? 1) !== 1) throw new UserError(`students[${i}].train.loss.temperature: ${loss.temperature} with a top-k teacher (${field}), whose log-probabilities are at T = 1; use 1`);
-      if (loss.topK !== undefined && loss.topK !== k) throw new UserError(`students[${i}].train.loss.topK: ${loss.topK} differs from teacher.topK ${k}`);
+      if (k !== undefined && loss.topK !== undefined && loss.topK !== k) throw new UserError(`students[${i}].train.loss.topK: ${loss.topK} differs from ${field}.topK ${k}`);
+    }
+  });
+}
+
+/** What the opened cache fixes: its k and its windows' context. */
+function checkCacheTeacher(recipe: LMRecipe, cache: CacheTeacher, vocab: number): void {
+  if (cache.vocab !== vocab) throw new UserError(`teacher.cache ${cache.dir}: a vocabulary of ${cache.vocab}, the recipe's tokenizer has ${vocab}`);
+  recipe.students.forEach((s, i) => {
+    if (s.model.context !== cache.context) {
+      throw new UserError(`students[${i}].model.context: ${s.model.context}, but the cache ${cache.dir} holds windows of ${cache.context} tokens (every student must use its context)`);
+    }
+    const loss = s.train.loss;
+    if (lossInfo(loss).needsTeacher && loss.topK !== undefined && loss.topK !== cache.k) {
+      throw new UserError(`students[${i}].train.loss.topK: ${loss.topK} differs from the cache's k of ${cache.k} (${cache.dir})`);
+    }
+  });
+}
+
+/** A server that only generates (no prompt log-probabilities) serves sequence-level KD alone. */
+function checkServerTeacher(recipe: LMRecipe, server: ServerTeacher): void {
+  if (server.scores) return;
+  recipe.students.forEach((s, i) => {
+    const m = s.train.modes ?? {};
+    if (lossInfo(s.train.loss).needsTeacher || (m.corpus ?? 1) > 0 || (m.student ?? 0) > 0) {
+      throw new UserError(
+        `students[${i}].train: teacher.server ${server.source} only generates (it returns no prompt log-probabilities), so only sequence-level KD is possible: modes { teacher: 1 } with a loss that needs no teacher (e.g. ce)`,
+      );
     }
   });
 }
@@ -183,7 +250,18 @@ export async function runLMRecipe(recipe: LMRecipe, opts: RunOptions & { device:
   return withOpened((opened) => runLM(recipe, opts, opened));
 }
 
-async function runLM(recipe: LMRecipe, opts: RunOptions & { device: Device }, opened: ExternalTeacher[]): Promise<LMResults> {
+/** A recipe's corpus and tokenizer, read as every LM command reads them (distill run, distill cache). */
+export interface LMCorpus {
+  corpusPath: string;
+  trainIds: Int32Array;
+  heldIds: Int32Array;
+  tokenizer: Tokenizer;
+  tokJSON: TokenizerJSON;
+  /** The data part of every config hash. */
+  data: { corpus: string; characters: number; tokenizer: string; heldOut: number };
+}
+
+export function loadLMCorpus(recipe: LMRecipe, opts: Pick<RunOptions, "dataDir" | "progress">): LMCorpus {
   const corpusPath = opts.dataDir ?? recipe.data.corpus ?? DEBIAN_FORTUNES;
   const corpus = readCorpus(corpusPath, recipe.data.maxBytes);
   const { train: trainText, heldOut } = splitHeldOut(corpus.text, recipe.data.heldOut ?? 0.1);
@@ -196,14 +274,24 @@ async function runLM(recipe: LMRecipe, opts: RunOptions & { device: Device }, op
   checkLengths(recipe, trainIds.length, heldIds.length, corpusPath);
   const tokJSON = tokenizer.toJSON();
   const data = { corpus: corpusPath, characters: corpus.text.length, tokenizer: configHash(tokJSON), heldOut: recipe.data.heldOut ?? 0.1 };
+  return { corpusPath, trainIds, heldIds, tokenizer, tokJSON, data };
+}
+
+async function runLM(recipe: LMRecipe, opts: RunOptions & { device: Device }, opened: ExternalTeacher[]): Promise<LMResults> {
+  const { corpusPath, trainIds, heldIds, tokenizer, tokJSON, data } = loadLMCorpus(recipe, opts);
   const charLevel = tokenizer.kind === "char";
+  // Students' windows: aligned (a cache's, in chunked order) or random offsets. Aligned windows
+  // change the students' batches, so they enter the students' config hash (not the teacher's).
+  const aligned = recipe.data.windows === "aligned" || "cache" in recipe.teacher;
+  const studentData = aligned ? { ...data, windows: "aligned" } : data;
   prepareOut(opts, recipe.name);
   const results: LMResults = { recipe: recipe.name, device: opts.device, runs: [], samples: [], environment: collectEnvironment(opts.device, opts.workers) };
   const { wanted, students, needTeacher } = selectRuns(recipe.students, opts.only);
   // A teacher from a file is the same for every seed: opened (and checked) once, before any training.
-  const fromFile = needTeacher && ("onnx" in recipe.teacher || "hf" in recipe.teacher || "gguf" in recipe.teacher);
+  const t0 = recipe.teacher;
+  const fromFile = needTeacher && ("onnx" in t0 || "hf" in t0 || "gguf" in t0 || "server" in t0 || "cache" in t0);
   if (fromFile) checkExternalTeacher(recipe);
-  const fileTeacher = fromFile ? await lmTeacher(recipe, tokenizer, tokJSON, data, trainIds, heldIds.length, 0, opts.out, opts, opened) : null;
+  const fileTeacher = fromFile ? await lmTeacher(recipe, tokenizer, tokJSON, data, trainIds, heldIds, 0, opts.out, opts, opened) : null;
 
   for (const seed of opts.seeds) {
     const dir = join(opts.out, `seed-${seed}`);
@@ -251,7 +339,7 @@ async function runLM(recipe: LMRecipe, opts: RunOptions & { device: Device }, op
     };
 
     if (needTeacher) {
-      const t = fileTeacher ?? (await lmTeacher(recipe, tokenizer, tokJSON, data, trainIds, heldIds.length, seed, dir, teacherOpts(opts, wanted), opened));
+      const t = fileTeacher ?? (await lmTeacher(recipe, tokenizer, tokJSON, data, trainIds, heldIds, seed, dir, teacherOpts(opts, wanted), opened));
       teacher = t;
       // A student's windows (and its vocabulary) must fit the teacher it learns from.
       for (const s of students) {
@@ -263,18 +351,22 @@ async function runLM(recipe: LMRecipe, opts: RunOptions & { device: Device }, op
           throw new UserError(`students.${s.name}.train.loss.topK: ${k} is larger than the vocabulary of ${tokenizer.vocabSize} tokens`);
         }
       }
-      if (t.external) {
-        // The file's own held-out metrics, from its soft labels (agreement with itself: 100 %).
+      if (t.server && !t.server.scores) {
+        opts.progress.info(`teacher seed ${seed}: no held-out metrics (${t.server.source} returns no log-probabilities)`);
+      } else if (t.external || t.cache) {
+        // The file's (or cache's) own held-out metrics, from its soft labels (agreement with itself: 100 %).
         const ev = evalSet(t.context);
-        const { logits, coverage } = await externalLMLogProbs(t.external, ev.x, t.context, ev.y);
-        teacherTop = argmaxRows(logits, t.external.classes);
+        const { logits, coverage } = t.cache
+          ? await cachedHeldOutLogProbs(t.cache, cacheWindows(trainIds, heldIds, t.context, recipe.data.evalWindows))
+          : await externalLMLogProbs(t.external!, ev.x, t.context, ev.y);
+        const V = t.cache ? t.cache.vocab : t.external!.classes;
+        teacherTop = argmaxRows(logits, V);
         if (wanted("teacher")) {
-          const m = lmMetrics(logits, ev.y, t.external.classes, teacherTop, charLevel);
-          const V = t.external.classes;
+          const m = lmMetrics(logits, ev.y, V, teacherTop, charLevel);
           results.runs.push({
             name: "teacher",
             role: "teacher",
-            model: `${t.external.kind} ${basename(t.external.source)}`,
+            model: t.cache ? `cache ${basename(t.cache.dir)} (${t.cache.reader.manifest.teacher})` : `${t.external!.kind} ${basename(t.external!.source)}`,
             params: t.paramCount,
             seed,
             metrics: m as never,
@@ -303,12 +395,14 @@ async function runLM(recipe: LMRecipe, opts: RunOptions & { device: Device }, op
       const info = lossInfo(s.train.loss);
       const usesTeacher = info.needsTeacher || (s.train.modes?.teacher ?? 0) > 0 || (s.train.modes?.student ?? 0) > 0;
       const config = withWorkers(
-        { role: s.role, model: s.model, train: s.train, data, tokenizer: tokJSON, seed, teacher: usesTeacher ? teacher!.hash : null },
+        { role: s.role, model: s.model, train: s.train, data: studentData, tokenizer: tokJSON, seed, teacher: usesTeacher ? teacher!.hash : null },
         s.train.batchSize,
         opts,
         `${s.name}.train`,
       );
       const native = teacher?.model ? { model: teacher.model, params: teacher.params } : undefined;
+      // A server generates (sequence-level KD) through its own continuations.
+      const generator = native ?? (teacher?.server ? teacher.server : undefined);
       const generated = modelTextSource({
         ids: trainIds,
         context: model.spec.context,
@@ -318,13 +412,15 @@ async function runLM(recipe: LMRecipe, opts: RunOptions & { device: Device }, op
         modes: s.train.modes,
         promptLength: s.train.promptLength,
         sampling: s.train.sampling,
-        teacher: usesTeacher ? native : undefined,
+        teacher: usesTeacher ? generator : undefined,
         student: model,
+        windows: aligned ? "aligned" : "random",
       });
       // An external teacher's soft labels ride on each batch (corpus windows and the student's
-      // own samples alike); distill's own teacher runs inside the training step.
+      // own samples alike), a cache's by window id; distill's own teacher runs inside the training step.
       const ext = info.needsTeacher ? teacher?.external : undefined;
-      const source = ext ? withSoftLabels(generated, ext) : generated;
+      const cache = info.needsTeacher ? teacher?.cache : undefined;
+      const source = ext ? withSoftLabels(generated, ext) : cache ? withCachedSoftLabels(generated, cache) : generated;
       const t = await trainOrReuse(
         `${s.name} seed ${seed}`,
         join(dir, `${s.name}-${configHash(config)}.safetensors`),
@@ -339,6 +435,8 @@ async function runLM(recipe: LMRecipe, opts: RunOptions & { device: Device }, op
       const settings = lmSettings(s.train, model.spec.context, config.workers ?? 1);
       // A top-k teacher: the loss ran on its k classes plus the tail, whatever the recipe said.
       if (ext?.output === "topk" && "topK" in recipe.teacher) settings.topK = recipe.teacher.topK;
+      if (ext?.output === "topk" && "server" in recipe.teacher) settings.topK = recipe.teacher.server.topK;
+      if (cache) settings.topK = cache.k;
       await finish(s.name, s.role, model, t.params, t.seconds, settings);
       disposeParams(t.params);
     }

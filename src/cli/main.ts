@@ -19,6 +19,7 @@ import { EXPORT_FORMATS, exportCheckpoint } from "../export/index.js";
 import { makeProgress } from "./progress.js";
 import { UserError, fsErrorLine } from "../util/errors.js";
 import { evalCheckpoint } from "./eval.js";
+import { cacheRecipe, parseShard } from "../cache/build.js";
 
 function parseSeeds(v: string): number[] {
   const seeds = v.split(",").map((s) => Number(s.trim()));
@@ -251,6 +252,46 @@ export function buildCli(): Command {
       const names = r.students.filter((s) => s.role === "distilled" && (!flags.student || s.name === flags.student)).map((s) => s.name);
       if (names.length === 0) throw new UserError(`${recipe}: no distilled student${flags.student ? ` named "${flags.student}"` : ""}`);
       await runCommand(recipe, flags, names);
+    });
+
+  program
+    .command("cache <recipe>")
+    .description("score the recipe's training and held-out windows with its teacher once, into the soft-label cache of its cache: block")
+    .option("--out <dir>", "the cache folder (default: the recipe's cache.dir)")
+    .option("--shard <i/N>", "fill only chunks c with c mod N = i (N processes or machines, then --merge)")
+    .option("--merge", "verify the shards' checksums and write the cache's one manifest")
+    .option("--runs <dir>", "where a teacher trained here is trained or reused (default: runs/<recipe name>, as distill run)")
+    .option("--data <dir>", "corpus (overrides the recipe)")
+    .option("--set <path=value>", "override a recipe field", collect, [])
+    .addOption(new Option("--device <device>", "compute device").choices(["wasm", "webgpu"]).default("wasm"))
+    .option("--workers <n>", 'data-parallel threads for a teacher trained here, or "auto"', parseWorkers, "auto")
+    .option("-q, --quiet", "no progress output")
+    .action(async (recipePath: string, flags: { out?: string; shard?: string; merge?: boolean; runs?: string; data?: string; set: string[]; device: Device; workers: number | "auto"; quiet?: boolean }) => {
+      const recipe = loadAnyRecipe(recipePath, flags.set);
+      if (recipe.kind !== "lm") throw new UserError(`${recipePath}: distill cache takes a language-model recipe (kind: lm)`);
+      const shard = flags.shard !== undefined ? parseShard(flags.shard) : undefined;
+      if (shard && flags.merge) throw new UserError(`--shard ${flags.shard} with --merge: fill the shards first, then merge once`);
+      const device = flags.merge ? flags.device : await initDevice(flags.device);
+      const r = await cacheRecipe(recipe, {
+        out: flags.runs ?? join("runs", recipe.name),
+        seeds: [0],
+        device,
+        dataDir: flags.data,
+        progress: makeProgress(flags.quiet),
+        stop: stopOnSigint(),
+        workers: workersFor(device, flags.workers),
+        cacheDir: flags.out,
+        shard,
+        merge: flags.merge,
+      });
+      if ("merged" in r) {
+        const m = r.merged;
+        console.log(`merged: ${m.shards.length} chunks, ${m.rows} positions, top ${m.k} of ${m.vocab} (${m.precision})`);
+      } else if (r.manifest) {
+        console.log(`cache: ${r.dir} complete (${r.scoredWindows} windows scored now; ${r.manifest.rows} positions, top ${r.manifest.k}, ${r.manifest.precision})`);
+      } else {
+        console.log(`cache: ${r.dir}${shard ? ` shard ${shard.index}/${shard.count}` : ""} done (${r.scoredWindows} windows scored now)${shard ? "; when every shard is done, run with --merge" : ""}`);
+      }
     });
 
   program

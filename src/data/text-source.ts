@@ -6,6 +6,7 @@
 // their continuations from `continuations` (src/teachers/generated.ts makes it from models).
 import type { BatchSource, HostBatch } from "../train/trainer.js";
 import { sampleWindows } from "../text/corpus.js";
+import { WINDOWS_PER_CHUNK } from "../cache/types.js";
 import { Rng, deriveSeed } from "../util/rng.js";
 import { modeWeights, type ModeFractions } from "./modes.js";
 
@@ -35,6 +36,63 @@ export interface TextSourceOptions {
   continuations?: Continuations;
   /** Counts batches per mode, for logs and tests. */
   counts?: Record<Mode, number>;
+  /**
+   * "random" (default): B windows at seeded random offsets per step. "aligned": the consecutive
+   * non-overlapping windows of `context` tokens a soft-label cache scores (evalWindows), in
+   * `alignedWindows` order; each batch says which (`HostBatch.windows`).
+   */
+  windows?: "random" | "aligned";
+}
+
+/**
+ * Window ids of step `step`'s batch of `batch` windows, out of `total` consecutive windows, in
+ * the aligned order: per pass over the windows, the chunks of WINDOWS_PER_CHUNK windows in a
+ * seeded permutation and the windows inside each chunk in another, so a reader of a chunked
+ * cache holds at most two chunks at a time; passes continue across steps. A pure function of
+ * (seed, step): a resumed run replays the uninterrupted one.
+ */
+export function alignedWindows(seed: number, step: number, batch: number, total: number, perChunk = WINDOWS_PER_CHUNK): Int32Array {
+  if (!Number.isInteger(total) || total < 1) throw new Error(`aligned windows: no whole window to draw (total ${total})`);
+  const chunks = Math.ceil(total / perChunk);
+  const out = new Int32Array(batch);
+  for (let b = 0; b < batch; b++) {
+    // Positions counted in float64: exact up to 2^53 windows drawn.
+    const p = step * batch + b;
+    const pass = Math.floor(p / total);
+    let r = p - pass * total;
+    const order = passOrder(seed, pass, chunks);
+    // The last chunk may be short: walk the pass's chunk order to the one holding position r.
+    let j = 0;
+    for (; ; j++) {
+      const size = Math.min(perChunk, total - order[j] * perChunk);
+      if (r < size) break;
+      r -= size;
+    }
+    const c = order[j];
+    const size = Math.min(perChunk, total - c * perChunk);
+    out[b] = c * perChunk + withinOrder(seed, pass, c, size)[r];
+  }
+  return out;
+}
+
+// The permutations are pure functions of their arguments; the last ones are kept so consecutive
+// steps do not recompute them.
+let lastPass: { key: string; order: Int32Array } | null = null;
+function passOrder(seed: number, pass: number, chunks: number): Int32Array {
+  const key = `${seed}:${pass}:${chunks}`;
+  if (lastPass?.key !== key) lastPass = { key, order: new Rng(deriveSeed(seed, "aligned-chunks", pass)).permutation(chunks) };
+  return lastPass.order;
+}
+const lastWithin = new Map<string, Int32Array>();
+function withinOrder(seed: number, pass: number, chunk: number, size: number): Int32Array {
+  const key = `${seed}:${pass}:${chunk}:${size}`;
+  let o = lastWithin.get(key);
+  if (!o) {
+    if (lastWithin.size >= 4) lastWithin.delete(lastWithin.keys().next().value!);
+    o = new Rng(deriveSeed(seed, "aligned-windows", pass, chunk)).permutation(size);
+    lastWithin.set(key, o);
+  }
+  return o;
 }
 
 /** The mode of step `step`, drawn from the fractions with a per-step seeded stream. */
@@ -48,16 +106,19 @@ export function textSource(o: TextSourceOptions): BatchSource {
   const C = o.context;
   const B = o.batchSize;
   const P = o.promptLength ?? Math.floor(C / 2);
+  const total = Math.floor((o.ids.length - 1) / C);
+  if (o.windows === "aligned" && total < 1) throw new Error(`aligned windows: ${o.ids.length} tokens hold no window of ${C}`);
   return {
     stepsPerEpoch: o.steps,
     readsParams: (o.modes?.student ?? 0) > 0,
     async batch(_epoch, step, params): Promise<HostBatch> {
-      const rng = new Rng(deriveSeed(o.seed, "windows", step));
-      const { x, y } = sampleWindows(o.ids, C, B, rng);
+      const windows = o.windows === "aligned" ? alignedWindows(o.seed, step, B, total) : undefined;
+      const { x, y } = windows ? windowsOf(o.ids, C, windows) : sampleWindows(o.ids, C, B, new Rng(deriveSeed(o.seed, "windows", step)));
       const mode = modeOf(o.modes ?? {}, o.seed, step);
       if (o.counts) o.counts[mode]++;
       const shape = [B, C];
-      if (mode === "corpus") return { x, xShape: shape, labels: y, labelShape: shape, mask: new Float32Array(B * C).fill(1) };
+      const ids = windows ? { windows } : {};
+      if (mode === "corpus") return { x, xShape: shape, labels: y, labelShape: shape, mask: new Float32Array(B * C).fill(1), ...ids };
 
       // Generated batch: corpus prompts of P tokens, continued to the full context.
       if (!o.continuations) throw new Error(`${mode}-generated batches need a model that generates`);
@@ -76,7 +137,18 @@ export function textSource(o: TextSourceOptions): BatchSource {
           if (mode === "teacher") labels[b * C + t] = seq[t + 1];
         }
       });
-      return { x: xs, xShape: shape, labels, labelShape: shape, mask };
+      return { x: xs, xShape: shape, labels, labelShape: shape, mask, ...ids };
     },
   };
+}
+
+/** Inputs and next-token targets of consecutive windows `windows` (window w starts at w·context), as evalWindows cuts them. */
+function windowsOf(ids: Int32Array, context: number, windows: Int32Array): { x: Int32Array; y: Int32Array } {
+  const x = new Int32Array(windows.length * context);
+  const y = new Int32Array(windows.length * context);
+  windows.forEach((w, b) => {
+    x.set(ids.subarray(w * context, w * context + context), b * context);
+    y.set(ids.subarray(w * context + 1, w * context + context + 1), b * context);
+  });
+  return { x, y };
 }

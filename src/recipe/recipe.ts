@@ -305,6 +305,17 @@ const LMTrain = z.strictObject({
   checkpointEvery: CheckpointEvery,
 });
 
+/** `teacher: { server: ... }`; the API key is read from `apiKeyEnv`, never written in a recipe. */
+const ServerTeacher = z.strictObject({
+  url: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+  model: z.string().min(1),
+  apiKeyEnv: z.string().min(1).optional(),
+  topK: z.number().int().positive(),
+  concurrency: z.number().int().positive().optional(),
+  timeoutMs: z.number().int().positive().optional(),
+  maxAttempts: z.number().int().positive().optional(),
+});
+
 const LMStudent = z.strictObject({
   name: RunName,
   role: z.enum(["scratch", "distilled"]),
@@ -328,6 +339,11 @@ export const LMRecipeSchema = z
       evalWindows: z.number().int().positive().optional(),
       /** The corpus is refused beyond this many bytes (default 1 GiB), rather than read until memory runs out. */
       maxBytes: z.number().int().positive().optional(),
+      /**
+       * Students' corpus windows: "random" offsets (default) or "aligned", the consecutive windows
+       * a soft-label cache scores, in chunked seeded order (implied by `teacher: { cache }`).
+       */
+      windows: z.enum(["random", "aligned"]).optional(),
     }),
     /**
      * A teacher trained here (model + train), a finished distill LM checkpoint, or one from a
@@ -340,7 +356,20 @@ export const LMRecipeSchema = z
       OnnxTeacher,
       z.strictObject({ hf: z.string().min(1) }),
       z.strictObject({ gguf: z.string().min(1), topK: z.number().int().positive() }),
+      /** An OpenAI-compatible server (vLLM, SGLang, distill serve): top-k log-probabilities per position. */
+      z.strictObject({ server: ServerTeacher }),
+      /** A soft-label cache written by `distill cache` (a folder with manifest.json). */
+      z.strictObject({ cache: z.string().min(1) }),
     ]),
+    /** Where and how `distill cache` stores this recipe's teacher's outputs. */
+    cache: z
+      .strictObject({
+        dir: z.string().min(1),
+        topK: z.number().int().positive(),
+        /** quantized (default: small) or exact (float32: students equal the live top-k teacher's). */
+        precision: z.enum(["quantized", "exact"]).optional(),
+      })
+      .optional(),
     students: z.array(LMStudent).min(1),
     export: LMExport,
     samples: z
@@ -380,6 +409,17 @@ export const LMRecipeSchema = z
     });
     if ("train" in r.teacher && findLoss(r.teacher.train.loss.name)?.needsTeacher) {
       ctx.addIssue({ code: "custom", path: ["teacher", "train", "loss", "name"], message: "the teacher cannot be trained with a distillation loss" });
+    }
+    if ("cache" in r.teacher && r.data.windows === "random") {
+      ctx.addIssue({ code: "custom", path: ["data", "windows"], message: "random windows with teacher.cache, which holds soft labels only for the aligned windows (use aligned or leave it out)" });
+    }
+    // The cache keeps k of what the teacher gives; a top-k teacher gives its own k.
+    const teacherK = "gguf" in r.teacher ? r.teacher.topK : "server" in r.teacher ? r.teacher.server.topK : undefined;
+    if (r.cache && teacherK !== undefined && r.cache.topK > teacherK) {
+      ctx.addIssue({ code: "custom", path: ["cache", "topK"], message: `${r.cache.topK} is more than the teacher's topK of ${teacherK}` });
+    }
+    if (r.cache && "cache" in r.teacher) {
+      ctx.addIssue({ code: "custom", path: ["cache"], message: "the teacher is already a cache (teacher.cache); a cache is filled from a model, a file or a server" });
     }
   });
 

@@ -7,9 +7,14 @@ import type { Params } from "../nn/models.js";
 import { textSource, type Continuations, type TextSourceOptions } from "../data/text-source.js";
 import type { BatchSource } from "../train/trainer.js";
 
+/** A teacher that generates outside the engine (a server): its continuations of each prompt. */
+export interface RemoteGenerator {
+  continuations(prompts: Int32Array[], tokens: number, seed: number, sampling?: Omit<SampleOptions, "seed">): Promise<Int32Array[]>;
+}
+
 export interface GeneratingModels {
-  /** A teacher that generates (distill's own Llama); absent for teachers that only score. */
-  teacher?: { model: LanguageModel; params: Params };
+  /** A teacher that generates (distill's own Llama, or a server); absent for teachers that only score. */
+  teacher?: { model: LanguageModel; params: Params } | RemoteGenerator;
   student: LanguageModel;
   sampling?: Omit<SampleOptions, "seed">;
 }
@@ -19,6 +24,7 @@ export function modelContinuations(g: GeneratingModels): Continuations {
   return (mode, prompts, tokens, seed, studentParams) => {
     const by = mode === "teacher" ? g.teacher : { model: g.student, params: studentParams };
     if (!by) throw new Error("teacher-generated batches need a teacher that generates");
+    if ("continuations" in by) return by.continuations(prompts, tokens, seed, g.sampling);
     return generate(by.model, by.params, prompts, tokens, { ...g.sampling, seed });
   };
 }

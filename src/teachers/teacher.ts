@@ -148,15 +148,36 @@ const EXTERNAL_WINDOWS = 32;
  * exact there).
  */
 export async function externalLMLogProbs(teacher: ExternalTeacher, x: Int32Array, context: number, y: Int32Array): Promise<{ logits: Float32Array; coverage?: number }> {
-  const windows = x.length / context;
-  const V = teacher.classes;
+  return lmLogProbsOf(
+    async (w, n) => {
+      const s = await teacher.softLabels(x.subarray(w * context, (w + n) * context), [n, context]);
+      checkRows(teacher, s, n * context);
+      return s;
+    },
+    x.length / context,
+    context,
+    teacher.classes,
+    y,
+  );
+}
+
+/**
+ * The same from any source of soft labels for windows [w, w + n) (an external teacher, a
+ * soft-label cache's held-out split): dense rows are copied, top-k rows expanded as above.
+ */
+export async function lmLogProbsOf(
+  labels: (w: number, n: number) => Promise<SoftLabels>,
+  windows: number,
+  context: number,
+  V: number,
+  y: Int32Array,
+): Promise<{ logits: Float32Array; coverage?: number }> {
   const out = new Float32Array(windows * context * V);
   let covered = 0;
   let topk = false;
   for (let w = 0; w < windows; w += EXTERNAL_WINDOWS) {
     const n = Math.min(EXTERNAL_WINDOWS, windows - w);
-    const s = await teacher.softLabels(x.subarray(w * context, (w + n) * context), [n, context]);
-    checkRows(teacher, s, n * context);
+    const s = await labels(w, n);
     const base = w * context * V;
     if (s.kind === "dense") {
       out.set(s.logits, base);

@@ -75,6 +75,8 @@ export interface HostBatch {
   teacherTopK?: { k: number; ids: Int32Array; logprobs: Float32Array; logTail?: Float32Array };
   /** 1 where a position counts for the divergence, 0 for padding; shape = labelShape. */
   mask?: Float32Array;
+  /** LM batches of aligned corpus windows: the window id of each row (a soft-label cache's key). */
+  windows?: Int32Array;
 }
 
 /**

@@ -1,0 +1,81 @@
+// A soft-label cache (`distill cache`, src/cache) as an LM teacher: `teacher: { cache: DIR }`.
+// It holds the teacher's top k over the recipe's aligned training windows and its held-out
+// windows, so students draw aligned windows (src/data/text-source.ts) and take each batch's soft
+// labels from the reader by window id; the held-out split gives the teacher's own metrics and
+// the students' agreement. It cannot score new text: no generated batches.
+import { createHash } from "node:crypto";
+import { openCache, type CacheReader } from "../cache/index.js";
+import { evalWindows } from "../text/corpus.js";
+import type { BatchSource } from "../train/trainer.js";
+import { attachSoftLabels, lmLogProbsOf, teacherCounter } from "./teacher.js";
+
+/** The windows a cache scores: the training text cut into consecutive windows, and the held-out windows the report evaluates. */
+export interface CacheWindows {
+  context: number;
+  train: { x: Int32Array; windows: number };
+  heldout: { x: Int32Array; y: Int32Array; windows: number };
+  /** SHA-256 of both splits' window inputs: the cache's corpus identity. */
+  corpus: string;
+}
+
+export function cacheWindows(trainIds: Int32Array, heldIds: Int32Array, context: number, evalWindowsMax?: number): CacheWindows {
+  const train = evalWindows(trainIds, context);
+  const heldout = evalWindows(heldIds, context, evalWindowsMax);
+  const h = createHash("sha256");
+  // Lengths first, so no split boundary can be moved without changing the digest.
+  h.update(`distill-cache-corpus:${context}:${train.windows}:${heldout.windows}:`);
+  h.update(new Uint8Array(train.x.buffer, train.x.byteOffset, train.x.byteLength));
+  h.update(new Uint8Array(heldout.x.buffer, heldout.x.byteOffset, heldout.x.byteLength));
+  return { context, train: { x: train.x, windows: train.windows }, heldout, corpus: h.digest("hex") };
+}
+
+export interface CacheTeacher {
+  reader: CacheReader;
+  dir: string;
+  k: number;
+  context: number;
+  vocab: number;
+  /** The students' name for it in their config hash: the cached teacher's identity, k and precision. */
+  hash: string;
+  close(): Promise<void>;
+}
+
+/** Opens DIR and checks it against the recipe's tokenizer and corpus windows (one line naming both hashes otherwise). */
+export function openCacheTeacher(dir: string, expect: { tokenizer: string; windows: CacheWindows }): CacheTeacher {
+  const reader = openCache(dir, { tokenizer: expect.tokenizer, corpus: expect.windows.corpus, context: expect.windows.context });
+  const m = reader.manifest;
+  return {
+    reader,
+    dir,
+    k: m.k,
+    context: m.context,
+    vocab: m.vocab,
+    hash: `cache:${m.teacher}:top${m.k}:${m.precision}`,
+    close: () => reader.close(),
+  };
+}
+
+/** Batches of aligned windows carrying the cache's soft labels for those windows. */
+export function withCachedSoftLabels(source: BatchSource, t: CacheTeacher): BatchSource {
+  const { rebuild: _workersCannotRunIt, ...rest } = source;
+  return {
+    ...rest,
+    async batch(epoch, step, params) {
+      const hb = await source.batch(epoch, step, params);
+      if (!hb.windows) throw new Error(`${t.dir}: a cache teacher needs aligned windows (the batch has no window ids)`);
+      teacherCounter.examples += hb.xShape[0];
+      return attachSoftLabels(hb, await t.reader.softLabels("train", hb.windows), t.dir);
+    },
+  };
+}
+
+/** The cached teacher's log-probabilities over the held-out windows (top-k expanded as for any top-k teacher). */
+export function cachedHeldOutLogProbs(t: CacheTeacher, w: CacheWindows): Promise<{ logits: Float32Array; coverage?: number }> {
+  return lmLogProbsOf(
+    (first, n) => t.reader.softLabels("heldout", Int32Array.from({ length: n }, (_, i) => first + i)),
+    w.heldout.windows,
+    w.context,
+    t.vocab,
+    w.heldout.y,
+  );
+}
