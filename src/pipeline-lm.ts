@@ -105,7 +105,8 @@ export async function lmTeacher(
   if ("cache" in spec) {
     const context = Math.max(...recipe.students.map((s) => s.model.context));
     const windows = cacheWindows(trainIds, heldIds, context, recipe.data.evalWindows);
-    const cache = openCacheTeacher(spec.cache, { tokenizer: configHash(tokJSON), windows });
+    const longest = recipe.students.findIndex((s) => s.model.context === context);
+    const cache = openCacheTeacher(spec.cache, { tokenizer: configHash(tokJSON), windows, field: `students[${longest}].model.context` });
     // Closed with the other opened teachers when the command ends (it scores nothing itself).
     opened.push({ kind: "cache", source: spec.cache, classes: cache.vocab, output: "topk", softLabels: () => Promise.reject(new Error("a cache scores no new text")), close: () => cache.close() });
     checkCacheTeacher(recipe, cache, tokenizer.vocabSize);

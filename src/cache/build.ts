@@ -81,6 +81,8 @@ export async function cacheRecipe(recipe: LMRecipe, opts: CacheCommandOptions): 
         heldout: w.heldout.x,
         score,
         shard: opts.shard,
+        // A server answers many requests at once (its own limit applies inside the client too).
+        concurrency: "server" in recipe.teacher ? (recipe.teacher.server.concurrency ?? 4 * [recipe.teacher.server.url].flat().length) : 1,
         progress: (done) => {
           opts.progress.update(done, NaN);
           // Ctrl-C / SIGTERM: the chunks written so far are whole files; the same command continues.

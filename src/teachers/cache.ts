@@ -3,8 +3,8 @@
 // windows, so students draw aligned windows (src/data/text-source.ts) and take each batch's soft
 // labels from the reader by window id; the held-out split gives the teacher's own metrics and
 // the students' agreement. It cannot score new text: no generated batches.
-import { createHash } from "node:crypto";
-import { openCache, type CacheReader } from "../cache/index.js";
+import { corpusHash, openCache, type CacheReader } from "../cache/index.js";
+import { UserError } from "../util/errors.js";
 import { evalWindows } from "../text/corpus.js";
 import type { BatchSource } from "../train/trainer.js";
 import { attachSoftLabels, lmLogProbsOf, teacherCounter } from "./teacher.js";
@@ -21,12 +21,7 @@ export interface CacheWindows {
 export function cacheWindows(trainIds: Int32Array, heldIds: Int32Array, context: number, evalWindowsMax?: number): CacheWindows {
   const train = evalWindows(trainIds, context);
   const heldout = evalWindows(heldIds, context, evalWindowsMax);
-  const h = createHash("sha256");
-  // Lengths first, so no split boundary can be moved without changing the digest.
-  h.update(`distill-cache-corpus:${context}:${train.windows}:${heldout.windows}:`);
-  h.update(new Uint8Array(train.x.buffer, train.x.byteOffset, train.x.byteLength));
-  h.update(new Uint8Array(heldout.x.buffer, heldout.x.byteOffset, heldout.x.byteLength));
-  return { context, train: { x: train.x, windows: train.windows }, heldout, corpus: h.digest("hex") };
+  return { context, train: { x: train.x, windows: train.windows }, heldout, corpus: corpusHash(train.x, heldout.x, context) };
 }
 
 export interface CacheTeacher {
@@ -40,8 +35,17 @@ export interface CacheTeacher {
   close(): Promise<void>;
 }
 
-/** Opens DIR and checks it against the recipe's tokenizer and corpus windows (one line naming both hashes otherwise). */
-export function openCacheTeacher(dir: string, expect: { tokenizer: string; windows: CacheWindows }): CacheTeacher {
+/**
+ * Opens DIR and checks it against the recipe's tokenizer and corpus windows (one line naming both
+ * hashes otherwise). The students' context is checked first, by its own line: it changes the
+ * windows, so the corpus hash would differ too, less helpfully.
+ */
+export function openCacheTeacher(dir: string, expect: { tokenizer: string; windows: CacheWindows; field: string }): CacheTeacher {
+  const peek = openCache(dir);
+  void peek.close();
+  if (peek.manifest.context !== expect.windows.context) {
+    throw new UserError(`${expect.field}: the students' context is ${expect.windows.context}, but the cache ${dir} holds windows of ${peek.manifest.context} tokens (every student must use its context)`);
+  }
   const reader = openCache(dir, { tokenizer: expect.tokenizer, corpus: expect.windows.corpus, context: expect.windows.context });
   const m = reader.manifest;
   return {
