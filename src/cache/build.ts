@@ -2,10 +2,11 @@
 // server) scores the recipe's aligned training windows and its held-out windows once, into the
 // soft-label cache of the recipe's `cache:` block (src/cache/index.ts stores it). Sharded runs
 // (`--shard i/N`) fill disjoint chunks; `--merge` checks them and writes one manifest.
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Device } from "../engine/index.js";
 import type { LMRecipe } from "../recipe/recipe.js";
-import { configHash, Interrupted, withOpened, type RunOptions } from "../pipeline.js";
+import { configHash, Interrupted, prepareOut, withOpened, type RunOptions } from "../pipeline.js";
 import { lmTeacher, loadLMCorpus } from "../pipeline-lm.js";
 import { lmLogits } from "../eval/lm-metrics.js";
 import { disposeParams } from "../checkpoint/params.js";
@@ -45,8 +46,8 @@ export interface CacheCommandOptions extends RunOptions {
 export type CacheCommandResult = { merged: CacheManifest } | ({ dir: string } & BuildCacheResult);
 
 export async function cacheRecipe(recipe: LMRecipe, opts: CacheCommandOptions): Promise<CacheCommandResult> {
-  if (!recipe.cache) throw new UserError(`${recipe.name}: no cache block (add cache: { dir, topK } to say where and how many of the teacher's probabilities to keep)`);
   if ("cache" in recipe.teacher) throw new UserError(`teacher.cache: the teacher is already a cache; distill cache fills one from a model, a file or a server`);
+  if (!recipe.cache) throw new UserError(`${recipe.name}: no cache block (add cache: { dir, topK } to say where and how many of the teacher's probabilities to keep)`);
   const dir = opts.cacheDir ?? recipe.cache.dir;
   if (opts.merge) return { merged: mergeCache(dir) };
   const k = recipe.cache.topK;
@@ -56,6 +57,11 @@ export async function cacheRecipe(recipe: LMRecipe, opts: CacheCommandOptions): 
   // The students' windows: the longest student's context (every student reading it must use it).
   const context = Math.max(...recipe.students.map((s) => s.model.context));
   const w = cacheWindows(c.trainIds, c.heldIds, context, recipe.data.evalWindows);
+  // A teacher trained here goes where `distill run` puts it (OUT/seed-0), so each reuses the other's.
+  if ("model" in recipe.teacher) {
+    prepareOut(opts, recipe.name);
+    mkdirSync(join(opts.out, "seed-0"), { recursive: true });
+  }
   return withOpened(async (opened) => {
     // The teacher as `distill run` uses it (seed 0): trained here or reused from OUT/seed-0.
     const t = await lmTeacher(recipe, c.tokenizer, c.tokJSON, c.data, c.trainIds, c.heldIds, 0, join(opts.out, "seed-0"), opts, opened);
