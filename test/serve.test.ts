@@ -87,6 +87,7 @@ async function argmaxDecode(prompt: Int32Array, n: number): Promise<Int32Array> 
   return Int32Array.from(seq);
 }
 
+// Replies are read field by field by the assertions, which check their shape.
 async function post(base: string, path: string, body: unknown): Promise<{ status: number; json: any }> {
   const r = await fetch(base + path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
   return { status: r.status, json: await r.json() };
@@ -99,7 +100,7 @@ const sortedTop = (lp: Float64Array, k: number) =>
 
 describe("scoring", () => {
   test("/v1/models names the model and its context", async () => {
-    const r = await (await fetch(server.url + "/v1/models")).json();
+    const r = (await (await fetch(server.url + "/v1/models")).json()) as { data: { id: string; max_model_len: number }[] };
     assert.equal(r.data.length, 1);
     assert.equal(r.data[0].id, "tiny-lm");
     assert.equal(r.data[0].max_model_len, SPEC.context);
@@ -265,7 +266,7 @@ describe("limits and errors", () => {
     }
     const notJson = await fetch(server.url + "/v1/completions", { method: "POST", headers: { "content-type": "application/json" }, body: "{" });
     assert.equal(notJson.status, 400);
-    assert.equal((await notJson.json()).error.code, 400);
+    assert.equal(((await notJson.json()) as { error: { code: number } }).error.code, 400);
   });
 
   test("bad model files and a port in use: one-line UserErrors", async () => {
