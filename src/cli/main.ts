@@ -19,6 +19,7 @@ import { EXPORT_FORMATS, exportCheckpoint } from "../export/index.js";
 import { makeProgress } from "./progress.js";
 import { UserError, fsErrorLine } from "../util/errors.js";
 import { evalCheckpoint } from "./eval.js";
+import { serveCommand } from "../serve/cli.js";
 
 function parseSeeds(v: string): number[] {
   const seeds = v.split(",").map((s) => Number(s.trim()));
@@ -26,6 +27,12 @@ function parseSeeds(v: string): number[] {
     throw new InvalidArgumentError(`expected comma-separated non-negative integers, got "${v}"`);
   }
   return seeds;
+}
+
+function parseNonNegativeInt(v: string): number {
+  const n = Number(v);
+  if (v.trim() === "" || !Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected a non-negative integer, got "${v}"`);
+  return n;
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -351,6 +358,16 @@ export function buildCli(): Command {
       const r = await exportCheckpoint(ckpt, flags.format, flags);
       console.log(`wrote ${r.path} (${sizeText(r.bytes)}${r.bytes >= 2 ** 20 ? `, ${r.bytes} bytes` : ""})`);
     });
+  program
+    .command("serve <model>")
+    .description("serve a language model (distill checkpoint, Hugging Face folder) over an OpenAI-compatible HTTP API on 127.0.0.1")
+    .option("--port <n>", "port (default: any free one)", parseNonNegativeInt, 0)
+    .option("--max-logprobs <n>", "the largest logprobs / prompt_logprobs a request may ask for", parseNonNegativeInt, 20)
+    .option("--generate-only", "answer like llama.cpp's server: generate, but no log-probabilities and no /tokenize")
+    .option("--name <name>", "the model name clients use (default: the file's base name)")
+    .action((model: string, flags: { port: number; maxLogprobs: number; generateOnly?: boolean; name?: string }) =>
+      serveCommand(model, { port: flags.port, maxLogprobs: flags.maxLogprobs, generateOnly: flags.generateOnly ?? false, name: flags.name }),
+    );
   return program;
 }
 
