@@ -420,6 +420,7 @@ export async function openServerTeacher(spec: ServerTeacherSpec, o: OpenServerOp
     }
   };
   let scores = true;
+  let checkedTokenizer = true;
   for (let i = 0; i < cfg.addresses.length; i++) {
     const address = cfg.addresses[i];
     const models = await send("/v1/models", undefined, "listing the models", { only: i, opening: true });
@@ -427,10 +428,11 @@ export async function openServerTeacher(spec: ServerTeacherSpec, o: OpenServerOp
     if (!served) throw new UserError(`${address}: /v1/models did not return a model list; is this an OpenAI-compatible server?`);
     if (!served.includes(spec.model)) throw new UserError(`${address}: no model ${JSON.stringify(spec.model)} (it serves ${served.map((s) => JSON.stringify(s)).join(", ") || "none"})`);
 
-    // Their tokenization of the probe: /tokenize (vLLM, SGLang, distill serve), else the echoed prompt below.
+    // Their tokenization of the probe: /tokenize (vLLM, SGLang, distill serve; llama.cpp's reads
+    // `content`), else the echoed prompt below.
     let tokenized = false;
     try {
-      const t = await send("/tokenize", { model: spec.model, prompt: probe, add_special_tokens: false }, "tokenizing the probe text", { only: i, opening: true });
+      const t = await send("/tokenize", { model: spec.model, prompt: probe, content: probe, add_special_tokens: false }, "tokenizing the probe text", { only: i, opening: true });
       if (isObj(t) && Array.isArray(t.tokens) && t.tokens.every((x) => Number.isInteger(x))) {
         sameTokens(address, t.tokens as number[]);
         tokenized = true;
@@ -449,12 +451,17 @@ export async function openServerTeacher(spec: ServerTeacherSpec, o: OpenServerOp
       if (m) throw new UserError(`${field}.topK: ${k} is more than ${address} allows (at most ${m[1] ?? m[2]} log-probabilities per token)`);
       throw e;
     }
+    const lp = isObj(reply) && Array.isArray(reply.choices) && isObj(reply.choices[0]) && isObj(reply.choices[0].logprobs) ? reply.choices[0].logprobs : null;
     if (!tokenized) {
-      const lp = isObj(reply) && Array.isArray(reply.choices) && isObj(reply.choices[0]) && isObj(reply.choices[0].logprobs) ? reply.choices[0].logprobs : null;
       const toks = lp && Array.isArray(lp.tokens) ? (lp.tokens as unknown[]) : null;
-      if (!toks) throw new UserError(`${address}: cannot check the server's tokenizer: it has no /tokenize and echoes no prompt tokens`);
-      // Echo lists the prompt's tokens, then the generated one.
-      sameTokens(address, toks.slice(0, -1).map((t) => lookup(typeof t === "number" ? t : String(t))));
+      if (toks) {
+        // Echo lists the prompt's tokens, then the generated one.
+        sameTokens(address, toks.slice(0, -1).map((t) => lookup(typeof t === "number" ? t : String(t))));
+        tokenized = true;
+      } else if (lp) throw new UserError(`${address}: cannot check the server's tokenizer: it has no /tokenize and echoes no prompt tokens`);
+      // No log-probabilities at all: a server that only generates; its tokenizer stays unchecked,
+      // so continuations send it text, not our ids.
+      else checkedTokenizer = false;
     }
     let parsed: ParsedScores | null;
     try {
@@ -513,7 +520,8 @@ export async function openServerTeacher(spec: ServerTeacherSpec, o: OpenServerOp
                 "/v1/completions",
                 {
                   model: spec.model,
-                  prompt: [...prompt, ...got],
+                  // Ids mean the same on both sides only when the tokenizers were compared.
+                  prompt: checkedTokenizer ? [...prompt, ...got] : tokenizer.decode([...prompt, ...got]),
                   max_tokens: tokens - got.length,
                   temperature: sampling.temperature ?? 1,
                   ...(sampling.topP !== undefined ? { top_p: sampling.topP } : {}),
