@@ -427,6 +427,11 @@ export async function openServerTeacher(spec: ServerTeacherSpec, o: OpenServerOp
     const served = isObj(models) && Array.isArray(models.data) ? models.data.map((m) => (isObj(m) ? m.id : undefined)).filter((x): x is string => typeof x === "string") : null;
     if (!served) throw new UserError(`${address}: /v1/models did not return a model list; is this an OpenAI-compatible server?`);
     if (!served.includes(spec.model)) throw new UserError(`${address}: no model ${JSON.stringify(spec.model)} (it serves ${served.map((s) => JSON.stringify(s)).join(", ") || "none"})`);
+    // vLLM and distill serve report the model's context: a window of the recipe's context plus the one generated token must fit.
+    const entry = (models as { data: unknown[] }).data.find((m) => isObj(m) && m.id === spec.model) as Record<string, unknown>;
+    if (typeof entry.max_model_len === "number" && entry.max_model_len < context + 1) {
+      throw new UserError(`${address}: the model's context is ${entry.max_model_len} tokens; scoring windows of the recipe's context ${context} needs ${context + 1}`);
+    }
 
     // Their tokenization of the probe: /tokenize (vLLM, SGLang, distill serve; llama.cpp's reads
     // `content`), else the echoed prompt below.
