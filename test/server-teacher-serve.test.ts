@@ -199,9 +199,9 @@ test("through the fault proxy (drops, 429, 500, cut JSON, stalls): the same soft
   const B = 16;
   const x = windows(B, 4);
   const direct = await (await openT(spec(server.url))).softLabels(x, [B, T]);
-  const proxy = await startFaultProxy(server.url, { seed: 11, rate: 0.35, stallMs: 2000 });
+  const proxy = await startFaultProxy(server.url, { seed: 11, rate: 0.2, stallMs: 3000 });
   try {
-    const t = await openT(spec(proxy.url, { timeoutMs: 800, maxAttempts: 10, concurrency: 4 }));
+    const t = await openT(spec(proxy.url, { timeoutMs: 2500, maxAttempts: 10, concurrency: 4 }));
     const got = await t.softLabels(x, [B, T]);
     assertSameLabels(got, direct, "through the proxy");
     for (const f of FAULTS) assert.ok(proxy.counts[f] > 0, `no ${f} happened: ${JSON.stringify(proxy.counts)}`);
@@ -220,10 +220,10 @@ test("a soft-label cache built through the fault proxy equals a fault-free one, 
   const train = ids.subarray(0, (W - 4) * T);
   const heldout = ids.subarray((W - 4) * T, W * T);
   const identity = { teacher: `server ${server.url} ${server.model}`, tokenizer: "test-tokenizer", corpus: corpusHash(train, heldout, T) };
-  const proxy = await startFaultProxy(server.url, { seed: 5, rate: 0.25, stallMs: 2000 });
+  const proxy = await startFaultProxy(server.url, { seed: 5, rate: 0.2, stallMs: 3000 });
   try {
     const build = async (url: string, cacheDir: string) => {
-      const t = await openT(spec(url, { apiKeyEnv: "DISTILL_CACHE_TEST_KEY", timeoutMs: 800, maxAttempts: 10, concurrency: 4 }));
+      const t = await openT(spec(url, { apiKeyEnv: "DISTILL_CACHE_TEST_KEY", timeoutMs: 2500, maxAttempts: 10, concurrency: 4 }));
       const r = await buildCache({ dir: cacheDir, identity, k: K, vocab: V, context: T, precision: "exact", train, heldout, score: (xx, shape) => t.softLabels(xx, shape), batchWindows: 4, concurrency: 4 });
       assert.ok(r.manifest, "the cache is complete");
       return t;
