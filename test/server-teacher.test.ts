@@ -349,6 +349,10 @@ test("the API key is sent as a bearer token and appears in no error, even when t
     await gone.close();
     open.splice(open.indexOf(gone), 1);
     await capture(openT(spec(goneUrl, { apiKeyEnv: "DISTILL_TEST_API_KEY" })));
+    // A key a header cannot carry: fetch's own message would quote it.
+    process.env.DISTILL_TEST_API_KEY = `${KEY}\n`;
+    await capture(openT(spec(r.url, { apiKeyEnv: "DISTILL_TEST_API_KEY" })));
+    assert.match(said.at(-1)!, /^teacher\.server\.apiKeyEnv: the environment variable DISTILL_TEST_API_KEY holds spaces, line breaks or characters outside ASCII/);
     assert.ok(said.some((x) => x.includes("[redacted]")), "the server's echo reached an error, redacted");
     assert.ok(said.some((x) => x.includes("HTTP 401")));
     for (const x of said) assert.ok(!x.includes(KEY) && !x.includes(KEY.slice(8, 30)), `the key leaked: ${x}`);

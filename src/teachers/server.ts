@@ -288,6 +288,8 @@ export async function openServerTeacher(spec: ServerTeacherSpec, o: OpenServerOp
     if (typeof spec.apiKeyEnv !== "string" || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(spec.apiKeyEnv)) throw new UserError(`${field}.apiKeyEnv: expected the name of an environment variable`);
     key = process.env[spec.apiKeyEnv];
     if (key === undefined || key === "") throw new UserError(`${field}.apiKeyEnv: the environment variable ${spec.apiKeyEnv} is not set`);
+    // Said without the value: fetch's own error for a bad header would quote it.
+    if (!/^[\x21-\x7e]+$/.test(key)) throw new UserError(`${field}.apiKeyEnv: the environment variable ${spec.apiKeyEnv} holds spaces, line breaks or characters outside ASCII, which an HTTP header cannot carry`);
   }
   const redact = (s: string) => (key ? s.split(key).join("[redacted]") : s);
   const headers: Record<string, string> = { "content-type": "application/json", accept: "application/json" };
@@ -479,8 +481,10 @@ export async function openServerTeacher(spec: ServerTeacherSpec, o: OpenServerOp
       scores = false;
       continue;
     }
-    // An OpenAI-shape server may return fewer than asked without saying so: count them.
-    const got = Math.min(...parsed.rows.map((r) => (r === null ? Infinity : r.filter((e) => e.rank === undefined || e.rank <= k).length)));
+    // An OpenAI-shape server may return fewer than asked without saying so: count them at the
+    // generated token, the one position where no actual prompt token is added to the top k.
+    const lastRow = parsed.rows[parsed.rows.length - 1];
+    const got = lastRow === null ? 0 : lastRow.filter((e) => e.rank === undefined || e.rank <= k).length;
     if (got < k) throw new UserError(`${field}.topK: ${k} is more than ${address} allows (it returned at most ${got} log-probabilities per token)`);
   }
 
@@ -497,6 +501,7 @@ export async function openServerTeacher(spec: ServerTeacherSpec, o: OpenServerOp
     fillTopK(parsed, k, lookup, into.ids, into.logprobs, r0, where);
   }
 
+  let closed = false;
   const teacher: ServerTeacher = {
     kind: "server",
     source: `${cfg.addresses.join(", ")} (${spec.model})`,
@@ -505,6 +510,7 @@ export async function openServerTeacher(spec: ServerTeacherSpec, o: OpenServerOp
     scores,
     stats,
     async softLabels(x, shape): Promise<SoftLabels> {
+      if (closed) throw new Error("server teacher: used after close()");
       if (!scores) throw new UserError(`${where}: the server returns no prompt log-probabilities (it only generates, like llama.cpp's server), so it cannot give soft labels; use it for sequence-level distillation (modes: { teacher: 1 })`);
       if (!(x instanceof Int32Array) || shape.length !== 2) throw new Error("server teacher: expects [B, T] int32 token ids");
       const [B, T] = shape;
@@ -553,7 +559,7 @@ export async function openServerTeacher(spec: ServerTeacherSpec, o: OpenServerOp
       );
     },
     async close() {
-      limit.clearQueue();
+      closed = true;
     },
   };
   return teacher;
