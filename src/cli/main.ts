@@ -9,6 +9,7 @@ import { loadAnyRecipe } from "../recipe/recipe.js";
 import { runLMRecipe } from "../pipeline-lm.js";
 import { WORKLOADS, formatBench, formatDeployBench, runDeployBench, runWorkload, type BenchResult, type DeployBenchRow } from "../bench/bench.js";
 import { findTorchPython, runTorchBaseline, torchHasCuda } from "../bench/pytorch.js";
+import { formatServeBench, runServeBench, type ServeBenchResult } from "../bench/serve-bench.js";
 import { cpus, totalmem } from "node:os";
 import { Interrupted, runRecipe, type RunOptions } from "../pipeline.js";
 import { formatDeployTable, formatLMTable, formatTable } from "../report/results.js";
@@ -20,6 +21,7 @@ import { makeProgress } from "./progress.js";
 import { UserError, fsErrorLine } from "../util/errors.js";
 import { evalCheckpoint } from "./eval.js";
 import { cacheRecipe, parseShard } from "../cache/build.js";
+import { serveCommand } from "../serve/cli.js";
 
 function parseSeeds(v: string): number[] {
   const seeds = v.split(",").map((s) => Number(s.trim()));
@@ -27,6 +29,12 @@ function parseSeeds(v: string): number[] {
     throw new InvalidArgumentError(`expected comma-separated non-negative integers, got "${v}"`);
   }
   return seeds;
+}
+
+function parseNonNegativeInt(v: string): number {
+  const n = Number(v);
+  if (v.trim() === "" || !Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected a non-negative integer, got "${v}"`);
+  return n;
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -302,10 +310,10 @@ export function buildCli(): Command {
   program
     .command("bench")
     .description("time the training and inference paths (ms/step, samples/s or tokens/s, peak RSS) beside PyTorch")
-    .option("--workload <names>", `comma-separated, from ${WORKLOADS.join(", ")}, deploy (model sizes and inference latency, teacher against student)`, WORKLOADS.join(","))
-    .option("--teacher <checkpoint>", "deploy: the teacher checkpoint (default: the seed recipe's teacher MLP, random parameters)")
+    .option("--workload <names>", `comma-separated, from ${WORKLOADS.join(", ")}, deploy (model sizes and inference latency, teacher against student), serve (a server teacher's tokens/s through one and two distill serve processes)`, WORKLOADS.join(","))
+    .option("--teacher <checkpoint>", "deploy: the teacher checkpoint (default: the seed recipe's teacher MLP, random parameters); serve: the LM checkpoint served (default: a random tiny Llama)")
     .option("--student <checkpoint>", "deploy: the student checkpoint (default: the seed recipe's student MLP, random parameters)")
-    .option("--steps <n>", "timed steps per workload (default: 2,000 for the MLPs, fewer for the rest)", (v) => Number(v))
+    .option("--steps <n>", "timed steps per workload (default: 2,000 for the MLPs, fewer for the rest); serve: windows scored (default 192)", (v) => Number(v))
     .option("--batch <n>", "batch size of the classifier training workloads", (v) => Number(v), 128)
     .option("--workers <n>", 'data-parallel training threads, or "auto"', parseWorkers, "auto")
     .option("--no-pytorch", "skip the PyTorch baseline")
@@ -316,9 +324,10 @@ export function buildCli(): Command {
         if (flags.steps !== undefined && (!Number.isInteger(flags.steps) || flags.steps <= 0)) throw new UserError(`--steps: expected a positive integer, got ${flags.steps}`);
         if (!Number.isInteger(flags.batch) || flags.batch <= 0) throw new UserError(`--batch: expected a positive integer, got ${flags.batch}`);
         const all = flags.workload.split(",").map((w) => w.trim());
-        for (const w of all) if (w !== "deploy" && !(WORKLOADS as readonly string[]).includes(w)) throw new UserError(`--workload: unknown workload "${w}" (known: ${WORKLOADS.join(", ")}, deploy)`);
-        // deploy is not a training workload: no PyTorch baseline for it.
-        const names = all.filter((w) => w !== "deploy");
+        const extra = ["deploy", "serve"];
+        for (const w of all) if (!extra.includes(w) && !(WORKLOADS as readonly string[]).includes(w)) throw new UserError(`--workload: unknown workload "${w}" (known: ${WORKLOADS.join(", ")}, ${extra.join(", ")})`);
+        // deploy and serve are not training workloads: no PyTorch baseline for them.
+        const names = all.filter((w) => !extra.includes(w));
         const device = await initDevice(flags.device);
         const workers = workersFor(device, flags.workers);
         console.log(`distill bench on ${device}: ${machineLine()}`);
@@ -333,8 +342,13 @@ export function buildCli(): Command {
           deploy = await runDeployBench({ teacher: flags.teacher, student: flags.student });
           console.log(formatDeployBench(deploy));
         }
+        let serve: ServeBenchResult | undefined;
+        if (all.includes("serve")) {
+          serve = await runServeBench({ model: flags.teacher, ...(flags.steps !== undefined ? { windows: flags.steps } : {}) });
+          console.log(formatServeBench(serve));
+        }
         if (names.length === 0) {
-          if (flags.json) writeFileAtomic(flags.json, JSON.stringify({ device, date: new Date().toISOString(), machine: machineLine(), deploy }, null, 2) + "\n");
+          if (flags.json) writeFileAtomic(flags.json, JSON.stringify({ device, date: new Date().toISOString(), machine: machineLine(), deploy, serve }, null, 2) + "\n");
           return;
         }
         let torch: ReturnType<typeof runTorchBaseline> | null = null;
@@ -365,7 +379,7 @@ export function buildCli(): Command {
         }
         for (const [w, x] of Object.entries(ratios)) console.log(`ratio ${w} ${x.toFixed(2)}`);
         if (flags.json) {
-          const doc = { device, date: new Date().toISOString(), machine: machineLine(), results: ours, ...(deploy ? { deploy } : {}), pytorch: torch ? { note: torchNote, best: torch.best, all: torch.all, errors: torch.errors } : { note: torchNote }, ratios };
+          const doc = { device, date: new Date().toISOString(), machine: machineLine(), results: ours, ...(deploy ? { deploy } : {}), ...(serve ? { serve } : {}), pytorch: torch ? { note: torchNote, best: torch.best, all: torch.all, errors: torch.errors } : { note: torchNote }, ratios };
           writeFileAtomic(flags.json, JSON.stringify(doc, null, 2) + "\n");
         }
       },
@@ -392,6 +406,16 @@ export function buildCli(): Command {
       const r = await exportCheckpoint(ckpt, flags.format, flags);
       console.log(`wrote ${r.path} (${sizeText(r.bytes)}${r.bytes >= 2 ** 20 ? `, ${r.bytes} bytes` : ""})`);
     });
+  program
+    .command("serve <model>")
+    .description("serve a language model (distill checkpoint, Hugging Face folder) over an OpenAI-compatible HTTP API on 127.0.0.1")
+    .option("--port <n>", "port (default: any free one)", parseNonNegativeInt, 0)
+    .option("--max-logprobs <n>", "the largest logprobs / prompt_logprobs a request may ask for", parseNonNegativeInt, 20)
+    .option("--generate-only", "answer like llama.cpp's server: generate, but no log-probabilities and no /tokenize")
+    .option("--name <name>", "the model name clients use (default: the file's base name)")
+    .action((model: string, flags: { port: number; maxLogprobs: number; generateOnly?: boolean; name?: string }) =>
+      serveCommand(model, { port: flags.port, maxLogprobs: flags.maxLogprobs, generateOnly: flags.generateOnly ?? false, name: flags.name }),
+    );
   return program;
 }
 

@@ -1,0 +1,167 @@
+// What `distill serve` serves: a language model with its tokenizer, behind two operations, scoring
+// (log-probabilities at every position of a sequence) and generating. Engine work runs one job at
+// a time (jax-js is single-threaded and its arrays are not shared between jobs); scoring requests
+// that arrive while the engine is busy are batched into one forward.
+import { statSync } from "node:fs";
+import { basename, extname } from "node:path";
+import { loadExportable } from "../export/exportable.js";
+import type { HostTensor } from "../checkpoint/safetensors.js";
+import { disposeParams, paramsFromHost } from "../checkpoint/params.js";
+import { lmLogits } from "../eval/lm-metrics.js";
+import { generate, type SampleOptions } from "../nn/generate.js";
+import type { LanguageModel } from "../nn/llama.js";
+import type { Params } from "../nn/models.js";
+import { loadHfTeacher } from "../teachers/hf.js";
+import { topKOfLogits } from "../teachers/teacher.js";
+import { tokenizerFromJSON, type Tokenizer } from "../text/tokenizer.js";
+import { UserError } from "../util/errors.js";
+
+/** The model's distribution at one position, for the token that follows it. */
+export interface PositionScore {
+  /** The token actually there (prompt or generated), its log-probability and 1-based rank. */
+  id: number;
+  logprob: number;
+  rank: number;
+  /** The k most probable tokens, by descending probability. */
+  topIds: Int32Array;
+  topLogprobs: Float32Array;
+}
+
+export interface ServedModel {
+  kind: "checkpoint" | "hf";
+  source: string;
+  /** The default name /v1/models reports. */
+  name: string;
+  /** The longest sequence (prompt + generated tokens): max_model_len. */
+  context: number;
+  vocab: number;
+  tokenizer: Tokenizer;
+  /**
+   * For a sequence of L tokens, the L − 1 distributions that predict tokens 1..L−1 (log-softmax at
+   * T = 1, float64 on the host), each with its top `k`.
+   */
+  score(seq: Int32Array, k: number): Promise<PositionScore[]>;
+  /** `prompt` continued by `n` tokens (the whole sequence). */
+  generate(prompt: Int32Array, n: number, opts: SampleOptions): Promise<Int32Array>;
+  close(): Promise<void>;
+}
+
+/** Rows scored together at most (lmLogits runs them 32 windows per forward). */
+const MAX_BATCH_ROWS = 32;
+
+/** A serial queue: each job starts when the one before it has settled. */
+function serial() {
+  let tail: Promise<unknown> = Promise.resolve();
+  return <T>(job: () => Promise<T>): Promise<T> => {
+    const p = tail.then(job, job);
+    tail = p.catch(() => undefined);
+    return p;
+  };
+}
+
+/** The top k of every row of `logits` [rows, V], with the actual next token's log-probability and rank. */
+function positionScores(logits: Float32Array, next: Int32Array, V: number, k: number): PositionScore[] {
+  const rows = next.length;
+  const top = topKOfLogits(logits, rows, V, k);
+  const out: PositionScore[] = [];
+  for (let r = 0; r < rows; r++) {
+    const row = logits.subarray(r * V, (r + 1) * V);
+    let max = -Infinity;
+    for (let j = 0; j < V; j++) if (row[j] > max) max = row[j];
+    let sum = 0;
+    for (let j = 0; j < V; j++) sum += Math.exp(row[j] - max);
+    const lse = max + Math.log(sum);
+    const id = next[r];
+    let above = 0;
+    for (let j = 0; j < V; j++) if (row[j] > row[id]) above++;
+    out.push({ id, logprob: row[id] - lse, rank: above + 1, topIds: top.ids.slice(r * k, (r + 1) * k), topLogprobs: top.logprobs.slice(r * k, (r + 1) * k) });
+  }
+  return out;
+}
+
+/** distill's own Llama (a checkpoint or a Hugging Face folder) in the engine. */
+function nativeModel(kind: ServedModel["kind"], source: string, name: string, model: LanguageModel, params: Params, tokenizer: Tokenizer): ServedModel {
+  const C = model.spec.context;
+  const V = model.vocab;
+  const run = serial();
+  // Scoring jobs waiting for the engine; taken together, up to MAX_BATCH_ROWS, by one flush.
+  const pending: { seq: Int32Array; k: number; resolve: (s: PositionScore[]) => void; reject: (e: unknown) => void }[] = [];
+  let flushQueued = false;
+  const flush = async () => {
+    flushQueued = false;
+    const jobs = pending.splice(0, MAX_BATCH_ROWS);
+    if (pending.length > 0) queueFlush();
+    try {
+      // Each row padded to the model's context: attention is causal, so the padding does not
+      // change the logits at the row's own positions.
+      const x = new Int32Array(jobs.length * C);
+      jobs.forEach((j, b) => x.set(j.seq, b * C));
+      const logits = await lmLogits(model, params, x, C);
+      jobs.forEach((j, b) => {
+        const L = j.seq.length;
+        j.resolve(positionScores(logits.subarray(b * C * V, (b * C + L - 1) * V), j.seq.subarray(1), V, j.k));
+      });
+    } catch (e) {
+      for (const j of jobs) j.reject(e);
+    }
+  };
+  const queueFlush = () => {
+    if (flushQueued) return;
+    flushQueued = true;
+    void run(flush);
+  };
+  let closed = false;
+  return {
+    kind,
+    source,
+    name,
+    context: C,
+    vocab: V,
+    tokenizer,
+    score(seq, k) {
+      if (seq.length < 1 || seq.length > C) throw new Error(`score: a sequence of ${seq.length} tokens (context ${C})`);
+      if (seq.length === 1) return Promise.resolve([]);
+      return new Promise((resolve, reject) => {
+        pending.push({ seq, k: Math.min(k, V), resolve, reject });
+        queueFlush();
+      });
+    },
+    generate(prompt, n, opts) {
+      if (n === 0) return Promise.resolve(prompt.slice());
+      return run(async () => (await generate(model, params, [prompt], n, opts))[0]);
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await run(async () => disposeParams(params));
+    },
+  };
+}
+
+function baseName(path: string): string {
+  const b = basename(path.replace(/[/\\]+$/, ""));
+  const ext = extname(b);
+  return ext === ".safetensors" || ext === ".gguf" ? b.slice(0, -ext.length) : b;
+}
+
+/** Opens a distill LM checkpoint or a Hugging Face Llama folder; anything else is a one-line UserError. */
+export async function loadServedModel(path: string): Promise<ServedModel> {
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    throw new UserError(`${path}: no such file or folder (expected a distill checkpoint, a Hugging Face folder or a GGUF file)`);
+  }
+  const name = baseName(path);
+  if (st.isDirectory()) {
+    const t = loadHfTeacher(path);
+    return nativeModel("hf", path, name, t.model, t.params, t.tokenizer);
+  }
+  if (extname(path) === ".gguf") throw new UserError(`${path}: serving GGUF files is not supported yet`);
+  if (extname(path) !== ".safetensors") throw new UserError(`${path}: not a distill checkpoint (.safetensors with its .json), a Hugging Face folder or a GGUF file`);
+  const m = loadExportable(path);
+  if (m.family !== "lm") throw new UserError(`${path}: a classifier checkpoint; distill serve serves language models`);
+  const host: Record<string, HostTensor> = {};
+  for (const [k, v] of Object.entries(m.params)) host[k] = { dtype: "F32", shape: v.shape, data: v.data };
+  return nativeModel("checkpoint", path, name, m.model, paramsFromHost(host, m.model.shapes, path), tokenizerFromJSON(m.tokenizer, path));
+}
