@@ -8,13 +8,14 @@ import { loadExportable } from "../export/exportable.js";
 import type { HostTensor } from "../checkpoint/safetensors.js";
 import { disposeParams, paramsFromHost } from "../checkpoint/params.js";
 import { lmLogits } from "../eval/lm-metrics.js";
-import { generate, type SampleOptions } from "../nn/generate.js";
+import { generate, sampleToken, type SampleOptions } from "../nn/generate.js";
 import type { LanguageModel } from "../nn/llama.js";
 import type { Params } from "../nn/models.js";
 import { loadHfTeacher } from "../teachers/hf.js";
 import { topKOfLogits } from "../teachers/teacher.js";
 import { tokenizerFromJSON, type Tokenizer } from "../text/tokenizer.js";
 import { UserError } from "../util/errors.js";
+import { Rng, deriveSeed } from "../util/rng.js";
 
 /** The model's distribution at one position, for the token that follows it. */
 export interface PositionScore {
@@ -41,7 +42,11 @@ export interface ServedModel {
    * T = 1, float64 on the host), each with its top `k`.
    */
   score(seq: Int32Array, k: number): Promise<PositionScore[]>;
-  /** `prompt` continued by `n` tokens (the whole sequence). */
+  /**
+   * `prompt` continued by `n` tokens (the whole sequence). The last token is never read by the
+   * model, so prompt + n may be one more than the context (a full-context prompt can still get
+   * max_tokens 1, which scoring clients send).
+   */
   generate(prompt: Int32Array, n: number, opts: SampleOptions): Promise<Int32Array>;
   close(): Promise<void>;
 }
@@ -85,7 +90,9 @@ function nativeModel(kind: ServedModel["kind"], source: string, name: string, mo
   const V = model.vocab;
   const run = serial();
   // Scoring jobs waiting for the engine; taken together, up to MAX_BATCH_ROWS, by one flush.
-  const pending: { seq: Int32Array; k: number; resolve: (s: PositionScore[]) => void; reject: (e: unknown) => void }[] = [];
+  // A job with k < 0 asks for the raw logits of its last position instead (the last token of a
+  // generation that ends past the context).
+  const pending: { seq: Int32Array; k: number; resolve: (s: PositionScore[] | Float32Array) => void; reject: (e: unknown) => void }[] = [];
   let flushQueued = false;
   const flush = async () => {
     flushQueued = false;
@@ -94,12 +101,14 @@ function nativeModel(kind: ServedModel["kind"], source: string, name: string, mo
     try {
       // Each row padded to the model's context: attention is causal, so the padding does not
       // change the logits at the row's own positions.
+      // A scored sequence's last token is never read (nothing follows it), so it may end at C + 1.
       const x = new Int32Array(jobs.length * C);
-      jobs.forEach((j, b) => x.set(j.seq, b * C));
+      jobs.forEach((j, b) => x.set(j.k < 0 ? j.seq : j.seq.subarray(0, j.seq.length - 1), b * C));
       const logits = await lmLogits(model, params, x, C);
       jobs.forEach((j, b) => {
         const L = j.seq.length;
-        j.resolve(positionScores(logits.subarray(b * C * V, (b * C + L - 1) * V), j.seq.subarray(1), V, j.k));
+        if (j.k < 0) j.resolve(logits.slice((b * C + L - 1) * V, (b * C + L) * V));
+        else j.resolve(positionScores(logits.subarray(b * C * V, (b * C + L - 1) * V), j.seq.subarray(1), V, j.k));
       });
     } catch (e) {
       for (const j of jobs) j.reject(e);
@@ -110,6 +119,11 @@ function nativeModel(kind: ServedModel["kind"], source: string, name: string, mo
     flushQueued = true;
     void run(flush);
   };
+  const forward = <T>(seq: Int32Array, k: number) =>
+    new Promise<T>((resolve, reject) => {
+      pending.push({ seq, k, resolve: resolve as (s: PositionScore[] | Float32Array) => void, reject });
+      queueFlush();
+    });
   let closed = false;
   return {
     kind,
@@ -119,16 +133,26 @@ function nativeModel(kind: ServedModel["kind"], source: string, name: string, mo
     vocab: V,
     tokenizer,
     score(seq, k) {
-      if (seq.length < 1 || seq.length > C) throw new Error(`score: a sequence of ${seq.length} tokens (context ${C})`);
+      if (seq.length < 1 || seq.length > C + 1) throw new Error(`score: a sequence of ${seq.length} tokens (context ${C})`);
       if (seq.length === 1) return Promise.resolve([]);
-      return new Promise((resolve, reject) => {
-        pending.push({ seq, k: Math.min(k, V), resolve, reject });
-        queueFlush();
-      });
+      return forward<PositionScore[]>(seq, Math.min(Math.max(k, 0), V));
     },
-    generate(prompt, n, opts) {
-      if (n === 0) return Promise.resolve(prompt.slice());
-      return run(async () => (await generate(model, params, [prompt], n, opts))[0]);
+    async generate(prompt, n, opts) {
+      const P = prompt.length;
+      if (P > C || P + n > C + 1) throw new Error(`generate: ${P} + ${n} tokens (context ${C})`);
+      if (n === 0) return prompt.slice();
+      if (P + n <= C) return run(async () => (await generate(model, params, [prompt], n, opts))[0]);
+      // The last token lies past the context, where generate() (which checks P + n <= C) does not
+      // go: the first n - 1 by generate(), the last from the full forward's last row, drawn with
+      // the same stream generate() uses for row 0 (one draw per token), so the seed means the same.
+      const head = n > 1 ? await run(async () => (await generate(model, params, [prompt], n - 1, opts))[0]) : prompt;
+      const logits = await forward<Float32Array>(head, -1);
+      const rng = new Rng(deriveSeed(opts.seed, "sample", 0));
+      for (let i = 0; i < n - 1; i++) rng.nextU32();
+      const out = new Int32Array(P + n);
+      out.set(head);
+      out[P + n - 1] = sampleToken(logits, opts, rng);
+      return out;
     },
     async close() {
       if (closed) return;
