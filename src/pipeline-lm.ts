@@ -13,6 +13,7 @@ import type { Params } from "./nn/models.js";
 import { UserError } from "./util/errors.js";
 import { lossInfo } from "./losses/index.js";
 import { textSource } from "./data/text-source.js";
+import { modeWeights } from "./data/modes.js";
 import { modelTextSource } from "./teachers/generated.js";
 import { DEBIAN_FORTUNES, evalWindows, readCorpus, splitHeldOut } from "./text/corpus.js";
 import { byteTokenizer, charTokenizer, checkSameVocab, loadTokenizerFile, tokenizerFromJSON, type Tokenizer, type TokenizerJSON } from "./text/tokenizer.js";
@@ -117,7 +118,6 @@ export async function lmTeacher(
     const context = Math.max(...recipe.students.map((s) => s.model.context));
     const server = await openServerTeacher(spec.server, { tokenizer, vocab: tokenizer.vocabSize, context, field: "teacher.server" });
     opened.push(server);
-    checkServerTeacher(recipe, server);
     opts.progress.info(
       `teacher: server ${server.source} (vocabulary ${server.classes}); ` +
         (server.scores ? `it gives only its top ${spec.server.topK} probabilities per token, so the loss runs in top-k + tail mode` : "it only generates: sequence-level KD from its continuations"),
@@ -219,8 +219,8 @@ function checkCacheTeacher(recipe: LMRecipe, cache: CacheTeacher, vocab: number)
 function checkServerTeacher(recipe: LMRecipe, server: ServerTeacher): void {
   if (server.scores) return;
   recipe.students.forEach((s, i) => {
-    const m = s.train.modes ?? {};
-    if (lossInfo(s.train.loss).needsTeacher || (m.corpus ?? 1) > 0 || (m.student ?? 0) > 0) {
+    const m = modeWeights(s.train.modes ?? {});
+    if (lossInfo(s.train.loss).needsTeacher || m.corpus > 0 || m.student > 0) {
       throw new UserError(
         `students[${i}].train: teacher.server ${server.source} only generates (it returns no prompt log-probabilities), so only sequence-level KD is possible: modes { teacher: 1 } with a loss that needs no teacher (e.g. ce)`,
       );
@@ -293,6 +293,7 @@ async function runLM(recipe: LMRecipe, opts: RunOptions & { device: Device }, op
   const fromFile = needTeacher && ("onnx" in t0 || "hf" in t0 || "gguf" in t0 || "server" in t0 || "cache" in t0);
   if (fromFile) checkExternalTeacher(recipe);
   const fileTeacher = fromFile ? await lmTeacher(recipe, tokenizer, tokJSON, data, trainIds, heldIds, 0, opts.out, opts, opened) : null;
+  if (fileTeacher?.server) checkServerTeacher(recipe, fileTeacher.server);
 
   for (const seed of opts.seeds) {
     const dir = join(opts.out, `seed-${seed}`);

@@ -314,6 +314,8 @@ const ServerTeacher = z.strictObject({
   concurrency: z.number().int().positive().optional(),
   timeoutMs: z.number().int().positive().optional(),
   maxAttempts: z.number().int().positive().optional(),
+  /** First retry's delay in milliseconds, doubled per attempt, with jitter. */
+  backoffMs: z.number().int().min(0).optional(),
 });
 
 const LMStudent = z.strictObject({
