@@ -359,7 +359,7 @@ async function runLM(recipe: LMRecipe, opts: RunOptions & { device: Device }, op
         // The file's (or cache's) own held-out metrics, from its soft labels (agreement with itself: 100 %).
         const ev = evalSet(t.context);
         const { logits, coverage } = t.cache
-          ? await cachedHeldOutLogProbs(t.cache, cacheWindows(trainIds, heldIds, t.context, recipe.data.evalWindows))
+          ? await cachedHeldOutLogProbs(t.cache)
           : await externalLMLogProbs(t.external!, ev.x, t.context, ev.y);
         const V = t.cache ? t.cache.vocab : t.external!.classes;
         teacherTop = argmaxRows(logits, V);

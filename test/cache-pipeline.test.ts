@@ -8,6 +8,7 @@ import { WINDOWS_PER_CHUNK } from "../src/cache/types.js";
 import { validateLMRecipe } from "../src/recipe/recipe.js";
 import { parseShard } from "../src/cache/build.js";
 import { UserError } from "../src/util/errors.js";
+import { cacheWindows } from "../src/teachers/cache.js";
 
 /** The window ids of steps 0..steps-1, concatenated. */
 function drawn(seed: number, steps: number, batch: number, total: number): number[] {
@@ -66,6 +67,11 @@ test("an aligned text source's batches are the cache's windows (evalWindows) tha
       assert.deepEqual(Array.from(hb.labels!.subarray(b * C, (b + 1) * C)), Array.from(ev.y.subarray(w * C, (w + 1) * C)), `step ${step} row ${b}: targets`);
     });
   }
+  // The cache's training windows are the same windows, without copies.
+  const cw = cacheWindows(ids, ids.subarray(0, 100), C, 3);
+  assert.equal(cw.train.windows, ev.windows);
+  assert.deepEqual(Array.from(cw.train.x), Array.from(ev.x));
+  assert.deepEqual(Array.from(cw.heldout.x), Array.from(evalWindows(ids.subarray(0, 100), C, 3).x));
   // Random windows (the default) carry no window ids.
   const rnd = await textSource({ ids, context: C, batchSize: 5, steps: 10, seed: 3 }).batch(0, 0, {} as never);
   assert.equal(rnd.windows, undefined);

@@ -21,9 +21,12 @@ export interface CacheWindows {
 }
 
 export function cacheWindows(trainIds: Int32Array, heldIds: Int32Array, context: number, evalWindowsMax?: number): CacheWindows {
-  const train = evalWindows(trainIds, context);
+  // The training windows are evalWindows(trainIds, context) without its copies: consecutive
+  // windows' inputs are the stream's first windows × context ids (the corpus may be gigabytes).
+  const windows = Math.floor((trainIds.length - 1) / context);
+  const train = { x: trainIds.subarray(0, windows * context), windows };
   const heldout = evalWindows(heldIds, context, evalWindowsMax);
-  return { context, train: { x: train.x, windows: train.windows }, heldout, corpus: corpusHash(train.x, heldout.x, context) };
+  return { context, train, heldout, corpus: corpusHash(train.x, heldout.x, context) };
 }
 
 export interface CacheTeacher {
@@ -34,6 +37,8 @@ export interface CacheTeacher {
   vocab: number;
   /** The students' name for it in their config hash: the cached teacher's identity, k and precision. */
   hash: string;
+  /** The windows it was checked against (the held-out ones give the teacher's metrics). */
+  windows: CacheWindows;
   close(): Promise<void>;
 }
 
@@ -70,6 +75,7 @@ export function openCacheTeacher(dir: string, expect: { tokenizer: string; windo
     context: m.context,
     vocab: m.vocab,
     hash: `cache:${m.teacher}:top${m.k}:${m.precision}`,
+    windows: expect.windows,
     close: () => reader.close(),
   };
 }
@@ -89,7 +95,8 @@ export function withCachedSoftLabels(source: BatchSource, t: CacheTeacher): Batc
 }
 
 /** The cached teacher's log-probabilities over the held-out windows (top-k expanded as for any top-k teacher). */
-export function cachedHeldOutLogProbs(t: CacheTeacher, w: CacheWindows): Promise<{ logits: Float32Array; coverage?: number }> {
+export function cachedHeldOutLogProbs(t: CacheTeacher): Promise<{ logits: Float32Array; coverage?: number }> {
+  const w = t.windows;
   return lmLogProbsOf(
     (first, n) => t.reader.softLabels("heldout", Int32Array.from({ length: n }, (_, i) => first + i)),
     w.heldout.windows,
