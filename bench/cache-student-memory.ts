@@ -1,4 +1,5 @@
-// Peak memory of a student reading a soft-label cache, at 1× and 10× the cache's size: the
+// Peak memory of a student reading a soft-label cache, at 1× and 10× the cache's size, with the
+// same training (steps × batch: one pass over the largest cache, several over the smaller): the
 // reader streams (two chunks decoded at a time), so the peak should not grow with the cache.
 // Each size is built in one child process and read in another (a fresh process: its peak RSS is
 // the reading run's alone). The teacher is synthetic (a fixed top-k per window, no model): what
@@ -22,7 +23,7 @@ const CONTEXT = 64;
 const BATCH = 32;
 const quiet = { start() {}, update() {}, stop() {}, info() {} };
 
-function recipeFor(dir: string, windows: number): LMRecipe {
+function recipeFor(dir: string, steps: number): LMRecipe {
   return validateLMRecipe(
     {
       kind: "lm",
@@ -34,8 +35,7 @@ function recipeFor(dir: string, windows: number): LMRecipe {
           name: "fkl",
           role: "distilled",
           model: { type: "llama", layers: 1, width: 16, heads: 2, context: CONTEXT },
-          // One pass over the cache's training windows.
-          train: { steps: Math.max(1, Math.floor(windows / BATCH)), batchSize: BATCH, optimizer: { name: "adamw", lr: 0.003 }, loss: { name: "hinton", lambda: 1 } },
+          train: { steps, batchSize: BATCH, optimizer: { name: "adamw", lr: 0.003 }, loss: { name: "hinton", lambda: 1 } },
         },
       ],
       samples: { prompts: 0, promptLength: 8, tokens: 8, scoredPrompts: 0 },
@@ -44,9 +44,9 @@ function recipeFor(dir: string, windows: number): LMRecipe {
   );
 }
 
-async function child(phase: string, dir: string): Promise<void> {
+async function child(phase: string, dir: string, steps: number): Promise<void> {
   await initDevice("wasm");
-  const probe = recipeFor(dir, 1);
+  const probe = recipeFor(dir, steps);
   const c = loadLMCorpus(probe, { progress: quiet });
   const w = cacheWindows(c.trainIds, c.heldIds, CONTEXT, 16);
   const V = c.tokenizer.vocabSize;
@@ -77,11 +77,10 @@ async function child(phase: string, dir: string): Promise<void> {
     process.stdout.write(JSON.stringify({ buildSeconds: (performance.now() - t0) / 1000 }) + "\n");
     return;
   }
-  const recipe = recipeFor(dir, w.train.windows);
+  const recipe = recipeFor(dir, steps);
   const t0 = performance.now();
   await runLMRecipe(recipe, { out: join(dir, "out"), seeds: [0], device: "wasm", progress: quiet, stop: { requested: false }, workers: 1 });
   const seconds = (performance.now() - t0) / 1000;
-  const steps = recipe.students[0].train.steps;
   process.stdout.write(JSON.stringify({ windows: w.train.windows, steps, seconds, tokensPerSecond: (steps * BATCH * CONTEXT) / seconds, peakRssMB: process.resourceUsage().maxRSS / 1024 }) + "\n");
 }
 
@@ -95,18 +94,20 @@ function words(n: number, seed: number): string {
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
-  if (args[0] === "--child") return child(args[1], args[2]);
+  if (args[0] === "--child") return child(args[1], args[2], Number(args[3]));
   const opt = (name: string, d: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : d);
   const chars = Number(opt("--chars", "200000"));
   const scales = opt("--scales", "1,10").split(",").map(Number);
   const self = fileURLToPath(import.meta.url);
+  // One pass over the largest cache's training windows (90 % of the text, one token a character).
+  const steps = Math.floor((chars * Math.max(...scales) * 0.9) / CONTEXT / BATCH);
   for (const scale of scales) {
     const dir = mkdtempSync(join(tmpdir(), "distill-cache-memory-"));
     try {
       mkdirSync(join(dir, "corpus"));
       writeFileSync(join(dir, "corpus", "a.txt"), words(chars * scale, 1));
       const run = (phase: string) => {
-        const r = spawnSync(process.execPath, ["--import", "tsx", self, "--child", phase, dir], { encoding: "utf8", maxBuffer: 1 << 26 });
+        const r = spawnSync(process.execPath, ["--import", "tsx", self, "--child", phase, dir, String(steps)], { encoding: "utf8", maxBuffer: 1 << 26 });
         if (r.status !== 0) throw new Error(`${phase} at ${scale}×: ${r.stderr}`);
         return JSON.parse(r.stdout.trim().split("\n").pop()!);
       };

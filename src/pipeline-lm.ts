@@ -220,7 +220,8 @@ function checkServerTeacher(recipe: LMRecipe, server: ServerTeacher): void {
   if (server.scores) return;
   recipe.students.forEach((s, i) => {
     const m = modeWeights(s.train.modes ?? {});
-    if (lossInfo(s.train.loss).needsTeacher || m.corpus > 0 || m.student > 0) {
+    // Scratch students do not use the teacher at all.
+    if (s.role === "distilled" && (lossInfo(s.train.loss).needsTeacher || m.corpus > 0 || m.student > 0)) {
       throw new UserError(
         `students[${i}].train: teacher.server ${server.source} only generates (it returns no prompt log-probabilities), so only sequence-level KD is possible: modes { teacher: 1 } with a loss that needs no teacher (e.g. ce)`,
       );

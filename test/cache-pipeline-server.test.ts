@@ -109,6 +109,8 @@ test("a server that only generates: sequence-level KD from its continuations, an
       r.students[0].train.loss = { name: "ce" };
       r.students[0].train.modes = { teacher: 1 };
       r.students[0].train.promptLength = 8;
+      // A scratch student beside it needs no teacher.
+      r.students.push({ name: "scratch", role: "scratch", model: student, train: { steps: 2, batchSize: 4, optimizer: opt, loss: { name: "ce" } } });
     }),
     opts(seq),
   );
