@@ -119,3 +119,15 @@ test("a student of the cache interrupted and resumed from its checkpoint replays
   const tensors = (o: string) => Object.entries(loadCheckpoint(checkpointOf(o, "fkl")).tensors).map(([k, v]) => [k, Buffer.from(v.data.buffer, v.data.byteOffset, v.data.byteLength).toString("base64")]);
   assert.deepEqual(tensors(out), tensors(straight));
 });
+
+test("distill cache killed (kill -9) after its first chunk, then run again, continues to the cache one run gives, row for row", async () => {
+  const c1 = cacheOne();
+  const c3 = join(dir, "cache-killed");
+  const args = ["cache", cacheRecipe, "--runs", runs, "--out", c3];
+  const k = await runUntil(args, () => existsSync(join(c3, "train-00000.parquet")), "SIGKILL", 120_000);
+  assert.equal(k.signal, "SIGKILL");
+  assert.ok(!existsSync(join(c3, "manifest.json")), "the build finished before it was killed");
+  const again = ok([...args, "-q"]);
+  assert.match(again.stdout, /complete/);
+  assert.deepEqual(await rowsOf(c3), await rowsOf(c1));
+});

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { alignedWindows, textSource } from "../src/data/text-source.js";
 import { evalWindows } from "../src/text/corpus.js";
 import { WINDOWS_PER_CHUNK } from "../src/cache/types.js";
-import { validateLMRecipe } from "../src/recipe/recipe.js";
+import { loadAnyRecipe, validateLMRecipe, type LMRecipe } from "../src/recipe/recipe.js";
 import { parseShard } from "../src/cache/build.js";
 import { UserError } from "../src/util/errors.js";
 import { cacheWindows } from "../src/teachers/cache.js";
@@ -119,4 +119,17 @@ test("--shard i/N: 0 ≤ i < N, else one line naming the value", () => {
   for (const bad of ["3/2", "2/2", "0/0", "-1/2", "1", "a/b", "1/2/3", "1.5/2"]) {
     assert.throws(() => parseShard(bad), (e: unknown) => e instanceof UserError && e.message.startsWith(`--shard ${bad}: expected i/N with 0 ≤ i < N`), bad);
   }
+});
+
+test("the shipped cache recipes: charlm-cache fills with charlm-fortunes's teacher (so each command reuses the other's) at the context charlm-from-cache's students read", () => {
+  const fill = loadAnyRecipe("recipes/charlm-cache.yaml") as LMRecipe;
+  const fortunes = loadAnyRecipe("recipes/charlm-fortunes.yaml") as LMRecipe;
+  const students = loadAnyRecipe("recipes/charlm-from-cache.yaml") as LMRecipe;
+  assert.equal(fill.name, fortunes.name, "another name: distill cache would train its teacher in another runs/ folder");
+  assert.deepEqual(fill.teacher, fortunes.teacher);
+  assert.deepEqual(fill.data, fortunes.data);
+  assert.deepEqual(students.teacher, { cache: fill.cache!.dir });
+  const context = Math.max(...fill.students.map((s) => s.model.context));
+  for (const s of students.students) assert.equal(s.model.context, context, s.name);
+  assert.deepEqual({ ...students.data }, { ...fill.data });
 });
