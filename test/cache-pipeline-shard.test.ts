@@ -131,3 +131,18 @@ test("distill cache killed (kill -9) after its first chunk, then run again, cont
   assert.match(again.stdout, /complete/);
   assert.deepEqual(await rowsOf(c3), await rowsOf(c1));
 });
+
+test("distill cache stopped by Ctrl-C: exit 130, whole chunks kept, and the same command continues to the same cache", async () => {
+  const c1 = cacheOne();
+  const c4 = join(dir, "cache-sigint");
+  const args = ["cache", cacheRecipe, "--runs", runs, "--out", c4];
+  const k = await runUntil(args, (stderr) => /cache .*: [3-6]0%/.test(stderr), "SIGINT", 120_000);
+  assert.equal(k.code, 130, k.stderr);
+  assert.match(k.stderr, /distill: interrupted: the chunks of .*cache-sigint written so far are kept; run the same command to continue\n$/);
+  assert.ok(!existsSync(join(c4, "manifest.json")));
+  const again = ok([...args, "-q"]);
+  const scored = Number(/\((\d+) windows scored now/.exec(again.stdout)?.[1]);
+  const m = JSON.parse(readFileSync(join(c1, "manifest.json"), "utf8"));
+  assert.ok(scored < m.windows.train + m.windows.heldout, `scored all ${scored} windows again: nothing was kept`);
+  assert.deepEqual(await rowsOf(c4), await rowsOf(c1));
+});

@@ -68,6 +68,11 @@ export async function cacheRecipe(recipe: LMRecipe, opts: CacheCommandOptions): 
     if (t.server && !t.server.scores) throw new UserError(`teacher.server: ${t.server.source} only generates (no prompt log-probabilities); a cache needs a teacher that scores text`);
     if (t.cache) throw new Error("unreachable: a cache teacher");
     const score = async (x: Int32Array, shape: [number, number]): Promise<SoftLabels> => {
+      // A turn of the event loop per batch: distill's own forward resolves without one, and signals
+      // are delivered only there. Ctrl-C / SIGTERM then stops scoring; the chunks written so far
+      // are whole files, and the same command continues.
+      await new Promise((resolve) => setImmediate(resolve));
+      if (opts.stop.requested) throw new CacheInterrupted(dir);
       if (t.external) return t.external.softLabels(x, shape);
       // distill's own Llama: dense logits over the windows, cut to k by the store.
       const logits = await lmLogits(t.model!, t.params!, x, shape[1]);
@@ -89,11 +94,7 @@ export async function cacheRecipe(recipe: LMRecipe, opts: CacheCommandOptions): 
         shard: opts.shard,
         // A server answers many requests at once (its own limit applies inside the client too).
         concurrency: "server" in recipe.teacher ? (recipe.teacher.server.concurrency ?? 4 * [recipe.teacher.server.url].flat().length) : 1,
-        progress: (done) => {
-          opts.progress.update(done, NaN);
-          // Ctrl-C / SIGTERM: the chunks written so far are whole files; the same command continues.
-          if (opts.stop.requested) throw new CacheInterrupted(dir);
-        },
+        progress: (done) => opts.progress.update(done, NaN),
       });
       return { dir, ...r };
     } finally {
