@@ -47,9 +47,10 @@ export type CacheCommandResult = { merged: CacheManifest } | ({ dir: string } & 
 
 export async function cacheRecipe(recipe: LMRecipe, opts: CacheCommandOptions): Promise<CacheCommandResult> {
   if ("cache" in recipe.teacher) throw new UserError(`teacher.cache: the teacher is already a cache; distill cache fills one from a model, a file or a server`);
+  // Merging needs only the folder (the shards' plan says the rest).
+  if (opts.merge && (opts.cacheDir ?? recipe.cache?.dir)) return { merged: mergeCache(opts.cacheDir ?? recipe.cache!.dir) };
   if (!recipe.cache) throw new UserError(`${recipe.name}: no cache block (add cache: { dir, topK } to say where and how many of the teacher's probabilities to keep)`);
   const dir = opts.cacheDir ?? recipe.cache.dir;
-  if (opts.merge) return { merged: mergeCache(dir) };
   const k = recipe.cache.topK;
   const c = loadLMCorpus(recipe, opts);
   const vocab = c.tokenizer.vocabSize;
