@@ -6,7 +6,7 @@
 // is measured is the store and the students' reading, not a teacher.
 //   node --import tsx bench/cache-student-memory.ts [--chars 200000] [--scales 1,10]
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -81,7 +81,17 @@ async function child(phase: string, dir: string, steps: number): Promise<void> {
   const t0 = performance.now();
   await runLMRecipe(recipe, { out: join(dir, "out"), seeds: [0], device: "wasm", progress: quiet, stop: { requested: false }, workers: 1 });
   const seconds = (performance.now() - t0) / 1000;
-  process.stdout.write(JSON.stringify({ windows: w.train.windows, steps, seconds, tokensPerSecond: (steps * BATCH * CONTEXT) / seconds, peakRssMB: process.resourceUsage().maxRSS / 1024 }) + "\n");
+  process.stdout.write(JSON.stringify({ windows: w.train.windows, steps, seconds, tokensPerSecond: (steps * BATCH * CONTEXT) / seconds, peakRssMB: peakRssMB() }) + "\n");
+}
+
+/**
+ * This process's peak RSS from /proc (VmHWM): getrusage's maxRSS would also count the parent's
+ * resident pages at the fork that started it.
+ */
+function peakRssMB(): number {
+  const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync("/proc/self/status", "utf8"));
+  if (!m) throw new Error("no VmHWM in /proc/self/status (Linux only)");
+  return Number(m[1]) / 1024;
 }
 
 function words(n: number, seed: number): string {
