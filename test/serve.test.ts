@@ -161,6 +161,24 @@ describe("scoring", () => {
     assert.equal(json.usage.completion_tokens, 0);
   });
 
+  test("generated tokens' log-probabilities (no echo) equal distill's forward over the whole sequence", async () => {
+    const prompt = "the lazy";
+    const { status, json } = await post(server.url, "/v1/completions", { prompt, max_tokens: 5, logprobs: 2, seed: 11, return_tokens_as_token_ids: true });
+    assert.equal(status, 200, JSON.stringify(json));
+    const lp = json.choices[0].logprobs;
+    const gen = lp.tokens.map((t: string) => Number(t.slice("token_id:".length)));
+    assert.equal(gen.length, 5);
+    assert.equal(tok.decode(gen), json.choices[0].text);
+    const seq = [...tok.encode(prompt), ...gen];
+    const ref = await referenceLogprobs(seq);
+    for (let i = 0; i < 5; i++) {
+      const pos = prompt.length + i;
+      assert.ok(Math.abs(lp.token_logprobs[i] - ref[pos - 1][seq[pos]]) < 1e-5, `generated token ${i}`);
+      for (const id of sortedTop(ref[pos - 1], 2)) assert.ok(Math.abs(lp.top_logprobs[i][`token_id:${id}`] - ref[pos - 1][id]) < 1e-5);
+    }
+    assert.deepEqual(lp.text_offset, [0, 1, 2, 3, 4]);
+  });
+
   test("concurrent requests (batched into one forward) each get their own numbers", async () => {
     const prompts = [3, 7, 11, 16, 20].map((n, i) => Array.from(tok.encode(TEXT.slice(i, i + n))));
     const replies = await Promise.all(prompts.map((p) => post(server.url, "/v1/completions", { prompt: p, echo: true, max_tokens: 0, prompt_logprobs: 1 })));
