@@ -5,6 +5,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { createServer, connect } from "node:net";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
@@ -323,7 +324,18 @@ describe("limits and errors", () => {
   });
 
   test("bad model files and a port in use: one-line UserErrors", async () => {
-    await assert.rejects(startServer(join(dir, "missing.safetensors")), (e: unknown) => e instanceof UserError && /no such file/.test(e.message));
+    const oneLine = (re: RegExp) => (e: unknown) => e instanceof UserError && re.test(e.message) && !e.message.includes("\n");
+    await assert.rejects(startServer(join(dir, "missing.safetensors")), oneLine(/missing\.safetensors: no such file/));
+    const other = join(dir, "weights.bin");
+    writeFileSync(other, "not a model");
+    await assert.rejects(startServer(other), oneLine(/weights\.bin: not a distill checkpoint/));
+    const empty = join(dir, "empty-folder");
+    mkdirSync(empty);
+    await assert.rejects(startServer(empty), oneLine(/empty-folder: no config\.json/));
+    const fake = join(dir, "fake.gguf");
+    writeFileSync(fake, "GGUF but nothing else");
+    await assert.rejects(startServer(fake), oneLine(/fake\.gguf: /));
+    await assert.rejects(startServer(ckpt, { port: 70000 }), oneLine(/--port 70000/));
     const blocker = createServer();
     await new Promise<void>((r) => blocker.listen(0, "127.0.0.1", r));
     const port = (blocker.address() as { port: number }).port;
