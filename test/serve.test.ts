@@ -318,6 +318,9 @@ describe("limits and errors", () => {
       assert.equal(r.status, 400, JSON.stringify(body));
       assert.equal(r.json.error.param, field, JSON.stringify(r.json));
     }
+    // A body that would set a prototype is refused by the JSON parser (fastify's default), not merged.
+    const poisoned = await fetch(server.url + "/v1/completions", { method: "POST", headers: { "content-type": "application/json" }, body: '{"prompt": "the", "__proto__": {"echo": true}}' });
+    assert.equal(poisoned.status, 400);
     const notJson = await fetch(server.url + "/v1/completions", { method: "POST", headers: { "content-type": "application/json" }, body: "{" });
     assert.equal(notJson.status, 400);
     assert.equal(((await notJson.json()) as { error: { code: number } }).error.code, 400);
