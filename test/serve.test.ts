@@ -287,6 +287,25 @@ describe("limits and errors", () => {
     assert.equal((await post(server.url, "/v1/completions", { prompt: "the", echo: true, max_tokens: 1, logprobs: 20 })).status, 200);
   });
 
+  test("--max-logprobs above the vocabulary: every token, once, and the limit reported is the one set", async () => {
+    const wide = await startServer(ckpt, { maxLogprobs: 100 });
+    try {
+      const r = await post(wide.url, "/v1/completions", { prompt: "the dog", echo: true, max_tokens: 1, logprobs: 100, prompt_logprobs: 100, return_tokens_as_token_ids: true });
+      assert.equal(r.status, 200, JSON.stringify(r.json));
+      const c = r.json.choices[0];
+      for (let i = 1; i < 7; i++) {
+        assert.equal(Object.keys(c.prompt_logprobs[i]).length, tok.vocabSize);
+        assert.equal(Object.keys(c.logprobs.top_logprobs[i]).length, tok.vocabSize);
+        const mass = Object.values(c.prompt_logprobs[i] as Record<string, { logprob: number }>).reduce((a, e) => a + Math.exp(e.logprob), 0);
+        assert.ok(Math.abs(mass - 1) < 1e-5, `position ${i}: total probability ${mass}`);
+      }
+      const over = await post(wide.url, "/v1/completions", { prompt: "the", logprobs: 101 });
+      assert.match(over.json.error.message, /max allowed: 100$/);
+    } finally {
+      await wide.close();
+    }
+  });
+
   test("a prompt longer than the context: 400 naming both numbers (the last generated token may lie past it)", async () => {
     const ids = Array.from(tok.encode(TEXT.slice(0, 20)));
     const r = await post(server.url, "/v1/completions", { prompt: ids, max_tokens: 6 });

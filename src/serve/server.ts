@@ -155,7 +155,7 @@ async function completion(ctx: Ctx, body: unknown) {
           const s = scores[i - 1];
           tokenLogprobs.push(s.logprob);
           const d = dict<number>();
-          for (let j = 0; j < kk; j++) d[tokenText(s.topIds[j])] = s.topLogprobs[j];
+          for (let j = 0; j < s.topIds.length && j < kk; j++) d[tokenText(s.topIds[j])] = s.topLogprobs[j];
           d[t] = s.logprob; // the token itself, as vLLM adds it when it is not among the top k
           top.push(d);
         }
@@ -167,7 +167,7 @@ async function completion(ctx: Ctx, body: unknown) {
         for (let i = 1; i < P; i++) {
           const s = scores[i - 1];
           const d = dict<{ logprob: number; rank: number; decoded_token: string }>();
-          for (let j = 0; j < kk; j++) d[String(s.topIds[j])] = { logprob: s.topLogprobs[j], rank: j + 1, decoded_token: tokenText(s.topIds[j]) };
+          for (let j = 0; j < s.topIds.length && j < kk; j++) d[String(s.topIds[j])] = { logprob: s.topLogprobs[j], rank: j + 1, decoded_token: tokenText(s.topIds[j]) };
           d[String(s.id)] = { logprob: s.logprob, rank: s.rank, decoded_token: tokenText(s.id) };
           list.push(d);
         }
