@@ -192,6 +192,13 @@ describe("scoring", () => {
     }
   });
 
+  test("a request's numbers do not depend on what it was batched with (bit for bit)", async () => {
+    const body = (n: number) => ({ prompt: Array.from(tok.encode(TEXT.slice(n, n + 18))), echo: true, max_tokens: 1, logprobs: 4, prompt_logprobs: 4, temperature: 0 });
+    const alone = await post(server.url, "/v1/completions", body(2));
+    const burst = await Promise.all([0, 1, 2, 3, 4, 5, 6].map((n) => post(server.url, "/v1/completions", body(n))));
+    assert.deepEqual(burst[2].json.choices, alone.json.choices);
+  });
+
   test("a list of prompts gives one choice each, in order", async () => {
     const a = Array.from(tok.encode("the fox"));
     const b = "pack my";
