@@ -347,23 +347,23 @@ export async function openServerTeacher(spec: ServerTeacherSpec, o: OpenServerOp
   }
 
   /**
-   * A request with retries, each attempt to the least busy address (or always to `only`). With
-   * `opening`, a refused or unresolvable connection is final ("cannot reach ...": a wrong address
-   * should not wait through the backoff); a dropped one is retried as always. Returns the JSON body; else a one-line UserError naming
-   * the address and the last status or cause. `status` on it keeps the last HTTP status.
+   * A request with retries, each attempt to the least busy address other than the previous
+   * attempt's (or always to `only`). With `opening`, a refused or unresolvable connection is final
+   * ("cannot reach ...": a wrong address should not wait through the backoff); a dropped one is
+   * retried as always. Returns the JSON body; else a one-line UserError naming the address and
+   * the last status or cause.
    */
   async function send(path: string, body: unknown, what: string, opts: { only?: number; opening?: boolean } = {}): Promise<unknown> {
     const attempts = cfg.maxAttempts;
     let last: AttemptError | null = null;
-    let failed = -1; // the address of the last attempt: a retry goes elsewhere when it can
+    let previous = -1;
     const final = (e: AttemptError) => !e.retry || (opts.opening === true && e.unreachable);
     try {
       return await pRetry(
         async () => {
           try {
-            failed = opts.only ?? pick(failed);
-            const r = await attempt(failed, path, body);
-            return r;
+            previous = opts.only ?? pick(previous);
+            return await attempt(previous, path, body);
           } catch (e) {
             if (e instanceof AttemptError) last = e;
             throw e;
