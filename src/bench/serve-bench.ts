@@ -35,6 +35,8 @@ export interface ServeBenchResult {
   rows: ServeBenchRow[];
   /** The soft labels through two servers equal those through one, bit for bit. */
   same: boolean;
+  /** The servers' addresses (stopped when the bench returns). */
+  addresses: string[];
 }
 
 export interface ServeBenchOptions {
@@ -139,7 +141,7 @@ export async function runServeBench(o: ServeBenchOptions = {}): Promise<ServeBen
     }
     const [a, b] = labels as { ids: Int32Array; logprobs: Float32Array }[];
     const same = a.ids.every((v, i) => v === b.ids[i]) && a.logprobs.every((v, i) => v === b.logprobs[i]);
-    return { model: o.model ?? `random Llama ${DEFAULT_SPEC.layers}×${DEFAULT_SPEC.width}`, context, topK, concurrencyPerServer: perServer, rows, same };
+    return { model: o.model ?? `random Llama ${DEFAULT_SPEC.layers}×${DEFAULT_SPEC.width}`, context, topK, concurrencyPerServer: perServer, rows, same, addresses: started.map((s) => s.url) };
   } finally {
     await Promise.all(children.map(stop));
     if (tmp) rmSync(tmp, { recursive: true, force: true });
