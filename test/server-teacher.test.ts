@@ -118,7 +118,10 @@ after(async () => {
   for (const r of open) await r.close();
 });
 
-/** A node:http server on the loopback address answering with `handler` (first `before` replies, if any, for completions). */
+/**
+ * A node:http server on the loopback address answering with `handler`; the scoring requests after
+ * the first (the probe scored while opening) first get the replies in `before`, one each.
+ */
 async function respond(handler: Handler, before: Reply[] = [], delayMs = 0): Promise<Responder> {
   const log: Responder["log"] = [];
   const sockets = new Set<Socket>();
