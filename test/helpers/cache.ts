@@ -6,7 +6,7 @@ import { deriveSeed, Rng } from "../../src/util/rng.js";
 import { topKOfLogits } from "../../src/teachers/teacher.js";
 import type { TopKLabels } from "../../src/cache/types.js";
 
-export { zipfLogits, klPerToken } from "../../src/bench/cache-bench.js";
+export { zipfLogits, klPerToken } from "../../src/bench/cache-measure.js";
 
 /**
  * Pseudo-logits [B·T, vocab] that depend only on each position's token and its predecessor (and
@@ -74,3 +74,25 @@ export function firstDifference(a: TopKLabels, b: TopKLabels): string | null {
   for (let r = 0; r < a.rows; r++) if (at[r] !== bt[r]) return `row ${r}: log tail ${a.logTail[r]} vs ${b.logTail[r]}`;
   return null;
 }
+
+/** The cache the resume test builds, in a child process and in the test (same options). */
+export const RESUME_CACHE = (() => {
+  const V = 64;
+  const C = 16;
+  const rng = new Rng(21);
+  const train = Int32Array.from({ length: 64 * 14 * C }, () => rng.int(V)); // 14 chunks
+  const heldout = Int32Array.from({ length: (64 + 17) * C }, () => rng.int(V)); // 2 chunks
+  const options = (dir: string, delayMs = 0) => ({
+    dir,
+    identity: { teacher: "fake", tokenizer: "tok", corpus: "resume-test" },
+    k: 8,
+    vocab: V,
+    context: C,
+    train,
+    heldout,
+    batchWindows: 32,
+    concurrency: 2,
+    score: fakeScore(V, { give: 12, delayMs }),
+  });
+  return { C, options };
+})();
