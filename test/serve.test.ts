@@ -183,6 +183,36 @@ describe("scoring", () => {
   });
 });
 
+test("a full-context prompt: max_tokens 1 scores every position and generates the argmax", async () => {
+  const ids = Array.from(tok.encode(TEXT.slice(0, SPEC.context)));
+  const r = await post(server.url, "/v1/completions", { prompt: ids, echo: true, max_tokens: 1, logprobs: 3, prompt_logprobs: 3, temperature: 0, return_tokens_as_token_ids: true });
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+  const seq = r.json.choices[0].logprobs.tokens.map((t: string) => Number(t.slice("token_id:".length)));
+  assert.equal(seq.length, SPEC.context + 1);
+  const ref = await referenceLogprobs(ids);
+  assert.equal(seq[SPEC.context], sortedTop(ref[SPEC.context - 1], 1)[0]);
+  const lp = r.json.choices[0].logprobs.token_logprobs;
+  for (let i = 1; i <= SPEC.context; i++) assert.ok(Math.abs(lp[i] - ref[i - 1][seq[i]]) < 1e-5, `position ${i}`);
+});
+
+test("a generation ending past the context samples its last token as a longer context would", async () => {
+  // The same weights with one more position: its generate() goes where the 24-position model's cannot.
+  const wider = join(dir, "tiny-lm-25.safetensors");
+  saveCheckpoint(wider, { tensors: host, config: { role: "scratch", model: { ...SPEC, context: SPEC.context + 1 }, tokenizer: tok.toJSON() as TokenizerJSON }, state: { done: true } });
+  const w = await startServer(wider);
+  try {
+    const prompt = Array.from(tok.encode(TEXT.slice(0, SPEC.context - 3)));
+    for (const seed of [1, 2, 3]) {
+      const body = { prompt, max_tokens: 4, seed, temperature: 1 };
+      const [a, b] = await Promise.all([post(server.url, "/v1/completions", body), post(w.url, "/v1/completions", body)]);
+      assert.equal(a.status, 200);
+      assert.equal(a.json.choices[0].text, b.json.choices[0].text, `seed ${seed}`);
+    }
+  } finally {
+    await w.close();
+  }
+});
+
 describe("tokenizer", () => {
   test("/tokenize equals the tokenizer; /detokenize inverts it", async () => {
     const text = "the lazy dog jumps";
@@ -238,13 +268,18 @@ describe("limits and errors", () => {
     assert.equal((await post(server.url, "/v1/completions", { prompt: "the", echo: true, max_tokens: 1, logprobs: 20 })).status, 200);
   });
 
-  test("a prompt longer than the context: 400 naming both numbers", async () => {
+  test("a prompt longer than the context: 400 naming both numbers (the last generated token may lie past it)", async () => {
     const ids = Array.from(tok.encode(TEXT.slice(0, 20)));
-    const r = await post(server.url, "/v1/completions", { prompt: ids, max_tokens: 5 });
+    const r = await post(server.url, "/v1/completions", { prompt: ids, max_tokens: 6 });
     assert.equal(r.status, 400);
     assert.match(r.json.error.message, /maximum context length is 24 tokens/);
-    assert.match(r.json.error.message, /20 in the messages, 5 in the completion/);
-    assert.equal((await post(server.url, "/v1/completions", { prompt: ids, max_tokens: 4 })).status, 200);
+    assert.match(r.json.error.message, /20 in the messages, 6 in the completion/);
+    const ok = await post(server.url, "/v1/completions", { prompt: ids, max_tokens: 5 });
+    assert.equal(ok.status, 200);
+    assert.equal(ok.json.choices[0].text.length, 5);
+    const long = await post(server.url, "/v1/completions", { prompt: Array.from(tok.encode(TEXT)), max_tokens: 0, echo: true });
+    assert.equal(long.status, 400);
+    assert.match(long.json.error.message, /25 in the messages, 0 in the completion/);
   });
 
   test("unknown model 404; bad fields, streaming, n > 1: 400 naming the field", async () => {
@@ -335,6 +370,45 @@ describe("binding and modes", () => {
       await hf.close();
     }
   });
+});
+
+test("a GGUF file (llama.cpp in a child process) scores and generates as its checkpoint", async () => {
+  const file = join(dir, "tiny-lm.gguf");
+  await exportCheckpoint(ckpt, "gguf", { out: file });
+  const g = await startServer(file);
+  try {
+    assert.equal(g.model, "tiny-lm");
+    const models = (await (await fetch(g.url + "/v1/models")).json()) as { data: { max_model_len: number }[] };
+    assert.equal(models.data[0].max_model_len, SPEC.context);
+    const text = TEXT.slice(0, 16);
+    const t = await post(g.url, "/tokenize", { prompt: text });
+    assert.deepEqual(t.json.tokens, Array.from(tok.encode(text)));
+    const ids = Array.from(tok.encode(text));
+    const r = await post(g.url, "/v1/completions", { prompt: ids, echo: true, max_tokens: 0, prompt_logprobs: 3, logprobs: 3, return_tokens_as_token_ids: true });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    const ref = await referenceLogprobs(ids);
+    const pl = r.json.choices[0].prompt_logprobs;
+    let maxDiff = 0;
+    for (let i = 1; i < ids.length; i++) {
+      for (const [id, e] of Object.entries(pl[i]) as [string, { logprob: number; rank: number }][]) {
+        maxDiff = Math.max(maxDiff, Math.abs(e.logprob - ref[i - 1][Number(id)]));
+      }
+      assert.equal(pl[i][String(ids[i])].rank, 1 + Array.from(ref[i - 1]).filter((v) => v > ref[i - 1][ids[i]]).length, `position ${i} rank`);
+      assert.ok(Math.abs(r.json.choices[0].logprobs.token_logprobs[i] - pl[i][String(ids[i])].logprob) < 1e-7);
+    }
+    // llama.cpp's float32 arithmetic in another order than distill's.
+    assert.ok(maxDiff < 1e-3, `max |log-prob difference| ${maxDiff}`);
+    const greedy = await post(g.url, "/v1/completions", { prompt: text, max_tokens: 6, temperature: 0 });
+    const want = await argmaxDecode(tok.encode(text), 6);
+    assert.equal(greedy.json.choices[0].text, tok.decode(want.subarray(ids.length)));
+    const sampled = { prompt: text, max_tokens: 6, temperature: 1, seed: 5 };
+    const [a, b, native] = await Promise.all([post(g.url, "/v1/completions", sampled), post(g.url, "/v1/completions", sampled), post(server.url, "/v1/completions", sampled)]);
+    assert.equal(a.json.choices[0].text, b.json.choices[0].text);
+    // The same seed draws the same uniforms whichever runtime computed the distribution.
+    assert.equal(a.json.choices[0].text, native.json.choices[0].text);
+  } finally {
+    await g.close();
+  }
 });
 
 test("CLI: distill serve prints its address, answers, and stops on SIGTERM", async () => {

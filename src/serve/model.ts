@@ -8,13 +8,15 @@ import { loadExportable } from "../export/exportable.js";
 import type { HostTensor } from "../checkpoint/safetensors.js";
 import { disposeParams, paramsFromHost } from "../checkpoint/params.js";
 import { lmLogits } from "../eval/lm-metrics.js";
-import { generate, type SampleOptions } from "../nn/generate.js";
+import { generate, sampleToken, type SampleOptions } from "../nn/generate.js";
 import type { LanguageModel } from "../nn/llama.js";
 import type { Params } from "../nn/models.js";
 import { loadHfTeacher } from "../teachers/hf.js";
+import { openGgufTeacher, readGgufHeader } from "../teachers/gguf.js";
 import { topKOfLogits } from "../teachers/teacher.js";
-import { tokenizerFromJSON, type Tokenizer } from "../text/tokenizer.js";
+import { byteTokenizer, tokenizerFromJSON, type Tokenizer } from "../text/tokenizer.js";
 import { UserError } from "../util/errors.js";
+import { Rng, deriveSeed } from "../util/rng.js";
 
 /** The model's distribution at one position, for the token that follows it. */
 export interface PositionScore {
@@ -28,7 +30,7 @@ export interface PositionScore {
 }
 
 export interface ServedModel {
-  kind: "checkpoint" | "hf";
+  kind: "checkpoint" | "hf" | "gguf";
   source: string;
   /** The default name /v1/models reports. */
   name: string;
@@ -41,7 +43,11 @@ export interface ServedModel {
    * T = 1, float64 on the host), each with its top `k`.
    */
   score(seq: Int32Array, k: number): Promise<PositionScore[]>;
-  /** `prompt` continued by `n` tokens (the whole sequence). */
+  /**
+   * `prompt` continued by `n` tokens (the whole sequence). The last token is never read by the
+   * model, so prompt + n may be one more than the context (a full-context prompt can still get
+   * max_tokens 1, which scoring clients send).
+   */
   generate(prompt: Int32Array, n: number, opts: SampleOptions): Promise<Int32Array>;
   close(): Promise<void>;
 }
@@ -85,7 +91,9 @@ function nativeModel(kind: ServedModel["kind"], source: string, name: string, mo
   const V = model.vocab;
   const run = serial();
   // Scoring jobs waiting for the engine; taken together, up to MAX_BATCH_ROWS, by one flush.
-  const pending: { seq: Int32Array; k: number; resolve: (s: PositionScore[]) => void; reject: (e: unknown) => void }[] = [];
+  // A job with k < 0 asks for the raw logits of its last position instead (the last token of a
+  // generation that ends past the context).
+  const pending: { seq: Int32Array; k: number; resolve: (s: PositionScore[] | Float32Array) => void; reject: (e: unknown) => void }[] = [];
   let flushQueued = false;
   const flush = async () => {
     flushQueued = false;
@@ -94,12 +102,14 @@ function nativeModel(kind: ServedModel["kind"], source: string, name: string, mo
     try {
       // Each row padded to the model's context: attention is causal, so the padding does not
       // change the logits at the row's own positions.
+      // A scored sequence's last token is never read (nothing follows it), so it may end at C + 1.
       const x = new Int32Array(jobs.length * C);
-      jobs.forEach((j, b) => x.set(j.seq, b * C));
+      jobs.forEach((j, b) => x.set(j.k < 0 ? j.seq : j.seq.subarray(0, j.seq.length - 1), b * C));
       const logits = await lmLogits(model, params, x, C);
       jobs.forEach((j, b) => {
         const L = j.seq.length;
-        j.resolve(positionScores(logits.subarray(b * C * V, (b * C + L - 1) * V), j.seq.subarray(1), V, j.k));
+        if (j.k < 0) j.resolve(logits.slice((b * C + L - 1) * V, (b * C + L) * V));
+        else j.resolve(positionScores(logits.subarray(b * C * V, (b * C + L - 1) * V), j.seq.subarray(1), V, j.k));
       });
     } catch (e) {
       for (const j of jobs) j.reject(e);
@@ -110,6 +120,11 @@ function nativeModel(kind: ServedModel["kind"], source: string, name: string, mo
     flushQueued = true;
     void run(flush);
   };
+  const forward = <T>(seq: Int32Array, k: number) =>
+    new Promise<T>((resolve, reject) => {
+      pending.push({ seq, k, resolve: resolve as (s: PositionScore[] | Float32Array) => void, reject });
+      queueFlush();
+    });
   let closed = false;
   return {
     kind,
@@ -119,16 +134,26 @@ function nativeModel(kind: ServedModel["kind"], source: string, name: string, mo
     vocab: V,
     tokenizer,
     score(seq, k) {
-      if (seq.length < 1 || seq.length > C) throw new Error(`score: a sequence of ${seq.length} tokens (context ${C})`);
+      if (seq.length < 1 || seq.length > C + 1) throw new Error(`score: a sequence of ${seq.length} tokens (context ${C})`);
       if (seq.length === 1) return Promise.resolve([]);
-      return new Promise((resolve, reject) => {
-        pending.push({ seq, k: Math.min(k, V), resolve, reject });
-        queueFlush();
-      });
+      return forward<PositionScore[]>(seq, Math.min(Math.max(k, 0), V));
     },
-    generate(prompt, n, opts) {
-      if (n === 0) return Promise.resolve(prompt.slice());
-      return run(async () => (await generate(model, params, [prompt], n, opts))[0]);
+    async generate(prompt, n, opts) {
+      const P = prompt.length;
+      if (P > C || P + n > C + 1) throw new Error(`generate: ${P} + ${n} tokens (context ${C})`);
+      if (n === 0) return prompt.slice();
+      if (P + n <= C) return run(async () => (await generate(model, params, [prompt], n, opts))[0]);
+      // The last token lies past the context, where generate() (which checks P + n <= C) does not
+      // go: the first n - 1 by generate(), the last from the full forward's last row, drawn with
+      // the same stream generate() uses for row 0 (one draw per token), so the seed means the same.
+      const head = n > 1 ? await run(async () => (await generate(model, params, [prompt], n - 1, opts))[0]) : prompt;
+      const logits = await forward<Float32Array>(head, -1);
+      const rng = new Rng(deriveSeed(opts.seed, "sample", 0));
+      for (let i = 0; i < n - 1; i++) rng.nextU32();
+      const out = new Int32Array(P + n);
+      out.set(head);
+      out[P + n - 1] = sampleToken(logits, opts, rng);
+      return out;
     },
     async close() {
       if (closed) return;
@@ -138,13 +163,87 @@ function nativeModel(kind: ServedModel["kind"], source: string, name: string, mo
   };
 }
 
+/**
+ * distill's tokenizer back from the vocabulary its GGUF exporter writes (src/export/gguf.ts): "rwkv"
+ * with 256 byte tokens is the byte tokenizer; "t5" with "<unk>" then one token per character
+ * (spaces as U+2581 unless the corpus holds U+2581) is the char tokenizer. Other GGUF vocabularies
+ * would need llama.cpp's own tokenizer, which distill's (host-side) text handling does not run.
+ */
+async function ggufTokenizer(path: string): Promise<Tokenizer> {
+  const { readGgufFileInfo } = await import("node-llama-cpp");
+  const info = await readGgufFileInfo(path, { sourceType: "filesystem", logWarnings: false, spliceSplitFiles: false });
+  const meta = info.metadata as unknown as { tokenizer?: { ggml?: { model?: unknown; tokens?: unknown } } };
+  const model = meta.tokenizer?.ggml?.model;
+  const tokens = meta.tokenizer?.ggml?.tokens;
+  if (!Array.isArray(tokens) || !tokens.every((t) => typeof t === "string")) throw new UserError(`${path}: GGUF metadata has no tokenizer.ggml.tokens`);
+  if (model === "rwkv" && tokens.length === 256) return byteTokenizer();
+  const single = (t: string) => [...t].length === 1;
+  if (model === "t5" && tokens[0] === "<unk>" && tokens.slice(1).every(single)) {
+    const spaceKept = tokens.includes(" ");
+    return tokenizerFromJSON({ kind: "char", chars: tokens.slice(1).map((t) => (!spaceKept && t === "\u2581" ? " " : t)) }, path);
+  }
+  throw new UserError(`${path}: distill serve reads GGUF files with the vocabulary distill exports (char or byte tokens); this one's tokenizer.ggml.model is ${JSON.stringify(model)}`);
+}
+
+/**
+ * A GGUF file through the GGUF teacher's llama.cpp child process. The child returns each
+ * position's top k; asked for k = the whole vocabulary it returns the whole distribution (distill's
+ * vocabularies are small), from which the actual token's log-probability and rank, and samples,
+ * come. Generation samples on the host (distill's sampleToken, the stream generate() uses),
+ * re-evaluating the sequence for every new token: simple, and fast enough for models distill exports.
+ */
+async function ggufModel(path: string, name: string): Promise<ServedModel> {
+  const header = await readGgufHeader(path);
+  const tokenizer = await ggufTokenizer(path);
+  const V = header.vocab;
+  if (tokenizer.vocabSize !== V) throw new UserError(`${path}: ${V} tokens in the vocabulary but the tokenizer read from it has ${tokenizer.vocabSize}`);
+  const C = header.context;
+  const teacher = await openGgufTeacher(path, { topK: V, vocab: V, context: C });
+  const run = serial();
+  /** Full log-probability rows [T, V] of `tokens`. */
+  const rows = (tokens: Int32Array) =>
+    run(async () => {
+      const s = await teacher.softLabels(tokens, [1, tokens.length]);
+      if (s.kind !== "topk") throw new Error("GGUF teacher: expected top-k soft labels");
+      const out = new Float32Array(tokens.length * V);
+      for (let r = 0; r < tokens.length; r++) for (let j = 0; j < V; j++) out[r * V + s.ids[r * V + j]] = s.logprobs[r * V + j];
+      return out;
+    });
+  return {
+    kind: "gguf",
+    source: path,
+    name,
+    context: C,
+    vocab: V,
+    tokenizer,
+    async score(seq, k) {
+      if (seq.length < 1 || seq.length > C + 1) throw new Error(`score: a sequence of ${seq.length} tokens (context ${C})`);
+      if (seq.length === 1) return [];
+      return positionScores(await rows(seq.subarray(0, seq.length - 1)), seq.subarray(1), V, Math.min(Math.max(k, 0), V));
+    },
+    async generate(prompt, n, opts) {
+      const P = prompt.length;
+      if (P > C || P + n > C + 1) throw new Error(`generate: ${P} + ${n} tokens (context ${C})`);
+      const out = new Int32Array(P + n);
+      out.set(prompt);
+      const rng = new Rng(deriveSeed(opts.seed, "sample", 0));
+      for (let L = P; L < P + n; L++) {
+        const lp = await rows(out.subarray(0, L));
+        out[L] = sampleToken(lp.subarray((L - 1) * V, L * V), opts, rng);
+      }
+      return out;
+    },
+    close: () => teacher.close(),
+  };
+}
+
 function baseName(path: string): string {
   const b = basename(path.replace(/[/\\]+$/, ""));
   const ext = extname(b);
   return ext === ".safetensors" || ext === ".gguf" ? b.slice(0, -ext.length) : b;
 }
 
-/** Opens a distill LM checkpoint or a Hugging Face Llama folder; anything else is a one-line UserError. */
+/** Opens a distill LM checkpoint, a Hugging Face Llama folder or a GGUF file distill exported; anything else is a one-line UserError. */
 export async function loadServedModel(path: string): Promise<ServedModel> {
   let st;
   try {
@@ -157,7 +256,7 @@ export async function loadServedModel(path: string): Promise<ServedModel> {
     const t = loadHfTeacher(path);
     return nativeModel("hf", path, name, t.model, t.params, t.tokenizer);
   }
-  if (extname(path) === ".gguf") throw new UserError(`${path}: serving GGUF files is not supported yet`);
+  if (extname(path) === ".gguf") return ggufModel(path, name);
   if (extname(path) !== ".safetensors") throw new UserError(`${path}: not a distill checkpoint (.safetensors with its .json), a Hugging Face folder or a GGUF file`);
   const m = loadExportable(path);
   if (m.family !== "lm") throw new UserError(`${path}: a classifier checkpoint; distill serve serves language models`);

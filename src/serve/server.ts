@@ -59,9 +59,13 @@ function promptIds(ctx: Ctx, prompt: CompletionRequest["prompt"]): Int32Array[] 
   });
 }
 
-/** vLLM's message for a request longer than the model, naming both numbers. */
+/**
+ * vLLM's message for a request longer than the model, naming both numbers. The model reads every
+ * token but the last generated one, so prompt + max_tokens may be context + 1 (vLLM stops one
+ * earlier); a full-context prompt can then be scored with max_tokens 1.
+ */
 function checkLength(ctx: Ctx, promptLen: number, maxTokens: number): void {
-  if (promptLen + maxTokens > ctx.m.context) {
+  if (promptLen > ctx.m.context || promptLen + maxTokens > ctx.m.context + 1) {
     throw new HttpError(
       400,
       `This model's maximum context length is ${ctx.m.context} tokens. However, you requested ${promptLen + maxTokens} tokens (${promptLen} in the messages, ${maxTokens} in the completion). Please reduce the length of the messages or completion.`,
@@ -174,7 +178,7 @@ async function chat(ctx: Ctx, body: unknown) {
   checkModel(ctx, r.model);
   if (r.stop !== undefined && r.stop !== null && r.stop.length > 0) throw new HttpError(400, "stop: stop sequences are not supported", "stop");
   const ids = ctx.m.tokenizer.encode(chatPrompt(r.messages));
-  const maxTokens = r.max_completion_tokens ?? r.max_tokens ?? Math.max(1, ctx.m.context - ids.length);
+  const maxTokens = r.max_completion_tokens ?? r.max_tokens ?? Math.max(1, ctx.m.context + 1 - ids.length);
   if (maxTokens === 0) throw new HttpError(400, "max_tokens: must be at least 1", "max_tokens");
   checkLength(ctx, ids.length, maxTokens);
   const seq = await ctx.m.generate(ids, maxTokens, samplingOf(r, r.seed ?? randomInt(2 ** 31)));
