@@ -7,7 +7,7 @@ import { formatServeBench, runServeBench } from "../src/bench/serve-bench.js";
 
 test("serve bench: one and two distill serve processes score the same windows; both are stopped", async () => {
   await initDevice("wasm");
-  const r = await runServeBench({ windows: 8, context: 8, topK: 4, concurrencyPerServer: 2 });
+  const r = await runServeBench({ windows: 8, context: 8, topK: 4, concurrencyPerServer: 2, rounds: 1 });
   assert.deepEqual(r.rows.map((x) => x.servers), [1, 2]);
   for (const row of r.rows) {
     assert.equal(row.tokens, 64);
