@@ -542,8 +542,9 @@ export async function openServerTeacher(spec: ServerTeacherSpec, o: OpenServerOp
                   prompt: checkedTokenizer ? [...prompt, ...got] : tokenizer.decode([...prompt, ...got]),
                   max_tokens: tokens - got.length,
                   temperature: sampling.temperature ?? 1,
-                  ...(sampling.topP !== undefined ? { top_p: sampling.topP } : {}),
-                  ...(sampling.topK !== undefined ? { top_k: sampling.topK } : {}),
+                  // As distill's sampler reads them: top-k 0 and top-p 1 are off (older vLLM refuses top_k 0).
+                  ...(sampling.topP !== undefined && sampling.topP < 1 ? { top_p: sampling.topP } : {}),
+                  ...(sampling.topK ? { top_k: sampling.topK } : {}),
                   seed: deriveSeed(seed, "continuation", b, round),
                   ignore_eos: true,
                   add_special_tokens: false,
