@@ -204,12 +204,16 @@ test("through the fault proxy (drops, 429, 500, cut JSON, stalls): the same soft
   const B = 16;
   const x = windows(B, 4);
   const direct = await (await openT(spec(server.url))).softLabels(x, [B, T]);
-  const proxy = await startFaultProxy(server.url, { seed: 11, rate: 0.2, stallMs: 3000 });
+  // Armed once the teacher is open, so every fault falls on the scoring of these windows (the
+  // cache test below has them from the first request on, opening included).
+  const proxy = await startFaultProxy(server.url, { seed: 11, rate: 0.2, stallMs: 3000, armed: false });
   try {
     const t = await openT(spec(proxy.url, { timeoutMs: 2500, maxAttempts: 10, concurrency: 4 }));
+    proxy.arm();
     const got = await t.softLabels(x, [B, T]);
     assertSameLabels(got, direct, "through the proxy");
     for (const f of FAULTS) assert.ok(proxy.counts[f] > 0, `no ${f} happened: ${JSON.stringify(proxy.counts)}`);
+    assert.equal(proxy.abandoned.count, proxy.counts.stall, "the client's timeout ended every stalled request");
     // One retry per fault at least (more where a slow reply on this shared machine timed out).
     assert.ok(t.stats.retries >= FAULTS.reduce((a, f) => a + proxy.counts[f], 0), `retries ${t.stats.retries}, faults ${JSON.stringify(proxy.counts)}`);
   } finally {
