@@ -9,6 +9,7 @@ import { loadAnyRecipe } from "../recipe/recipe.js";
 import { runLMRecipe } from "../pipeline-lm.js";
 import { WORKLOADS, formatBench, formatDeployBench, runDeployBench, runWorkload, type BenchResult, type DeployBenchRow } from "../bench/bench.js";
 import { findTorchPython, runTorchBaseline, torchHasCuda } from "../bench/pytorch.js";
+import { runCacheBench } from "../bench/cache-bench.js";
 import { cpus, totalmem } from "node:os";
 import { Interrupted, runRecipe, type RunOptions } from "../pipeline.js";
 import { formatDeployTable, formatLMTable, formatTable } from "../report/results.js";
@@ -261,7 +262,7 @@ export function buildCli(): Command {
   program
     .command("bench")
     .description("time the training and inference paths (ms/step, samples/s or tokens/s, peak RSS) beside PyTorch")
-    .option("--workload <names>", `comma-separated, from ${WORKLOADS.join(", ")}, deploy (model sizes and inference latency, teacher against student)`, WORKLOADS.join(","))
+    .option("--workload <names>", `comma-separated, from ${WORKLOADS.join(", ")}, deploy (model sizes and inference latency, teacher against student), cache (soft-label cache: bytes per token, KL, write and read tokens/s, reader memory)`, WORKLOADS.join(","))
     .option("--teacher <checkpoint>", "deploy: the teacher checkpoint (default: the seed recipe's teacher MLP, random parameters)")
     .option("--student <checkpoint>", "deploy: the student checkpoint (default: the seed recipe's student MLP, random parameters)")
     .option("--steps <n>", "timed steps per workload (default: 2,000 for the MLPs, fewer for the rest)", (v) => Number(v))
@@ -275,9 +276,10 @@ export function buildCli(): Command {
         if (flags.steps !== undefined && (!Number.isInteger(flags.steps) || flags.steps <= 0)) throw new UserError(`--steps: expected a positive integer, got ${flags.steps}`);
         if (!Number.isInteger(flags.batch) || flags.batch <= 0) throw new UserError(`--batch: expected a positive integer, got ${flags.batch}`);
         const all = flags.workload.split(",").map((w) => w.trim());
-        for (const w of all) if (w !== "deploy" && !(WORKLOADS as readonly string[]).includes(w)) throw new UserError(`--workload: unknown workload "${w}" (known: ${WORKLOADS.join(", ")}, deploy)`);
-        // deploy is not a training workload: no PyTorch baseline for it.
-        const names = all.filter((w) => w !== "deploy");
+        const extra = ["deploy", "cache"];
+        for (const w of all) if (!extra.includes(w) && !(WORKLOADS as readonly string[]).includes(w)) throw new UserError(`--workload: unknown workload "${w}" (known: ${WORKLOADS.join(", ")}, ${extra.join(", ")})`);
+        // deploy and cache are not training workloads: no PyTorch baseline for them.
+        const names = all.filter((w) => !extra.includes(w));
         const device = await initDevice(flags.device);
         const workers = workersFor(device, flags.workers);
         console.log(`distill bench on ${device}: ${machineLine()}`);
@@ -292,8 +294,9 @@ export function buildCli(): Command {
           deploy = await runDeployBench({ teacher: flags.teacher, student: flags.student });
           console.log(formatDeployBench(deploy));
         }
+        const cache = all.includes("cache") ? await runCacheBench() : undefined;
         if (names.length === 0) {
-          if (flags.json) writeFileAtomic(flags.json, JSON.stringify({ device, date: new Date().toISOString(), machine: machineLine(), deploy }, null, 2) + "\n");
+          if (flags.json) writeFileAtomic(flags.json, JSON.stringify({ device, date: new Date().toISOString(), machine: machineLine(), deploy, cache }, null, 2) + "\n");
           return;
         }
         let torch: ReturnType<typeof runTorchBaseline> | null = null;
@@ -324,7 +327,7 @@ export function buildCli(): Command {
         }
         for (const [w, x] of Object.entries(ratios)) console.log(`ratio ${w} ${x.toFixed(2)}`);
         if (flags.json) {
-          const doc = { device, date: new Date().toISOString(), machine: machineLine(), results: ours, ...(deploy ? { deploy } : {}), pytorch: torch ? { note: torchNote, best: torch.best, all: torch.all, errors: torch.errors } : { note: torchNote }, ratios };
+          const doc = { device, date: new Date().toISOString(), machine: machineLine(), results: ours, ...(deploy ? { deploy } : {}), ...(cache ? { cache } : {}), pytorch: torch ? { note: torchNote, best: torch.best, all: torch.all, errors: torch.errors } : { note: torchNote }, ratios };
           writeFileAtomic(flags.json, JSON.stringify(doc, null, 2) + "\n");
         }
       },
