@@ -193,10 +193,15 @@ export function formatStore(label: string, m: StoreMeasurement): string {
   return `cache ${label.padEnd(30)} k=${String(m.k).padStart(3)} ${m.precision.padEnd(9)} ${m.bytesPerToken.toFixed(1).padStart(7)} bytes/token  KL ${m.kl.toExponential(2)} nats/token  write ${Math.round(m.writeTokensPerS).toLocaleString("en-US").padStart(8)} tokens/s  read ${Math.round(m.readTokensPerS).toLocaleString("en-US").padStart(9)} tokens/s  (${m.positions.toLocaleString("en-US")} positions)`;
 }
 
-/** Peak RSS (MB) of a child that reads a whole cache of `windows` windows chunk by chunk. */
-function readerPeakRss(dir: string): number {
-  const child = join(dirname(fileURLToPath(import.meta.url)), "cache-read-child" + (import.meta.url.endsWith(".ts") ? ".ts" : ".js"));
-  const args = import.meta.url.endsWith(".ts") ? ["--import", "tsx", child, dir] : [child, dir];
+/**
+ * Peak RSS (MB) of a child that reads a whole cache chunk by chunk; with `gc`, collecting
+ * garbage after every batch (V8 otherwise lets tens of MB of freed chunks pile up before it
+ * collects, more in a long read than a short one, whatever the reader holds).
+ */
+function readerPeakRss(dir: string, gc: boolean): number {
+  const ts = import.meta.url.endsWith(".ts");
+  const child = join(dirname(fileURLToPath(import.meta.url)), "cache-read-child" + (ts ? ".ts" : ".js"));
+  const args = [...(gc ? ["--expose-gc"] : []), ...(ts ? ["--import", "tsx"] : []), child, dir, ...(gc ? ["--gc"] : [])];
   const r = spawnSync(process.execPath, args, { encoding: "utf8" });
   if (r.status !== 0) throw new Error(`cache reader child failed: ${r.stderr.trim().split("\n").slice(-3).join(" ")}`);
   return JSON.parse(r.stdout.trim().split("\n").pop()!).peakRssMB;
@@ -234,11 +239,14 @@ async function syntheticCache(dir: string, windows: number, context: number, k: 
 export interface MemoryMeasurement {
   windows: number;
   decodedMB: number;
+  /** Peak RSS reading it with V8's own collection schedule (NaN when not measured). */
   peakRssMB: number;
+  /** Peak RSS collecting garbage after every batch: what the reader holds. */
+  peakRssGcMB: number;
 }
 
 /** The reader's peak RSS on a 1× and a 10× cache (k = 128, context 128, V = 256). */
-export async function readerMemory(baseWindows = 80): Promise<MemoryMeasurement[]> {
+export async function readerMemory(baseWindows = 200, o: { natural?: boolean } = {}): Promise<MemoryMeasurement[]> {
   const context = 128;
   const k = 128;
   const out: MemoryMeasurement[] = [];
@@ -247,7 +255,7 @@ export async function readerMemory(baseWindows = 80): Promise<MemoryMeasurement[
     try {
       const windows = baseWindows * mult;
       await syntheticCache(dir, windows, context, k, 256);
-      out.push({ windows, decodedMB: (windows * context * (k * 8 + 4)) / 2 ** 20, peakRssMB: readerPeakRss(dir) });
+      out.push({ windows, decodedMB: (windows * context * (k * 8 + 4)) / 2 ** 20, peakRssMB: o.natural === false ? NaN : readerPeakRss(dir, false), peakRssGcMB: readerPeakRss(dir, true) });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -281,6 +289,6 @@ export async function runCacheBench(log: (line: string) => void = console.log): 
   const codecs = await codecTable(topKOfLogits(real.logits, real.rows, 256, 128), context);
   for (const c of codecs) log(`cache codec ${c.codec.padEnd(13)} byte LM k=128 quantized ${c.bytesPerToken.toFixed(1).padStart(7)} bytes/token  encode ${Math.round(c.encodeTokensPerS).toLocaleString("en-US").padStart(8)} tokens/s  decode ${Math.round(c.decodeTokensPerS).toLocaleString("en-US").padStart(8)} tokens/s`);
   const memory = await readerMemory();
-  for (const m of memory) log(`cache reader  ${String(m.windows).padStart(5)} windows (${m.decodedMB.toFixed(0).padStart(4)} MB decoded in all)  peak RSS ${m.peakRssMB.toFixed(0)} MB`);
+  for (const m of memory) log(`cache reader  ${String(m.windows).padStart(5)} windows (${m.decodedMB.toFixed(0).padStart(4)} MB decoded in all)  peak RSS ${m.peakRssMB.toFixed(0)} MB, ${m.peakRssGcMB.toFixed(0)} MB collecting garbage after every batch`);
   return { stores, codecs, memory };
 }
