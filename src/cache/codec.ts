@@ -34,7 +34,11 @@ export function idBytes(vocab: number): number {
 export function toTopK(s: SoftLabels, rows: number, k: number, vocab: number, where: (r: number) => string): TopKLabels {
   if (s.rows !== rows) throw new Error(`teacher gave soft labels for ${s.rows} rows, expected ${rows}`);
   if (s.classes !== vocab) throw new UserError(`the teacher's vocabulary has ${s.classes} tokens, the cache's ${vocab}`);
-  if (s.kind === "dense") return topKOfLogits(s.logits, rows, vocab, k);
+  if (s.kind === "dense") {
+    const t = topKOfLogits(s.logits, rows, vocab, k);
+    for (let i = 0; i < t.logprobs.length; i++) if (Number.isNaN(t.logprobs[i])) throw new UserError(`the teacher gave a NaN logit at ${where(Math.floor(i / k))}`);
+    return t;
+  }
   if (s.k < k) throw new UserError(`the teacher gave its top ${s.k} log-probabilities, the cache needs k = ${k}`);
   const K = s.k;
   const ids = new Int32Array(rows * k);
