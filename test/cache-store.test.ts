@@ -177,4 +177,10 @@ test("bad input: a teacher that gives fewer than k, and a restart with another k
     return s;
   };
   await assert.rejects(build(dir, { k: 8, score: nan, train, heldout }), /log-probability of NaN at train window 0 position 0/);
+  const denseNaN = async (x: Int32Array, shape: [number, number]) => {
+    const s = await fakeScore(V)(x, shape);
+    if (s.kind === "dense") s.logits[2 * V + 5] = NaN;
+    return s;
+  };
+  await assert.rejects(build(dir, { k: 8, score: denseNaN, train, heldout }), /NaN logit at train window 0 position 2/);
 });

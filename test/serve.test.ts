@@ -5,6 +5,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { createServer, connect } from "node:net";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
@@ -161,6 +162,24 @@ describe("scoring", () => {
     assert.equal(json.usage.completion_tokens, 0);
   });
 
+  test("generated tokens' log-probabilities (no echo) equal distill's forward over the whole sequence", async () => {
+    const prompt = "the lazy";
+    const { status, json } = await post(server.url, "/v1/completions", { prompt, max_tokens: 5, logprobs: 2, seed: 11, return_tokens_as_token_ids: true });
+    assert.equal(status, 200, JSON.stringify(json));
+    const lp = json.choices[0].logprobs;
+    const gen = lp.tokens.map((t: string) => Number(t.slice("token_id:".length)));
+    assert.equal(gen.length, 5);
+    assert.equal(tok.decode(gen), json.choices[0].text);
+    const seq = [...tok.encode(prompt), ...gen];
+    const ref = await referenceLogprobs(seq);
+    for (let i = 0; i < 5; i++) {
+      const pos = prompt.length + i;
+      assert.ok(Math.abs(lp.token_logprobs[i] - ref[pos - 1][seq[pos]]) < 1e-5, `generated token ${i}`);
+      for (const id of sortedTop(ref[pos - 1], 2)) assert.ok(Math.abs(lp.top_logprobs[i][`token_id:${id}`] - ref[pos - 1][id]) < 1e-5);
+    }
+    assert.deepEqual(lp.text_offset, [0, 1, 2, 3, 4]);
+  });
+
   test("concurrent requests (batched into one forward) each get their own numbers", async () => {
     const prompts = [3, 7, 11, 16, 20].map((n, i) => Array.from(tok.encode(TEXT.slice(i, i + n))));
     const replies = await Promise.all(prompts.map((p) => post(server.url, "/v1/completions", { prompt: p, echo: true, max_tokens: 0, prompt_logprobs: 1 })));
@@ -171,6 +190,13 @@ describe("scoring", () => {
       assert.equal(pl.length, prompts[i].length);
       for (let t = 1; t < prompts[i].length; t++) assert.ok(Math.abs(pl[t][String(prompts[i][t])].logprob - ref[t - 1][prompts[i][t]]) < 1e-5, `request ${i} position ${t}`);
     }
+  });
+
+  test("a request's numbers do not depend on what it was batched with (bit for bit)", async () => {
+    const body = (n: number) => ({ prompt: Array.from(tok.encode(TEXT.slice(n, n + 18))), echo: true, max_tokens: 1, logprobs: 4, prompt_logprobs: 4, temperature: 0 });
+    const alone = await post(server.url, "/v1/completions", body(2));
+    const burst = await Promise.all([0, 1, 2, 3, 4, 5, 6].map((n) => post(server.url, "/v1/completions", body(n))));
+    assert.deepEqual(burst[2].json.choices, alone.json.choices);
   });
 
   test("a list of prompts gives one choice each, in order", async () => {
@@ -268,6 +294,25 @@ describe("limits and errors", () => {
     assert.equal((await post(server.url, "/v1/completions", { prompt: "the", echo: true, max_tokens: 1, logprobs: 20 })).status, 200);
   });
 
+  test("--max-logprobs above the vocabulary: every token, once, and the limit reported is the one set", async () => {
+    const wide = await startServer(ckpt, { maxLogprobs: 100 });
+    try {
+      const r = await post(wide.url, "/v1/completions", { prompt: "the dog", echo: true, max_tokens: 1, logprobs: 100, prompt_logprobs: 100, return_tokens_as_token_ids: true });
+      assert.equal(r.status, 200, JSON.stringify(r.json));
+      const c = r.json.choices[0];
+      for (let i = 1; i < 7; i++) {
+        assert.equal(Object.keys(c.prompt_logprobs[i]).length, tok.vocabSize);
+        assert.equal(Object.keys(c.logprobs.top_logprobs[i]).length, tok.vocabSize);
+        const mass = Object.values(c.prompt_logprobs[i] as Record<string, { logprob: number }>).reduce((a, e) => a + Math.exp(e.logprob), 0);
+        assert.ok(Math.abs(mass - 1) < 1e-5, `position ${i}: total probability ${mass}`);
+      }
+      const over = await post(wide.url, "/v1/completions", { prompt: "the", logprobs: 101 });
+      assert.match(over.json.error.message, /max allowed: 100$/);
+    } finally {
+      await wide.close();
+    }
+  });
+
   test("a prompt longer than the context: 400 naming both numbers (the last generated token may lie past it)", async () => {
     const ids = Array.from(tok.encode(TEXT.slice(0, 20)));
     const r = await post(server.url, "/v1/completions", { prompt: ids, max_tokens: 6 });
@@ -299,13 +344,27 @@ describe("limits and errors", () => {
       assert.equal(r.status, 400, JSON.stringify(body));
       assert.equal(r.json.error.param, field, JSON.stringify(r.json));
     }
+    // A body that would set a prototype is refused by the JSON parser (fastify's default), not merged.
+    const poisoned = await fetch(server.url + "/v1/completions", { method: "POST", headers: { "content-type": "application/json" }, body: '{"prompt": "the", "__proto__": {"echo": true}}' });
+    assert.equal(poisoned.status, 400);
     const notJson = await fetch(server.url + "/v1/completions", { method: "POST", headers: { "content-type": "application/json" }, body: "{" });
     assert.equal(notJson.status, 400);
     assert.equal(((await notJson.json()) as { error: { code: number } }).error.code, 400);
   });
 
   test("bad model files and a port in use: one-line UserErrors", async () => {
-    await assert.rejects(startServer(join(dir, "missing.safetensors")), (e: unknown) => e instanceof UserError && /no such file/.test(e.message));
+    const oneLine = (re: RegExp) => (e: unknown) => e instanceof UserError && re.test(e.message) && !e.message.includes("\n");
+    await assert.rejects(startServer(join(dir, "missing.safetensors")), oneLine(/missing\.safetensors: no such file/));
+    const other = join(dir, "weights.bin");
+    writeFileSync(other, "not a model");
+    await assert.rejects(startServer(other), oneLine(/weights\.bin: not a distill checkpoint/));
+    const empty = join(dir, "empty-folder");
+    mkdirSync(empty);
+    await assert.rejects(startServer(empty), oneLine(/empty-folder: no config\.json/));
+    const fake = join(dir, "fake.gguf");
+    writeFileSync(fake, "GGUF but nothing else");
+    await assert.rejects(startServer(fake), oneLine(/fake\.gguf: /));
+    await assert.rejects(startServer(ckpt, { port: 70000 }), oneLine(/--port 70000/));
     const blocker = createServer();
     await new Promise<void>((r) => blocker.listen(0, "127.0.0.1", r));
     const port = (blocker.address() as { port: number }).port;

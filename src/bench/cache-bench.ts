@@ -16,6 +16,7 @@ import { byteTokenizer } from "../text/tokenizer.js";
 import { topKOfLogits } from "../teachers/teacher.js";
 import { Rng } from "../util/rng.js";
 import { buildCache, openCache } from "../cache/index.js";
+import { decodeChunk, encodeChunk } from "../cache/chunks.js";
 import type { CachePrecision, TopKLabels } from "../cache/types.js";
 import type { SoftLabels } from "../teachers/types.js";
 import { klPerToken, zipfLogits } from "./cache-measure.js";
@@ -142,15 +143,65 @@ export async function storeOnce(labels: TopKLabels, context: number, precision: 
   }
 }
 
+export interface CodecMeasurement {
+  codec: string;
+  bytesPerToken: number;
+  encodeTokensPerS: number;
+  decodeTokensPerS: number;
+}
+
+/**
+ * Parquet codecs on one chunk of `labels` (the first 64 windows): bytes per token, encode and
+ * decode tokens/s (Parquet and our row codec together), best of three runs each.
+ */
+export async function codecTable(labels: TopKLabels, context: number): Promise<CodecMeasurement[]> {
+  const windows = Math.min(64, labels.rows / context);
+  const rows = windows * context;
+  const k = labels.k;
+  const part: TopKLabels = { ...labels, rows, ids: labels.ids.subarray(0, rows * k), logprobs: labels.logprobs.subarray(0, rows * k), logTail: labels.logTail.subarray(0, rows) };
+  const m = { split: "train" as const, chunk: 0, firstWindow: 0, windows, context, k, vocab: labels.classes, precision: "quantized" as const };
+  const out: CodecMeasurement[] = [];
+  const variants: [string, Parameters<typeof encodeChunk>[2]][] = [
+    ["BROTLI q4", { codec: "BROTLI", quality: 4 }],
+    ["BROTLI q5", { codec: "BROTLI", quality: 5 }],
+    ["BROTLI q6", { codec: "BROTLI", quality: 6 }],
+    ["BROTLI q9", { codec: "BROTLI", quality: 9 }],
+    ["GZIP", { codec: "GZIP" }],
+    ["SNAPPY", { codec: "SNAPPY" }],
+    ["UNCOMPRESSED", { codec: "UNCOMPRESSED" }],
+  ];
+  const dec = { ids: new Int32Array(rows * k), logprobs: new Float32Array(rows * k), logTail: new Float32Array(rows) };
+  for (const [name, opts] of variants) {
+    let bytes: Uint8Array = new Uint8Array(0);
+    let enc = Infinity;
+    let de = Infinity;
+    for (let rep = 0; rep < 3; rep++) {
+      let t = performance.now();
+      bytes = encodeChunk(m, part, opts);
+      enc = Math.min(enc, performance.now() - t);
+      t = performance.now();
+      await decodeChunk(bytes, m, dec, 0, name);
+      de = Math.min(de, performance.now() - t);
+    }
+    out.push({ codec: name, bytesPerToken: bytes.length / rows, encodeTokensPerS: rows / (enc / 1000), decodeTokensPerS: rows / (de / 1000) });
+  }
+  return out;
+}
+
 /** One line of the bench's table. */
 export function formatStore(label: string, m: StoreMeasurement): string {
   return `cache ${label.padEnd(30)} k=${String(m.k).padStart(3)} ${m.precision.padEnd(9)} ${m.bytesPerToken.toFixed(1).padStart(7)} bytes/token  KL ${m.kl.toExponential(2)} nats/token  write ${Math.round(m.writeTokensPerS).toLocaleString("en-US").padStart(8)} tokens/s  read ${Math.round(m.readTokensPerS).toLocaleString("en-US").padStart(9)} tokens/s  (${m.positions.toLocaleString("en-US")} positions)`;
 }
 
-/** Peak RSS (MB) of a child that reads a whole cache of `windows` windows chunk by chunk. */
-function readerPeakRss(dir: string): number {
-  const child = join(dirname(fileURLToPath(import.meta.url)), "cache-read-child" + (import.meta.url.endsWith(".ts") ? ".ts" : ".js"));
-  const args = import.meta.url.endsWith(".ts") ? ["--import", "tsx", child, dir] : [child, dir];
+/**
+ * Peak RSS (MB) of a child that reads a whole cache chunk by chunk; with `gc`, collecting
+ * garbage after every batch (V8 otherwise lets tens of MB of freed chunks pile up before it
+ * collects, more in a long read than a short one, whatever the reader holds).
+ */
+function readerPeakRss(dir: string, gc: boolean): number {
+  const ts = import.meta.url.endsWith(".ts");
+  const child = join(dirname(fileURLToPath(import.meta.url)), "cache-read-child" + (ts ? ".ts" : ".js"));
+  const args = [...(gc ? ["--expose-gc"] : []), ...(ts ? ["--import", "tsx"] : []), child, dir, ...(gc ? ["--gc"] : [])];
   const r = spawnSync(process.execPath, args, { encoding: "utf8" });
   if (r.status !== 0) throw new Error(`cache reader child failed: ${r.stderr.trim().split("\n").slice(-3).join(" ")}`);
   return JSON.parse(r.stdout.trim().split("\n").pop()!).peakRssMB;
@@ -188,11 +239,14 @@ async function syntheticCache(dir: string, windows: number, context: number, k: 
 export interface MemoryMeasurement {
   windows: number;
   decodedMB: number;
+  /** Peak RSS reading it with V8's own collection schedule (NaN when not measured). */
   peakRssMB: number;
+  /** Peak RSS collecting garbage after every batch: what the reader holds. */
+  peakRssGcMB: number;
 }
 
 /** The reader's peak RSS on a 1× and a 10× cache (k = 128, context 128, V = 256). */
-export async function readerMemory(baseWindows = 64): Promise<MemoryMeasurement[]> {
+export async function readerMemory(baseWindows = 200, o: { natural?: boolean } = {}): Promise<MemoryMeasurement[]> {
   const context = 128;
   const k = 128;
   const out: MemoryMeasurement[] = [];
@@ -201,7 +255,7 @@ export async function readerMemory(baseWindows = 64): Promise<MemoryMeasurement[
     try {
       const windows = baseWindows * mult;
       await syntheticCache(dir, windows, context, k, 256);
-      out.push({ windows, decodedMB: (windows * context * (k * 8 + 4)) / 2 ** 20, peakRssMB: readerPeakRss(dir) });
+      out.push({ windows, decodedMB: (windows * context * (k * 8 + 4)) / 2 ** 20, peakRssMB: o.natural === false ? NaN : readerPeakRss(dir, false), peakRssGcMB: readerPeakRss(dir, true) });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -210,12 +264,15 @@ export async function readerMemory(baseWindows = 64): Promise<MemoryMeasurement[
 }
 
 /** The whole workload: prints its lines and returns them. */
-export async function runCacheBench(log: (line: string) => void = console.log): Promise<{ stores: (StoreMeasurement & { label: string })[]; memory: MemoryMeasurement[] }> {
+export async function runCacheBench(log: (line: string) => void = console.log): Promise<{ stores: (StoreMeasurement & { label: string })[]; codecs: CodecMeasurement[]; memory: MemoryMeasurement[] }> {
   const stores: (StoreMeasurement & { label: string })[] = [];
   const context = 64;
   const real = await trainedByteLMLogits({ steps: 300, windows: 256, context });
-  const synth = { rows: 64 * 32, vocab: 32000 };
-  const synthLogits = zipfLogits(synth.rows, synth.vocab, 2);
+  // Synthetic large vocabularies (no such teacher runs here): 32k as Llama 2's, 150k as Qwen's.
+  const synth = [
+    { label: "synthetic Zipf (V=32000)", rows: 64 * 16, vocab: 32000 },
+    { label: "synthetic Zipf (V=150000)", rows: 64 * 4, vocab: 150000 },
+  ].map((s) => ({ ...s, logits: zipfLogits(s.rows, s.vocab, 2) }));
   for (const k of [16, 64, 128]) {
     const a = topKOfLogits(real.logits, real.rows, 256, k);
     for (const precision of ["quantized", "exact"] as const) {
@@ -223,12 +280,15 @@ export async function runCacheBench(log: (line: string) => void = console.log): 
       stores.push({ label: "byte LM (trained, V=256)", ...m });
       log(formatStore("byte LM (trained, V=256)", m));
     }
-    const b = topKOfLogits(synthLogits, synth.rows, synth.vocab, k);
-    const { stored: _t, ...m } = await storeOnce(b, context, "quantized");
-    stores.push({ label: "synthetic Zipf (V=32000)", ...m });
-    log(formatStore("synthetic Zipf (V=32000)", m));
+    for (const z of synth) {
+      const { stored: _t, ...m } = await storeOnce(topKOfLogits(z.logits, z.rows, z.vocab, k), context, "quantized");
+      stores.push({ label: z.label, ...m });
+      log(formatStore(z.label, m));
+    }
   }
+  const codecs = await codecTable(topKOfLogits(real.logits, real.rows, 256, 128), context);
+  for (const c of codecs) log(`cache codec ${c.codec.padEnd(13)} byte LM k=128 quantized ${c.bytesPerToken.toFixed(1).padStart(7)} bytes/token  encode ${Math.round(c.encodeTokensPerS).toLocaleString("en-US").padStart(8)} tokens/s  decode ${Math.round(c.decodeTokensPerS).toLocaleString("en-US").padStart(8)} tokens/s`);
   const memory = await readerMemory();
-  for (const m of memory) log(`cache reader  ${String(m.windows).padStart(5)} windows (${m.decodedMB.toFixed(0).padStart(4)} MB decoded in all)  peak RSS ${m.peakRssMB.toFixed(0)} MB`);
-  return { stores, memory };
+  for (const m of memory) log(`cache reader  ${String(m.windows).padStart(5)} windows (${m.decodedMB.toFixed(0).padStart(4)} MB decoded in all)  peak RSS ${m.peakRssMB.toFixed(0)} MB, ${m.peakRssGcMB.toFixed(0)} MB collecting garbage after every batch`);
+  return { stores, codecs, memory };
 }

@@ -19,8 +19,11 @@ export interface LMMetrics {
 const EVAL_BATCH = 32;
 const compiled = new WeakMap<LanguageModel, (p: Params, x: Arr) => Arr>();
 
-/** Logits [windows·context, vocab] of `model` over the evaluation windows. */
-export async function lmLogits(model: LanguageModel, params: Params, x: Int32Array, context: number): Promise<Float32Array> {
+/**
+ * Logits [windows·context, vocab] of `model` over the evaluation windows, `batch` windows per
+ * forward (each distinct batch compiles once; `distill serve` passes a smaller one for few windows).
+ */
+export async function lmLogits(model: LanguageModel, params: Params, x: Int32Array, context: number, batch = EVAL_BATCH): Promise<Float32Array> {
   const windows = x.length / context;
   const V = model.vocab;
   let f = compiled.get(model);
@@ -29,12 +32,12 @@ export async function lmLogits(model: LanguageModel, params: Params, x: Int32Arr
     compiled.set(model, f!);
   }
   const out = new Float32Array(windows * context * V);
-  const buf = new Int32Array(EVAL_BATCH * context);
-  for (let w = 0; w < windows; w += EVAL_BATCH) {
-    const rows = Math.min(EVAL_BATCH, windows - w);
+  const buf = new Int32Array(batch * context);
+  for (let w = 0; w < windows; w += batch) {
+    const rows = Math.min(batch, windows - w);
     buf.fill(0);
     buf.set(x.subarray(w * context, (w + rows) * context));
-    const logits = (await f!(tree.ref(params), np.array(buf, { dtype: np.int32 }).reshape([EVAL_BATCH, context])).data()) as Float32Array;
+    const logits = (await f!(tree.ref(params), np.array(buf, { dtype: np.int32 }).reshape([batch, context])).data()) as Float32Array;
     out.set(logits.subarray(0, rows * context * V), w * context * V);
   }
   return out;

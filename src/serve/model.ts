@@ -1,7 +1,7 @@
-// What `distill serve` serves: a language model with its tokenizer, behind two operations, scoring
-// (log-probabilities at every position of a sequence) and generating. Engine work runs one job at
-// a time (jax-js is single-threaded and its arrays are not shared between jobs); scoring requests
-// that arrive while the engine is busy are batched into one forward.
+// What `distill serve` serves: a language model with its tokenizer, behind two operations, the
+// model's output at every position of a sequence, and generating. Engine work runs one job at a
+// time (jax-js is single-threaded); forward requests that arrive while the engine is busy are
+// batched into one forward.
 import { statSync } from "node:fs";
 import { basename, extname } from "node:path";
 import { loadExportable } from "../export/exportable.js";
@@ -34,15 +34,16 @@ export interface ServedModel {
   source: string;
   /** The default name /v1/models reports. */
   name: string;
-  /** The longest sequence (prompt + generated tokens): max_model_len. */
+  /** The longest sequence the model reads (max_model_len). */
   context: number;
   vocab: number;
   tokenizer: Tokenizer;
   /**
-   * For a sequence of L tokens, the L − 1 distributions that predict tokens 1..L−1 (log-softmax at
-   * T = 1, float64 on the host), each with its top `k`.
+   * The model's output at every position of `seq` (L ≤ context), [L, vocab] at T = 1: logits, or
+   * log-probabilities (which differ from them by a constant per row). Calls that arrive while the
+   * engine is busy are run together in one forward.
    */
-  score(seq: Int32Array, k: number): Promise<PositionScore[]>;
+  logits(seq: Int32Array): Promise<Float32Array>;
   /**
    * `prompt` continued by `n` tokens (the whole sequence). The last token is never read by the
    * model, so prompt + n may be one more than the context (a full-context prompt can still get
@@ -52,7 +53,7 @@ export interface ServedModel {
   close(): Promise<void>;
 }
 
-/** Rows scored together at most (lmLogits runs them 32 windows per forward). */
+/** Rows run together in one forward at most. */
 const MAX_BATCH_ROWS = 32;
 
 /** A serial queue: each job starts when the one before it has settled. */
@@ -65,10 +66,14 @@ function serial() {
   };
 }
 
-/** The top k of every row of `logits` [rows, V], with the actual next token's log-probability and rank. */
-function positionScores(logits: Float32Array, next: Int32Array, V: number, k: number): PositionScore[] {
+/**
+ * For rows of logits [rows, V] and the token that follows each, that token's log-probability
+ * (log-softmax in float64) and 1-based rank, and the row's top k (topKOfLogits).
+ */
+export function positionScores(logits: Float32Array, next: ArrayLike<number>, V: number, k: number): PositionScore[] {
   const rows = next.length;
-  const top = topKOfLogits(logits, rows, V, k);
+  const kk = Math.min(Math.max(k, 0), V);
+  const top = topKOfLogits(logits, rows, V, kk);
   const out: PositionScore[] = [];
   for (let r = 0; r < rows; r++) {
     const row = logits.subarray(r * V, (r + 1) * V);
@@ -80,9 +85,30 @@ function positionScores(logits: Float32Array, next: Int32Array, V: number, k: nu
     const id = next[r];
     let above = 0;
     for (let j = 0; j < V; j++) if (row[j] > row[id]) above++;
-    out.push({ id, logprob: row[id] - lse, rank: above + 1, topIds: top.ids.slice(r * k, (r + 1) * k), topLogprobs: top.logprobs.slice(r * k, (r + 1) * k) });
+    out.push({ id, logprob: row[id] - lse, rank: above + 1, topIds: top.ids.slice(r * kk, (r + 1) * kk), topLogprobs: top.logprobs.slice(r * kk, (r + 1) * kk) });
   }
   return out;
+}
+
+/** The distributions that predict tokens 1..L−1 of `seq` (L ≤ context + 1: its last token is not read). */
+export async function scoreSequence(m: ServedModel, seq: Int32Array, k: number): Promise<PositionScore[]> {
+  if (seq.length < 2) return [];
+  return positionScores(await m.logits(seq.subarray(0, seq.length - 1)), seq.subarray(1), m.vocab, k);
+}
+
+/**
+ * The next token from one row of logits, drawn as generate() draws the token after `drawn` others
+ * of row 0 (its stream: deriveSeed(seed, "sample", 0), one draw per token), so a seed gives the same
+ * text whichever path produced the distribution.
+ */
+export function sampleNext(logits: Float32Array, opts: SampleOptions, drawn: number): number {
+  const rng = new Rng(deriveSeed(opts.seed, "sample", 0));
+  for (let i = 0; i < drawn; i++) rng.nextU32();
+  return sampleToken(logits, opts, rng);
+}
+
+function checkGenerate(P: number, n: number, C: number): void {
+  if (P < 1 || P > C || P + n > C + 1) throw new Error(`generate: ${P} + ${n} tokens (context ${C})`);
 }
 
 /** distill's own Llama (a checkpoint or a Hugging Face folder) in the engine. */
@@ -90,27 +116,24 @@ function nativeModel(kind: ServedModel["kind"], source: string, name: string, mo
   const C = model.spec.context;
   const V = model.vocab;
   const run = serial();
-  // Scoring jobs waiting for the engine; taken together, up to MAX_BATCH_ROWS, by one flush.
-  // A job with k < 0 asks for the raw logits of its last position instead (the last token of a
-  // generation that ends past the context).
-  const pending: { seq: Int32Array; k: number; resolve: (s: PositionScore[] | Float32Array) => void; reject: (e: unknown) => void }[] = [];
+  // Forward jobs waiting for the engine; taken together, up to MAX_BATCH_ROWS, by one flush.
+  const pending: { seq: Int32Array; resolve: (l: Float32Array) => void; reject: (e: unknown) => void }[] = [];
   let flushQueued = false;
   const flush = async () => {
+    // Let requests already received reach the queue first (the forward blocks the event loop).
+    await new Promise((r) => setImmediate(r));
     flushQueued = false;
     const jobs = pending.splice(0, MAX_BATCH_ROWS);
     if (pending.length > 0) queueFlush();
     try {
       // Each row padded to the model's context: attention is causal, so the padding does not
       // change the logits at the row's own positions.
-      // A scored sequence's last token is never read (nothing follows it), so it may end at C + 1.
       const x = new Int32Array(jobs.length * C);
-      jobs.forEach((j, b) => x.set(j.k < 0 ? j.seq : j.seq.subarray(0, j.seq.length - 1), b * C));
-      const logits = await lmLogits(model, params, x, C);
-      jobs.forEach((j, b) => {
-        const L = j.seq.length;
-        if (j.k < 0) j.resolve(logits.slice((b * C + L - 1) * V, (b * C + L) * V));
-        else j.resolve(positionScores(logits.subarray(b * C * V, (b * C + L - 1) * V), j.seq.subarray(1), V, j.k));
-      });
+      jobs.forEach((j, b) => x.set(j.seq, b * C));
+      // Batches of 1, 2, 4, ... 32 rows: each size compiles once, and a lone request does not pay
+      // for 32 rows (lmLogits' default, made for evaluation sets).
+      const logits = await lmLogits(model, params, x, C, 2 ** Math.ceil(Math.log2(jobs.length)));
+      jobs.forEach((j, b) => j.resolve(logits.slice(b * C * V, (b * C + j.seq.length) * V)));
     } catch (e) {
       for (const j of jobs) j.reject(e);
     }
@@ -120,11 +143,13 @@ function nativeModel(kind: ServedModel["kind"], source: string, name: string, mo
     flushQueued = true;
     void run(flush);
   };
-  const forward = <T>(seq: Int32Array, k: number) =>
-    new Promise<T>((resolve, reject) => {
-      pending.push({ seq, k, resolve: resolve as (s: PositionScore[] | Float32Array) => void, reject });
+  const logits = (seq: Int32Array) => {
+    if (seq.length < 1 || seq.length > C) throw new Error(`logits: a sequence of ${seq.length} tokens (context ${C})`);
+    return new Promise<Float32Array>((resolve, reject) => {
+      pending.push({ seq, resolve, reject });
       queueFlush();
     });
+  };
   let closed = false;
   return {
     kind,
@@ -133,26 +158,19 @@ function nativeModel(kind: ServedModel["kind"], source: string, name: string, mo
     context: C,
     vocab: V,
     tokenizer,
-    score(seq, k) {
-      if (seq.length < 1 || seq.length > C + 1) throw new Error(`score: a sequence of ${seq.length} tokens (context ${C})`);
-      if (seq.length === 1) return Promise.resolve([]);
-      return forward<PositionScore[]>(seq, Math.min(Math.max(k, 0), V));
-    },
+    logits,
     async generate(prompt, n, opts) {
       const P = prompt.length;
-      if (P > C || P + n > C + 1) throw new Error(`generate: ${P} + ${n} tokens (context ${C})`);
+      checkGenerate(P, n, C);
       if (n === 0) return prompt.slice();
       if (P + n <= C) return run(async () => (await generate(model, params, [prompt], n, opts))[0]);
       // The last token lies past the context, where generate() (which checks P + n <= C) does not
-      // go: the first n - 1 by generate(), the last from the full forward's last row, drawn with
-      // the same stream generate() uses for row 0 (one draw per token), so the seed means the same.
+      // go: the first n − 1 by generate(), the last from the full forward's last row.
       const head = n > 1 ? await run(async () => (await generate(model, params, [prompt], n - 1, opts))[0]) : prompt;
-      const logits = await forward<Float32Array>(head, -1);
-      const rng = new Rng(deriveSeed(opts.seed, "sample", 0));
-      for (let i = 0; i < n - 1; i++) rng.nextU32();
+      const rows = await logits(head);
       const out = new Int32Array(P + n);
       out.set(head);
-      out[P + n - 1] = sampleToken(logits, opts, rng);
+      out[P + n - 1] = sampleNext(rows.subarray((head.length - 1) * V), opts, n - 1);
       return out;
     },
     async close() {
@@ -203,6 +221,7 @@ async function ggufModel(path: string, name: string): Promise<ServedModel> {
   /** Full log-probability rows [T, V] of `tokens`. */
   const rows = (tokens: Int32Array) =>
     run(async () => {
+      if (tokens.length < 1 || tokens.length > C) throw new Error(`logits: a sequence of ${tokens.length} tokens (context ${C})`);
       const s = await teacher.softLabels(tokens, [1, tokens.length]);
       if (s.kind !== "topk") throw new Error("GGUF teacher: expected top-k soft labels");
       const out = new Float32Array(tokens.length * V);
@@ -216,21 +235,13 @@ async function ggufModel(path: string, name: string): Promise<ServedModel> {
     context: C,
     vocab: V,
     tokenizer,
-    async score(seq, k) {
-      if (seq.length < 1 || seq.length > C + 1) throw new Error(`score: a sequence of ${seq.length} tokens (context ${C})`);
-      if (seq.length === 1) return [];
-      return positionScores(await rows(seq.subarray(0, seq.length - 1)), seq.subarray(1), V, Math.min(Math.max(k, 0), V));
-    },
+    logits: rows,
     async generate(prompt, n, opts) {
       const P = prompt.length;
-      if (P > C || P + n > C + 1) throw new Error(`generate: ${P} + ${n} tokens (context ${C})`);
+      checkGenerate(P, n, C);
       const out = new Int32Array(P + n);
       out.set(prompt);
-      const rng = new Rng(deriveSeed(opts.seed, "sample", 0));
-      for (let L = P; L < P + n; L++) {
-        const lp = await rows(out.subarray(0, L));
-        out[L] = sampleToken(lp.subarray((L - 1) * V, L * V), opts, rng);
-      }
+      for (let L = P; L < P + n; L++) out[L] = sampleNext((await rows(out.subarray(0, L))).subarray((L - 1) * V), opts, L - P);
       return out;
     },
     close: () => teacher.close(),

@@ -7,7 +7,7 @@ import Fastify, { type FastifyInstance } from "fastify";
 import { currentDevice, initDevice } from "../engine/index.js";
 import { deriveSeed } from "../util/rng.js";
 import { UserError } from "../util/errors.js";
-import { loadServedModel, type PositionScore, type ServedModel } from "./model.js";
+import { loadServedModel, positionScores, sampleNext, scoreSequence, type PositionScore, type ServedModel } from "./model.js";
 import { ChatRequest, CompletionRequest, DetokenizeRequest, HttpError, TokenizeRequest, errorBody, parseBody } from "./protocol.js";
 
 export interface ServeOptions {
@@ -114,10 +114,22 @@ async function completion(ctx: Ctx, body: unknown) {
     prompts.map(async (p, index) => {
       const P = p.length;
       promptTokens += P;
-      const seq = await ctx.m.generate(p, maxTokens, samplingOf(r, index === 0 ? seed : deriveSeed(seed, "choice", index)));
+      const opts = samplingOf(r, index === 0 ? seed : deriveSeed(seed, "choice", index));
+      let seq: Int32Array;
+      let scores: PositionScore[] = [];
+      if (maxTokens === 1 && (wantLogprobs || wantPrompt)) {
+        // What scoring clients send: one forward gives every prompt position and the next token.
+        const rows = await ctx.m.logits(p);
+        seq = new Int32Array(P + 1);
+        seq.set(p);
+        seq[P] = sampleNext(rows.subarray((P - 1) * ctx.m.vocab), opts, 0);
+        scores = positionScores(rows, seq.subarray(1), ctx.m.vocab, k);
+      } else {
+        seq = await ctx.m.generate(p, maxTokens, opts);
+        if (wantLogprobs || wantPrompt) scores = await scoreSequence(ctx.m, seq, k);
+      }
       completionTokens += seq.length - P;
       const generated = seq.subarray(P);
-      const scores: PositionScore[] = wantLogprobs || wantPrompt ? await ctx.m.score(seq, k) : [];
       const text = (echo ? tok.decode(p) : "") + tok.decode(generated);
       const choice: Record<string, unknown> = { index, text, logprobs: null, finish_reason: "length", stop_reason: null };
       if (wantLogprobs) {
@@ -132,8 +144,9 @@ async function completion(ctx: Ctx, body: unknown) {
         for (let i = from; i < seq.length; i++) {
           const t = tokenText(seq[i]);
           tokens.push(t);
+          // Offsets into `text` (decoded lengths, also when the tokens are spelled "token_id:N").
           offsets.push(offset);
-          offset += t.length;
+          offset += asIds ? tok.decode([seq[i]]).length : t.length;
           if (i === 0) {
             tokenLogprobs.push(null);
             top.push(null);
@@ -142,7 +155,7 @@ async function completion(ctx: Ctx, body: unknown) {
           const s = scores[i - 1];
           tokenLogprobs.push(s.logprob);
           const d = dict<number>();
-          for (let j = 0; j < kk; j++) d[tokenText(s.topIds[j])] = s.topLogprobs[j];
+          for (let j = 0; j < s.topIds.length && j < kk; j++) d[tokenText(s.topIds[j])] = s.topLogprobs[j];
           d[t] = s.logprob; // the token itself, as vLLM adds it when it is not among the top k
           top.push(d);
         }
@@ -154,7 +167,7 @@ async function completion(ctx: Ctx, body: unknown) {
         for (let i = 1; i < P; i++) {
           const s = scores[i - 1];
           const d = dict<{ logprob: number; rank: number; decoded_token: string }>();
-          for (let j = 0; j < kk; j++) d[String(s.topIds[j])] = { logprob: s.topLogprobs[j], rank: j + 1, decoded_token: tokenText(s.topIds[j]) };
+          for (let j = 0; j < s.topIds.length && j < kk; j++) d[String(s.topIds[j])] = { logprob: s.topLogprobs[j], rank: j + 1, decoded_token: tokenText(s.topIds[j]) };
           d[String(s.id)] = { logprob: s.logprob, rank: s.rank, decoded_token: tokenText(s.id) };
           list.push(d);
         }
