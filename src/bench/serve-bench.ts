@@ -43,14 +43,14 @@ export interface ServeBenchResult {
 export interface ServeBenchOptions {
   /** A distill LM checkpoint (default: a random 2-layer Llama of width 64, context 64, written to a temporary folder). */
   model?: string;
-  /** Windows scored per configuration (default 192). */
+  /** Windows scored per configuration (default 512: several seconds per run at a few thousand tokens/s). */
   windows?: number;
   /** Window length (default 48; the model's context must exceed it). */
   context?: number;
   topK?: number;
   /** Requests in flight per server (default 4). */
   concurrencyPerServer?: number;
-  /** Timed runs of each configuration, interleaved; the fastest is kept (default 2). */
+  /** Timed runs of each configuration, interleaved; the fastest is kept (default 3). */
   rounds?: number;
 }
 
@@ -87,7 +87,7 @@ async function stop(child: ChildProcess): Promise<void> {
 }
 
 export async function runServeBench(o: ServeBenchOptions = {}): Promise<ServeBenchResult> {
-  const windows = o.windows ?? 192;
+  const windows = o.windows ?? 512;
   const topK = o.topK ?? 8;
   const perServer = o.concurrencyPerServer ?? 4;
   let tmp: string | null = null;
@@ -136,7 +136,7 @@ export async function runServeBench(o: ServeBenchOptions = {}): Promise<ServeBen
     // the machine during one run does not decide the comparison.
     const best: (ServeBenchRow | null)[] = [null, null];
     const labels: unknown[] = [];
-    for (let round = 0; round < (o.rounds ?? 2); round++) {
+    for (let round = 0; round < (o.rounds ?? 3); round++) {
       for (const [j, teacher] of teachers.entries()) {
         const before = teacher.stats.retries;
         const t0 = performance.now();
@@ -151,7 +151,7 @@ export async function runServeBench(o: ServeBenchOptions = {}): Promise<ServeBen
     const rows = best as ServeBenchRow[];
     const [a, b] = labels as { ids: Int32Array; logprobs: Float32Array }[];
     const same = a.ids.every((v, i) => v === b.ids[i]) && a.logprobs.every((v, i) => v === b.logprobs[i]);
-    return { model: o.model ?? `random Llama ${DEFAULT_SPEC.layers}×${DEFAULT_SPEC.width}`, context, topK, concurrencyPerServer: perServer, rounds: o.rounds ?? 2, rows, same, addresses: started.map((s) => s.url) };
+    return { model: o.model ?? `random Llama ${DEFAULT_SPEC.layers}×${DEFAULT_SPEC.width}`, context, topK, concurrencyPerServer: perServer, rounds: o.rounds ?? 3, rows, same, addresses: started.map((s) => s.url) };
   } finally {
     await Promise.all(children.map(stop));
     if (tmp) rmSync(tmp, { recursive: true, force: true });

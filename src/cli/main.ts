@@ -273,7 +273,7 @@ export function buildCli(): Command {
     .option("--workload <names>", `comma-separated, from ${WORKLOADS.join(", ")}, deploy (model sizes and inference latency, teacher against student), cache (soft-label cache: bytes per token, KL, write and read tokens/s, reader memory), serve (a server teacher's tokens/s through one and two distill serve processes)`, WORKLOADS.join(","))
     .option("--teacher <checkpoint>", "deploy: the teacher checkpoint (default: the seed recipe's teacher MLP, random parameters); serve: the LM checkpoint served (default: a random tiny Llama)")
     .option("--student <checkpoint>", "deploy: the student checkpoint (default: the seed recipe's student MLP, random parameters)")
-    .option("--steps <n>", "timed steps per workload (default: 2,000 for the MLPs, fewer for the rest); serve: windows scored (default 192)", (v) => Number(v))
+    .option("--steps <n>", "timed steps per workload (default: 2,000 for the MLPs, fewer for the rest); serve: windows scored (default 512)", (v) => Number(v))
     .option("--batch <n>", "batch size of the classifier training workloads", (v) => Number(v), 128)
     .option("--workers <n>", 'data-parallel training threads, or "auto"', parseWorkers, "auto")
     .option("--no-pytorch", "skip the PyTorch baseline")
