@@ -67,7 +67,8 @@ const spec = (url: string | string[], extra: Partial<ServerTeacherSpec> = {}): S
 const openT = (s: ServerTeacherSpec, tokenizer = tok) => openServerTeacher(s, { tokenizer, vocab: V, context: T, field: "teacher.server" });
 
 /** B windows of T ids from the corpus, at seeded offsets. */
-function windows(B: number, seed: number): Int32Array {
+function windows(B: number, seed: number, T0 = T): Int32Array {
+  const T = T0;
   const ids = tok.encode(CORPUS.repeat(2));
   const r = new Rng(seed);
   const out = new Int32Array(B * T);
@@ -90,10 +91,14 @@ function assertSameLabels(a: SoftLabels, b: SoftLabels, what: string): void {
   assert.deepEqual(a.logTail, b.logTail, `${what}: tails`);
 }
 
-test("soft labels are the top k of distill's own forward (log-softmax of lmLogits) within 1e-5", async () => {
-  const B = 6;
-  const x = windows(B, 1);
-  const t = await openT(spec(server.url));
+test("soft labels are the top k of distill's own forward (log-softmax of lmLogits) within 1e-5, also for windows of the model's whole context", async () => {
+  await labelsMatchForward(T, 6, 1);
+  await labelsMatchForward(SPEC.context, 2, 8);
+});
+
+async function labelsMatchForward(T: number, B: number, seed: number): Promise<void> {
+  const x = windows(B, seed, T);
+  const t = await openServerTeacher(spec(server.url), { tokenizer: tok, vocab: V, context: T, field: "teacher.server" });
   assert.equal(t.scores, true);
   const s = await t.softLabels(x, [B, T]);
   const logits = await lmLogits(model, paramsFromHost(host, model.shapes, "test"), x, T);
@@ -106,7 +111,7 @@ test("soft labels are the top k of distill's own forward (log-softmax of lmLogit
   assert.ok(worst < 1e-5, `largest log-probability difference ${worst}`);
   // The tails as masses (their logs amplify rounding where the top k holds nearly everything).
   for (let r = 0; r < B * T; r++) assert.ok(Math.abs(Math.exp(s.logTail![r]) - Math.exp(ref.logTail[r])) < 1e-5, `tail of row ${r}`);
-});
+}
 
 test("vLLM's prompt_logprobs and OpenAI's top_logprobs (ids or token text) from distill serve parse to the same numbers", async () => {
   const x = Array.from(windows(1, 2));
@@ -179,8 +184,8 @@ test("bad inputs are one line each, and the API key is in none of them", async (
     await refuse(g.softLabels(windows(1, 3), [1, T]), /returns no prompt log-probabilities \(it only generates/);
     await refuse(openT(withKey(server.url), charTokenizer(CORPUS + "#")), /: the server's tokenizer differs from the recipe's: ".*" is \[.*\] \(\d+ tokens\) on the server, \[.*\] \(\d+ tokens\) in the recipe$/);
     await refuse(
-      openServerTeacher(withKey(server.url), { tokenizer: tok, vocab: V, context: SPEC.context, field: "teacher.server" }),
-      new RegExp(`^${server.url}: the model's context is 20 tokens; scoring windows of the recipe's context 20 needs 21$`),
+      openServerTeacher(withKey(server.url), { tokenizer: tok, vocab: V, context: SPEC.context + 1, field: "teacher.server" }),
+      new RegExp(`^${server.url}: the server refuses a window of the recipe's context, 21 tokens, and the one token generated after it \\(HTTP 400: This model's maximum context length is 20 tokens\\. .*\\)$`),
     );
     const t = await openT(withKey(server.url));
     await refuse(t.softLabels(Int32Array.from({ length: T }, () => V + 3), [1, T]), new RegExp(`^${server.url}: scoring a window failed \\(last: HTTP 400: prompt: token id ${V + 3} is outside the vocabulary of ${V}\\)$`));
@@ -199,12 +204,16 @@ test("through the fault proxy (drops, 429, 500, cut JSON, stalls): the same soft
   const B = 16;
   const x = windows(B, 4);
   const direct = await (await openT(spec(server.url))).softLabels(x, [B, T]);
-  const proxy = await startFaultProxy(server.url, { seed: 11, rate: 0.2, stallMs: 3000 });
+  // Armed once the teacher is open, so every fault falls on the scoring of these windows (the
+  // cache test below has them from the first request on, opening included).
+  const proxy = await startFaultProxy(server.url, { seed: 11, rate: 0.2, stallMs: 3000, armed: false });
   try {
     const t = await openT(spec(proxy.url, { timeoutMs: 2500, maxAttempts: 10, concurrency: 4 }));
+    proxy.arm();
     const got = await t.softLabels(x, [B, T]);
     assertSameLabels(got, direct, "through the proxy");
     for (const f of FAULTS) assert.ok(proxy.counts[f] > 0, `no ${f} happened: ${JSON.stringify(proxy.counts)}`);
+    assert.equal(proxy.abandoned.count, proxy.counts.stall, "the client's timeout ended every stalled request");
     // One retry per fault at least (more where a slow reply on this shared machine timed out).
     assert.ok(t.stats.retries >= FAULTS.reduce((a, f) => a + proxy.counts[f], 0), `retries ${t.stats.retries}, faults ${JSON.stringify(proxy.counts)}`);
   } finally {

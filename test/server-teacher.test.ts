@@ -110,6 +110,7 @@ function tableServer(shape: Shape, o: { tokenize?: Tokenizer | false; cap?: numb
 interface Responder {
   url: string;
   log: { path: string; auth?: string }[];
+  queue: Reply[];
   close(): Promise<void>;
 }
 
@@ -118,8 +119,12 @@ after(async () => {
   for (const r of open) await r.close();
 });
 
-/** A node:http server on the loopback address answering with `handler` (first `before` replies, if any, for completions). */
-async function respond(handler: Handler, before: Reply[] = [], delayMs = 0): Promise<Responder> {
+/**
+ * A node:http server on the loopback address answering with `handler`; scoring requests first get
+ * the replies in `queue`, one each (tests fill it once the teacher is open).
+ */
+async function respond(handler: Handler, delayMs = 0): Promise<Responder> {
+  const queue: Reply[] = [];
   const log: Responder["log"] = [];
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
@@ -130,7 +135,7 @@ async function respond(handler: Handler, before: Reply[] = [], delayMs = 0): Pro
       const path = req.url ?? "/";
       log.push({ path, auth: req.headers.authorization });
       const body = parts.length ? JSON.parse(Buffer.concat(parts).toString("utf8")) : undefined;
-      const reply = path === "/v1/completions" && body?.echo === true && body.prompt_logprobs !== undefined && before.length > 0 && log.filter((l) => l.path === path).length > 1 ? before.shift()! : handler(path, body, req)!;
+      const reply = path === "/v1/completions" && body?.echo === true && queue.length > 0 ? queue.shift()! : handler(path, body, req)!;
       const send = () => {
         if (reply === "drop") return req.socket.destroy();
         if (reply === "stall") return;
@@ -159,6 +164,7 @@ async function respond(handler: Handler, before: Reply[] = [], delayMs = 0): Pro
   const r: Responder = {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     log,
+    queue,
     close: async () => {
       for (const t of timers) clearTimeout(t);
       for (const s of sockets) s.destroy();
@@ -233,8 +239,9 @@ test("429, 5xx, timeouts, dropped connections and malformed JSON are retried; th
     "stall" as const,
     { raw: '{"choices": [{"index": 0, "logpro' },
   ]) {
-    const r = await respond(tableServer("vllm"), [fault, fault]);
+    const r = await respond(tableServer("vllm"));
     const t = await openT(spec(r.url, { timeoutMs: 300 }));
+    r.queue.push(fault, fault);
     const got = await t.softLabels(x, [1, 6]);
     assert.deepEqual(got, want, `after ${JSON.stringify(fault)}`);
     assert.equal(t.stats.retries, 2, `retries after ${JSON.stringify(fault)}`);
@@ -242,23 +249,25 @@ test("429, 5xx, timeouts, dropped connections and malformed JSON are retried; th
 });
 
 test("Retry-After is honoured: a 429 asking for 1 s delays the retry by at least that", async () => {
-  const r = await respond(tableServer("vllm"), [{ status: 429, body: { message: "later" }, headers: { "retry-after": "1" } }]);
+  const r = await respond(tableServer("vllm"));
   const t = await openT(spec(r.url));
+  r.queue.push({ status: 429, body: { message: "later" }, headers: { "retry-after": "1" } });
   const t0 = Date.now();
   await t.softLabels(windows(1, 4, 3), [1, 4]);
   assert.ok(Date.now() - t0 >= 1000, `retried after ${Date.now() - t0} ms`);
 });
 
 test("a bounded number of attempts, then one line naming the address and the last status; a 400 is not retried", async () => {
-  const always500: Reply[] = Array.from({ length: 10 }, () => ({ status: 500, body: { message: "still broken" } }));
-  const r = await respond(tableServer("vllm"), always500);
+  const r = await respond(tableServer("vllm"));
   const t = await openT(spec(r.url, { maxAttempts: 3 }));
+  r.queue.push(...Array.from({ length: 10 }, () => ({ status: 500, body: { message: "still broken" } })));
   const before = r.log.length;
   await oneLine(t.softLabels(windows(1, 4, 4), [1, 4]), new RegExp(`^${r.url}: scoring a window failed after 3 attempts \\(last: HTTP 500: still broken\\)$`));
   assert.equal(r.log.length - before, 3);
 
-  const r400 = await respond(tableServer("vllm"), [{ status: 400, body: { object: "error", message: "prompt too long" } }]);
+  const r400 = await respond(tableServer("vllm"));
   const t400 = await openT(spec(r400.url));
+  r400.queue.push({ status: 400, body: { object: "error", message: "prompt too long" } });
   const n = r400.log.length;
   await oneLine(t400.softLabels(windows(1, 4, 4), [1, 4]), /: scoring a window failed \(last: HTTP 400: prompt too long\)$/);
   assert.equal(r400.log.length - n, 1, "a 400 is final");
@@ -266,7 +275,7 @@ test("a bounded number of attempts, then one line naming the address and the las
 
 test("fan-out: requests spread over the addresses, the least busy gets more, and a retry moves to a working one", async () => {
   const fast = await respond(tableServer("vllm"));
-  const slow = await respond(tableServer("vllm"), [], 150);
+  const slow = await respond(tableServer("vllm"), 150);
   const t = await openT(spec([fast.url, slow.url], { concurrency: 4 }));
   const n0 = [fast.log.length, slow.log.length];
   const x = windows(24, 4, 5);
@@ -277,9 +286,10 @@ test("fan-out: requests spread over the addresses, the least busy gets more, and
   assert.equal(a + b, 24);
   assert.ok(b >= 1 && a > 2 * b, `fast ${a}, slow ${b}`);
 
-  const broken = await respond(tableServer("vllm"), Array.from({ length: 100 }, () => ({ status: 503, body: { message: "down" } })));
+  const broken = await respond(tableServer("vllm"));
   const ok = await respond(tableServer("vllm"));
   const t2 = await openT(spec([broken.url, ok.url], { concurrency: 2, maxAttempts: 3 }));
+  broken.queue.push(...Array.from({ length: 100 }, () => ({ status: 503, body: { message: "down" } })));
   assert.deepEqual(await t2.softLabels(x, [24, 4]), direct);
   assert.ok(t2.stats.retries > 0);
 });

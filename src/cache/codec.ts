@@ -6,9 +6,10 @@
 // are small non-negative integers (a byte or less each as varints, then Brotli squeezes them
 // further), and rounding the cumulative value, not each delta, keeps every entry within half a
 // step of the truth however long the row. Ids are byte-aligned with the bytes of each id split
-// into planes (all high bytes, then all low bytes): byte-aligned keeps decoding to shifts and
-// ors, and the planes let Brotli see the skew of the high bytes (frequent tokens have small ids
-// in BPE vocabularies).
+// into planes (all high bytes, then all low bytes): the planes let Brotli see the skew of the
+// high bytes (frequent tokens have small ids in BPE vocabularies). Measured on Zipf-like top 128
+// after Brotli q5, ids in bytes per token: V = 32,000: planes 153, interleaved bytes 170,
+// bit-packed at 15 bits 185; V = 150,000: planes 157, interleaved 185, bit-packed at 18 bits 200.
 import { UserError } from "../util/errors.js";
 import { logTailOf, topKOfLogits } from "../teachers/teacher.js";
 import type { SoftLabels } from "../teachers/types.js";
@@ -33,7 +34,11 @@ export function idBytes(vocab: number): number {
 export function toTopK(s: SoftLabels, rows: number, k: number, vocab: number, where: (r: number) => string): TopKLabels {
   if (s.rows !== rows) throw new Error(`teacher gave soft labels for ${s.rows} rows, expected ${rows}`);
   if (s.classes !== vocab) throw new UserError(`the teacher's vocabulary has ${s.classes} tokens, the cache's ${vocab}`);
-  if (s.kind === "dense") return topKOfLogits(s.logits, rows, vocab, k);
+  if (s.kind === "dense") {
+    const t = topKOfLogits(s.logits, rows, vocab, k);
+    for (let i = 0; i < t.logprobs.length; i++) if (Number.isNaN(t.logprobs[i])) throw new UserError(`the teacher gave a NaN logit at ${where(Math.floor(i / k))}`);
+    return t;
+  }
   if (s.k < k) throw new UserError(`the teacher gave its top ${s.k} log-probabilities, the cache needs k = ${k}`);
   const K = s.k;
   const ids = new Int32Array(rows * k);

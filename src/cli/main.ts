@@ -10,6 +10,7 @@ import { runLMRecipe } from "../pipeline-lm.js";
 import { WORKLOADS, formatBench, formatDeployBench, runDeployBench, runWorkload, type BenchResult, type DeployBenchRow } from "../bench/bench.js";
 import { findTorchPython, runTorchBaseline, torchHasCuda } from "../bench/pytorch.js";
 import { formatServeBench, runServeBench, type ServeBenchResult } from "../bench/serve-bench.js";
+import { runCacheBench } from "../bench/cache-bench.js";
 import { cpus, totalmem } from "node:os";
 import { Interrupted, runRecipe, type RunOptions } from "../pipeline.js";
 import { formatDeployTable, formatLMTable, formatTable } from "../report/results.js";
@@ -310,10 +311,10 @@ export function buildCli(): Command {
   program
     .command("bench")
     .description("time the training and inference paths (ms/step, samples/s or tokens/s, peak RSS) beside PyTorch")
-    .option("--workload <names>", `comma-separated, from ${WORKLOADS.join(", ")}, deploy (model sizes and inference latency, teacher against student), serve (a server teacher's tokens/s through one and two distill serve processes)`, WORKLOADS.join(","))
+    .option("--workload <names>", `comma-separated, from ${WORKLOADS.join(", ")}, deploy (model sizes and inference latency, teacher against student), cache (soft-label cache: bytes per token, KL, write and read tokens/s, reader memory), serve (a server teacher's tokens/s through one and two distill serve processes)`, WORKLOADS.join(","))
     .option("--teacher <checkpoint>", "deploy: the teacher checkpoint (default: the seed recipe's teacher MLP, random parameters); serve: the LM checkpoint served (default: a random tiny Llama)")
     .option("--student <checkpoint>", "deploy: the student checkpoint (default: the seed recipe's student MLP, random parameters)")
-    .option("--steps <n>", "timed steps per workload (default: 2,000 for the MLPs, fewer for the rest); serve: windows scored (default 192)", (v) => Number(v))
+    .option("--steps <n>", "timed steps per workload (default: 2,000 for the MLPs, fewer for the rest); serve: windows scored (default 512)", (v) => Number(v))
     .option("--batch <n>", "batch size of the classifier training workloads", (v) => Number(v), 128)
     .option("--workers <n>", 'data-parallel training threads, or "auto"', parseWorkers, "auto")
     .option("--no-pytorch", "skip the PyTorch baseline")
@@ -324,9 +325,9 @@ export function buildCli(): Command {
         if (flags.steps !== undefined && (!Number.isInteger(flags.steps) || flags.steps <= 0)) throw new UserError(`--steps: expected a positive integer, got ${flags.steps}`);
         if (!Number.isInteger(flags.batch) || flags.batch <= 0) throw new UserError(`--batch: expected a positive integer, got ${flags.batch}`);
         const all = flags.workload.split(",").map((w) => w.trim());
-        const extra = ["deploy", "serve"];
+        const extra = ["deploy", "cache", "serve"];
         for (const w of all) if (!extra.includes(w) && !(WORKLOADS as readonly string[]).includes(w)) throw new UserError(`--workload: unknown workload "${w}" (known: ${WORKLOADS.join(", ")}, ${extra.join(", ")})`);
-        // deploy and serve are not training workloads: no PyTorch baseline for them.
+        // deploy, cache and serve are not training workloads: no PyTorch baseline for them.
         const names = all.filter((w) => !extra.includes(w));
         const device = await initDevice(flags.device);
         const workers = workersFor(device, flags.workers);
@@ -342,13 +343,14 @@ export function buildCli(): Command {
           deploy = await runDeployBench({ teacher: flags.teacher, student: flags.student });
           console.log(formatDeployBench(deploy));
         }
+        const cache = all.includes("cache") ? await runCacheBench() : undefined;
         let serve: ServeBenchResult | undefined;
         if (all.includes("serve")) {
           serve = await runServeBench({ model: flags.teacher, ...(flags.steps !== undefined ? { windows: flags.steps } : {}) });
           console.log(formatServeBench(serve));
         }
         if (names.length === 0) {
-          if (flags.json) writeFileAtomic(flags.json, JSON.stringify({ device, date: new Date().toISOString(), machine: machineLine(), deploy, serve }, null, 2) + "\n");
+          if (flags.json) writeFileAtomic(flags.json, JSON.stringify({ device, date: new Date().toISOString(), machine: machineLine(), deploy, cache, serve }, null, 2) + "\n");
           return;
         }
         let torch: ReturnType<typeof runTorchBaseline> | null = null;
@@ -379,7 +381,7 @@ export function buildCli(): Command {
         }
         for (const [w, x] of Object.entries(ratios)) console.log(`ratio ${w} ${x.toFixed(2)}`);
         if (flags.json) {
-          const doc = { device, date: new Date().toISOString(), machine: machineLine(), results: ours, ...(deploy ? { deploy } : {}), ...(serve ? { serve } : {}), pytorch: torch ? { note: torchNote, best: torch.best, all: torch.all, errors: torch.errors } : { note: torchNote }, ratios };
+          const doc = { device, date: new Date().toISOString(), machine: machineLine(), results: ours, ...(deploy ? { deploy } : {}), ...(cache ? { cache } : {}), ...(serve ? { serve } : {}), pytorch: torch ? { note: torchNote, best: torch.best, all: torch.all, errors: torch.errors } : { note: torchNote }, ratios };
           writeFileAtomic(flags.json, JSON.stringify(doc, null, 2) + "\n");
         }
       },

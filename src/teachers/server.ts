@@ -347,23 +347,23 @@ export async function openServerTeacher(spec: ServerTeacherSpec, o: OpenServerOp
   }
 
   /**
-   * A request with retries, each attempt to the least busy address (or always to `only`). With
-   * `opening`, a refused or unresolvable connection is final ("cannot reach ...": a wrong address
-   * should not wait through the backoff); a dropped one is retried as always. Returns the JSON body; else a one-line UserError naming
-   * the address and the last status or cause. `status` on it keeps the last HTTP status.
+   * A request with retries, each attempt to the least busy address other than the previous
+   * attempt's (or always to `only`). With `opening`, a refused or unresolvable connection is final
+   * ("cannot reach ...": a wrong address should not wait through the backoff); a dropped one is
+   * retried as always. Returns the JSON body; else a one-line UserError naming the address and
+   * the last status or cause.
    */
   async function send(path: string, body: unknown, what: string, opts: { only?: number; opening?: boolean } = {}): Promise<unknown> {
     const attempts = cfg.maxAttempts;
     let last: AttemptError | null = null;
-    let failed = -1; // the address of the last attempt: a retry goes elsewhere when it can
+    let previous = -1;
     const final = (e: AttemptError) => !e.retry || (opts.opening === true && e.unreachable);
     try {
       return await pRetry(
         async () => {
           try {
-            failed = opts.only ?? pick(failed);
-            const r = await attempt(failed, path, body);
-            return r;
+            previous = opts.only ?? pick(previous);
+            return await attempt(previous, path, body);
           } catch (e) {
             if (e instanceof AttemptError) last = e;
             throw e;
@@ -410,8 +410,9 @@ export async function openServerTeacher(spec: ServerTeacherSpec, o: OpenServerOp
   // the model is there, the tokenizer agrees, k is allowed, and whether it scores prompts at all.
   const where = `${field} (${cfg.addresses.join(", ")})`;
   const lookup = tokenLookup(tokenizer, vocab, where);
-  // The probe, cut to at most 64 of our tokens and at least 2, and at most the context.
-  const probe = tokenizer.decode(tokenizer.encode(o.probe ?? defaultProbe(tokenizer, vocab)).subarray(0, Math.max(2, Math.min(context, 64))));
+  // The probe, cut to at most 64 of our tokens and shorter than a window (whether a whole window
+  // fits is its own check, with its own message).
+  const probe = tokenizer.decode(tokenizer.encode(o.probe ?? defaultProbe(tokenizer, vocab)).subarray(0, Math.max(2, Math.min(context - 1, 64))));
   const oursIds = tokenizer.encode(probe);
   const sameTokens = (address: string, theirs: number[]) => {
     let at = theirs.findIndex((x, j) => x !== oursIds[j]);
@@ -429,11 +430,6 @@ export async function openServerTeacher(spec: ServerTeacherSpec, o: OpenServerOp
     const served = isObj(models) && Array.isArray(models.data) ? models.data.map((m) => (isObj(m) ? m.id : undefined)).filter((x): x is string => typeof x === "string") : null;
     if (!served) throw new UserError(`${address}: /v1/models did not return a model list; is this an OpenAI-compatible server?`);
     if (!served.includes(spec.model)) throw new UserError(`${address}: no model ${JSON.stringify(spec.model)} (it serves ${served.map((s) => JSON.stringify(s)).join(", ") || "none"})`);
-    // vLLM and distill serve report the model's context: a window of the recipe's context plus the one generated token must fit.
-    const entry = (models as { data: unknown[] }).data.find((m) => isObj(m) && m.id === spec.model) as Record<string, unknown>;
-    if (typeof entry.max_model_len === "number" && entry.max_model_len < context + 1) {
-      throw new UserError(`${address}: the model's context is ${entry.max_model_len} tokens; scoring windows of the recipe's context ${context} needs ${context + 1}`);
-    }
 
     // Their tokenization of the probe: /tokenize (vLLM, SGLang, distill serve; llama.cpp's reads
     // `content`), else the echoed prompt below.
@@ -480,6 +476,17 @@ export async function openServerTeacher(spec: ServerTeacherSpec, o: OpenServerOp
     if (parsed === null) {
       scores = false;
       continue;
+    }
+    // A whole window of the recipe's context, plus the token generated after it, must fit the
+    // server's model (vLLM counts both against max_model_len; distill serve lets the last one pass).
+    if (context > oursIds.length) {
+      const window = Array.from({ length: context }, (_, j) => oursIds[j % oursIds.length]);
+      try {
+        await send("/v1/completions", scoreBody(window, 1), "scoring a window of the recipe's context", { only: i, opening: true });
+      } catch (e) {
+        if (!(e instanceof UserError) || !/\(last: HTTP 4\d\d\b/.test(e.message)) throw e;
+        throw new UserError(`${address}: the server refuses a window of the recipe's context, ${context} tokens, and the one token generated after it (${e.message.replace(/^.*\(last: (.*)\)$/, "$1")})`);
+      }
     }
     // An OpenAI-shape server may return fewer than asked without saying so: count them at the
     // generated token, the one position where no actual prompt token is added to the top k.
@@ -535,8 +542,9 @@ export async function openServerTeacher(spec: ServerTeacherSpec, o: OpenServerOp
                   prompt: checkedTokenizer ? [...prompt, ...got] : tokenizer.decode([...prompt, ...got]),
                   max_tokens: tokens - got.length,
                   temperature: sampling.temperature ?? 1,
-                  ...(sampling.topP !== undefined ? { top_p: sampling.topP } : {}),
-                  ...(sampling.topK !== undefined ? { top_k: sampling.topK } : {}),
+                  // As distill's sampler reads them: top-k 0 and top-p 1 are off (older vLLM refuses top_k 0).
+                  ...(sampling.topP !== undefined && sampling.topP < 1 ? { top_p: sampling.topP } : {}),
+                  ...(sampling.topK ? { top_k: sampling.topK } : {}),
                   seed: deriveSeed(seed, "continuation", b, round),
                   ignore_eos: true,
                   add_special_tokens: false,

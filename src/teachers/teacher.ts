@@ -87,27 +87,73 @@ export function topKOfLogits(logits: Float32Array, rows: number, classes: number
   const logprobs = new Float32Array(rows * k);
   const logTail = new Float32Array(rows);
   const order = new Int32Array(classes);
+  const scratch = new Float32Array(classes);
+  const kept = new Uint8Array(classes);
   for (let r = 0; r < rows; r++) {
     const row = logits.subarray(r * classes, (r + 1) * classes);
     let max = -Infinity;
-    for (let j = 0; j < classes; j++) max = Math.max(max, row[j]);
+    let nan = false;
+    for (let j = 0; j < classes; j++) {
+      max = Math.max(max, row[j]);
+      nan ||= Number.isNaN(row[j]);
+    }
     let sum = 0;
     for (let j = 0; j < classes; j++) sum += Math.exp(row[j] - max);
     const lse = max + Math.log(sum);
-    for (let j = 0; j < classes; j++) order[j] = j;
+    // The k largest without sorting the whole row (a 32k vocabulary took 20 ms a row sorted):
+    // the k-th largest value by selection, then every value above it and, ties by the smaller
+    // id, as many equal to it as fit. A row with NaN is sorted whole, as before.
+    let n = 0;
+    if (nan || k >= classes) {
+      for (let j = 0; j < classes; j++) order[n++] = j;
+    } else {
+      scratch.set(row);
+      const t = kthLargest(scratch, k);
+      for (let j = 0; j < classes; j++) if (row[j] > t) order[n++] = j;
+      for (let j = 0; j < classes && n < k; j++) if (row[j] === t) order[n++] = j;
+    }
     // Descending probability; ties by the smaller id (as lax.topK keeps the first).
-    const sorted = Array.from(order).sort((a, b) => row[b] - row[a] || a - b);
-    let tailMax = -Infinity;
-    for (let j = k; j < classes; j++) tailMax = Math.max(tailMax, row[sorted[j]]);
-    let tail = 0;
-    for (let j = k; j < classes; j++) tail += Math.exp(row[sorted[j]] - tailMax);
+    const sorted = Array.from(order.subarray(0, n)).sort((a, b) => row[b] - row[a] || a - b);
     for (let j = 0; j < k; j++) {
       ids[r * k + j] = sorted[j];
       logprobs[r * k + j] = row[sorted[j]] - lse;
+      kept[sorted[j]] = 1;
     }
+    let tailMax = -Infinity;
+    for (let j = 0; j < classes; j++) if (!kept[j]) tailMax = Math.max(tailMax, row[j]);
+    let tail = 0;
+    for (let j = 0; j < classes; j++) if (!kept[j]) tail += Math.exp(row[j] - tailMax);
+    for (let j = 0; j < k; j++) kept[sorted[j]] = 0;
     logTail[r] = k < classes ? tailMax + Math.log(tail) - lse : -Infinity;
   }
   return { kind: "topk", rows, classes, k, ids, logprobs, logTail };
+}
+
+/** The k-th largest of `a` (1-based; reorders `a`): iterative quickselect, middle pivot. */
+function kthLargest(a: Float32Array, k: number): number {
+  let lo = 0;
+  let hi = a.length - 1;
+  const want = k - 1;
+  while (lo < hi) {
+    const pivot = a[(lo + hi) >>> 1];
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (a[i] > pivot) i++;
+      while (a[j] < pivot) j--;
+      if (i <= j) {
+        const t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+        i++;
+        j--;
+      }
+    }
+    if (want <= j) hi = j;
+    else if (want >= i) lo = i;
+    else return a[want];
+  }
+  return a[want];
 }
 
 /** Puts a teacher's soft labels for batch `hb` on it, dense or top-k, shaped like its labels. */

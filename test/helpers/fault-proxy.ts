@@ -21,14 +21,20 @@ export interface FaultProxyOptions {
   retryAfter?: string;
   /** Faults only on paths this accepts (default: every path). */
   paths?: (path: string) => boolean;
+  /** False: everything passes (uncounted) until arm() (default true). */
+  armed?: boolean;
 }
 
 export interface FaultProxy {
   url: string;
-  /** Requests per fault kind (and "pass"), counted as they are answered. */
+  /** Scheduled requests per fault kind (and "pass"). */
   counts: Record<Fault, number>;
+  /** Stalled requests whose client closed the connection before the proxy dropped it. */
+  abandoned: { count: number };
   /** The fault of request n, as the schedule gives it. */
   schedule(n: number): Fault;
+  /** Starts the schedule (with request 0) on a proxy started with `armed: false`. */
+  arm(): void;
   close(): Promise<void>;
 }
 
@@ -45,7 +51,9 @@ export async function startFaultProxy(target: string, o: FaultProxyOptions): Pro
   const base = new URL(target);
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
+  const abandoned = { count: 0 };
   let n = 0;
+  let armed = o.armed ?? true;
 
   /** The target's reply to this request, whole. */
   const forward = (req: IncomingMessage, body: Buffer) =>
@@ -74,8 +82,9 @@ export async function startFaultProxy(target: string, o: FaultProxyOptions): Pro
     req.on("data", (c: Buffer) => parts.push(c));
     req.on("end", () => {
       const body = Buffer.concat(parts);
-      const fault: Fault = !o.paths || o.paths(req.url ?? "/") ? schedule(n++) : "pass";
-      counts[fault]++;
+      const scheduled = armed && (!o.paths || o.paths(req.url ?? "/"));
+      const fault: Fault = scheduled ? schedule(n++) : "pass";
+      if (scheduled) counts[fault]++;
       const reply = async () => {
         switch (fault) {
           case "drop":
@@ -91,6 +100,10 @@ export async function startFaultProxy(target: string, o: FaultProxyOptions): Pro
               req.socket.destroy();
             }, stallMs);
             timers.add(t);
+            // The client gave up first (its timeout), not this proxy.
+            req.socket.once("close", () => {
+              if (timers.has(t)) abandoned.count++;
+            });
             return;
           }
           case "malformed": {
@@ -126,7 +139,11 @@ export async function startFaultProxy(target: string, o: FaultProxyOptions): Pro
   return {
     url: `http://127.0.0.1:${port}`,
     counts,
+    abandoned,
     schedule,
+    arm: () => {
+      armed = true;
+    },
     close: async () => {
       for (const t of timers) clearTimeout(t);
       for (const s of sockets) s.destroy();
