@@ -183,4 +183,6 @@ test("bad input: a teacher that gives fewer than k, and a restart with another k
     return s;
   };
   await assert.rejects(build(dir, { k: 8, score: denseNaN, train, heldout }), /NaN logit at train window 0 position 2/);
+  const file = join(dir, "plan.json");
+  await assert.rejects(build(file, { k: 8, score: fakeScore(V), train, heldout }), (e: Error) => e instanceof UserError && e.message === `${file}: exists and is not a folder; a cache is a folder`);
 });

@@ -19,6 +19,8 @@ import type { CachePrecision, TopKLabels } from "./types.js";
 export const STEPS_PER_NAT = 32;
 /** A quantized value at or above this is −∞ (a class the teacher gave probability 0). */
 const Q_INF = 2 ** 30;
+/** exp(−q / STEPS_PER_NAT) for the quantized values of the first 64 nats (decoding's hot loop). */
+const EXP_Q = Float64Array.from({ length: 64 * STEPS_PER_NAT }, (_, q) => Math.exp(-q / STEPS_PER_NAT));
 
 /** Bytes per id: the fewest whole bytes that hold vocab − 1. */
 export function idBytes(vocab: number): number {
@@ -195,9 +197,14 @@ export function decodeRows(
         shift += 7;
       } while (b & 0x80);
       q += d;
-      const lp = q >= Q_INF ? -Infinity : -q / STEPS_PER_NAT;
-      out.logprobs[o + j] = lp;
-      sum += Math.exp(lp);
+      if (q < EXP_Q.length) {
+        out.logprobs[o + j] = -q / STEPS_PER_NAT;
+        sum += EXP_Q[q];
+      } else {
+        const lp = q >= Q_INF ? -Infinity : -q / STEPS_PER_NAT;
+        out.logprobs[o + j] = lp;
+        sum += Math.exp(lp);
+      }
     }
     if (pos !== lpRow.length) throw new UserError(`${what}: row ${r} has ${lpRow.length - pos} bytes after its log-probabilities (corrupt chunk)`);
     const logZ = Math.log(sum);

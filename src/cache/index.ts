@@ -8,12 +8,12 @@
 // DIR/shard-I-of-N.json         a finished shard's chunks (rows, bytes, SHA-256)
 // DIR/manifest.json             written by mergeCache once every chunk is there and verified
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import pLimit from "p-limit";
 import { UserError } from "../util/errors.js";
-import { readFileBounded, removeStaleTemps, writeFileAtomic } from "../util/fs.js";
+import { ensureWritableDir, readFileBounded, removeStaleTemps, writeFileAtomic } from "../util/fs.js";
 import type { SoftLabels } from "../teachers/types.js";
 import { CACHE_SCHEMA, WINDOWS_PER_CHUNK, type CacheIdentity, type CacheManifest, type CachePrecision, type CacheShardEntry, type CacheSplit, type TopKLabels } from "./types.js";
 import { toTopK } from "./codec.js";
@@ -192,7 +192,8 @@ export async function buildCache(o: BuildCacheOptions): Promise<BuildCacheResult
     codec: CODEC,
   };
   const dir = o.dir;
-  mkdirSync(dir, { recursive: true });
+  if (existsSync(dir) && !statSync(dir).isDirectory()) throw new UserError(`${dir}: exists and is not a folder; a cache is a folder`);
+  ensureWritableDir(dir); // one line for a read-only disk, permission denied, ...
   // Temporary chunks of a killed build (writeFileAtomic's `.NAME.PID.tmp`) are garbage.
   removeStaleTemps(dir);
   const planPath = join(dir, "plan.json");
