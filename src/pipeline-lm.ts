@@ -79,9 +79,13 @@ export type LMTeacher = {
   | { cache: CacheTeacher; model?: undefined; params?: undefined; external?: undefined; server?: undefined }
 );
 
-/** A server teacher's identity: its addresses and model (never its key). */
-function serverTeacherId(spec: { url: string | string[]; model: string; topK: number }): string {
-  return `server:${[spec.url].flat().join(",")}:${spec.model}:top${spec.topK}`;
+/**
+ * A server teacher's identity: the model it serves and its k, not its addresses (never its key):
+ * replicas behind other addresses, or each machine filling cache shards through its own
+ * server, are the same teacher. (The cache also checks the tokenizer's hash.)
+ */
+function serverTeacherId(spec: { model: string; topK: number }): string {
+  return `server:${spec.model}:top${spec.topK}`;
 }
 
 /**
