@@ -20,11 +20,17 @@ import { decodeChunk, encodeChunk } from "../cache/chunks.js";
 import type { CachePrecision, TopKLabels } from "../cache/types.js";
 import type { SoftLabels } from "../teachers/types.js";
 import { klPerToken, zipfLogits } from "./cache-measure.js";
+import { DEBIAN_FORTUNES, readCorpus } from "../text/corpus.js";
 
 export { klPerToken, zipfLogits };
 
-/** English text for the byte-level teacher: the package's README (shipped with it), else a stand-in. */
+/**
+ * English text for the byte-level teacher: the first 64 KiB of Debian's fortunes (a fixed text,
+ * so the sizes printed do not move when this repository's files change), else the package's
+ * README, else a stand-in.
+ */
 function englishText(): string {
+  if (existsSync(DEBIAN_FORTUNES)) return readCorpus(DEBIAN_FORTUNES).text.slice(0, 65536);
   const here = dirname(fileURLToPath(import.meta.url));
   for (const p of [join(here, "../../README.md"), join(here, "../../../README.md")]) if (existsSync(p)) return readFileSync(p, "utf8");
   return "Knowledge distillation trains a small student to match a large teacher's distribution over the next token. ".repeat(200);
