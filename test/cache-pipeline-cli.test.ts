@@ -5,50 +5,24 @@
 // bad input: cache-pipeline-shard.test.ts, with a teacher trained here.)
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { stringify } from "yaml";
 import { exportCheckpoint } from "../src/export/index.js";
 import { loadCheckpoint } from "../src/checkpoint/checkpoint.js";
-import { runCli } from "./helpers/fixtures.js";
 import { checkpointOf, results, run, sha256 } from "./helpers/byo.js";
 import { tempDir } from "./helpers/tmp.js";
+import { textCorpus, writeLMRecipe, ok, K, student, tinyTeacher } from "./helpers/cache-recipes.js";
 
 const dir = tempDir("distill-cache-cli-");
-const corpus = join(dir, "corpus");
-mkdirSync(corpus);
-writeFileSync(join(corpus, "a.txt"), "the quick brown fox jumps over the lazy dog. pack my box with five dozen liquor jugs! ".repeat(60));
-const opt = { name: "adamw", lr: 0.01 };
-const student = { type: "llama", layers: 1, width: 8, heads: 2, context: 16 };
-const K = 4;
-
-function recipe(name: string, teacher: unknown, edit?: (r: Record<string, any>) => void): string {
-  const r: Record<string, any> = {
-    kind: "lm",
-    name,
-    data: { corpus, tokenizer: "char", evalWindows: 8 },
-    teacher,
-    students: [{ name: "fkl", role: "distilled", model: student, train: { steps: 12, batchSize: 4, optimizer: opt, loss: { name: "hinton", lambda: 1, topK: K } } }],
-    samples: { prompts: 0, promptLength: 4, tokens: 6, scoredPrompts: 0 },
-  };
-  edit?.(r);
-  const path = join(dir, `${name}.yaml`);
-  writeFileSync(path, stringify(r));
-  return path;
-}
-
-function ok(args: string[]): { stdout: string; stderr: string } {
-  const r = runCli(args);
-  assert.equal(r.code, 0, `${args.join(" ")}\n${r.stderr}`);
-  return r;
-}
+const corpus = textCorpus(dir);
+const recipe = (name: string, teacher: unknown, edit?: (r: Record<string, any>) => void) => writeLMRecipe(dir, corpus, name, teacher, { steps: 12, lossTopK: true }, edit);
 
 // The teacher: trained here once, exported to GGUF.
 const gguf = join(dir, "teacher.gguf");
 const teacherCk = () => checkpointOf(join(dir, "teacher-run"), "teacher");
 async function teacherGguf(): Promise<string> {
   if (existsSync(gguf)) return gguf;
-  const t = recipe("teacher", { model: { type: "llama", layers: 1, width: 16, heads: 2, context: 16 }, train: { steps: 30, batchSize: 8, optimizer: opt, loss: { name: "ce" } } });
+  const t = recipe("teacher", tinyTeacher);
   ok(["train", t, "--out", join(dir, "teacher-run"), "-q"]);
   await exportCheckpoint(teacherCk(), "gguf", { out: gguf });
   return gguf;

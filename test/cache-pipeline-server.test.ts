@@ -5,9 +5,8 @@
 // serves sequence-level KD (modes { teacher: 1 }) and nothing else, with one line saying so.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { stringify } from "yaml";
 import { initDevice, random, tree } from "../src/engine/index.js";
 import { saveCheckpoint, loadCheckpoint } from "../src/checkpoint/checkpoint.js";
 import { paramsToHost } from "../src/checkpoint/params.js";
@@ -20,15 +19,13 @@ import { cacheRecipe } from "../src/cache/build.js";
 import { UserError } from "../src/util/errors.js";
 import { checkpointOf, results, run } from "./helpers/byo.js";
 import { tempDir } from "./helpers/tmp.js";
+import { FOX, K, opt, student, textCorpus, writeLMRecipe } from "./helpers/cache-recipes.js";
 
-const TEXT = "the quick brown fox jumps over the lazy dog. pack my box with five dozen liquor jugs! ";
+const TEXT = FOX;
 // The served teacher's context is longer than the students' windows (scoring a window also
 // generates one token).
 const SPEC: LlamaSpec = { type: "llama", layers: 1, width: 16, heads: 2, context: 20, tied: false, normEps: 1e-5, ropeTheta: 10000 };
-const K = 4;
 const KEY = "sk-test-3f9a7c1e55d0";
-const opt = { name: "adamw", lr: 0.01 };
-const student = { type: "llama", layers: 1, width: 8, heads: 2, context: 16 };
 
 let dir: string;
 let corpus: string;
@@ -38,9 +35,7 @@ let generating: RunningServer;
 before(async () => {
   await initDevice("wasm");
   dir = tempDir("distill-cache-server-");
-  corpus = join(dir, "corpus");
-  mkdirSync(corpus);
-  writeFileSync(join(corpus, "a.txt"), TEXT.repeat(40));
+  corpus = textCorpus(dir, TEXT, 40);
   // The recipe's char tokenizer is built from the training text, which holds every character.
   const tok = charTokenizer(TEXT);
   const model = llama(SPEC, tok.vocabSize);
@@ -63,18 +58,7 @@ const quiet = { start() {}, update() {}, stop() {}, info() {} };
 const opts = (out: string) => ({ out, seeds: [0], device: "wasm" as const, progress: quiet, stop: { requested: false }, workers: 1 });
 
 function recipe(name: string, teacher: unknown, edit?: (r: Record<string, any>) => void): LMRecipe {
-  const r: Record<string, any> = {
-    kind: "lm",
-    name,
-    data: { corpus, tokenizer: "char", evalWindows: 4 },
-    teacher,
-    students: [{ name: "fkl", role: "distilled", model: student, train: { steps: 8, batchSize: 4, optimizer: opt, loss: { name: "hinton", lambda: 1 } } }],
-    samples: { prompts: 0, promptLength: 4, tokens: 6, scoredPrompts: 0 },
-  };
-  edit?.(r);
-  const path = join(dir, `${name}.yaml`);
-  writeFileSync(path, stringify(r));
-  return loadAnyRecipe(path) as LMRecipe;
+  return loadAnyRecipe(writeLMRecipe(dir, corpus, name, teacher, { steps: 8, evalWindows: 4 }, edit)) as LMRecipe;
 }
 
 const server = (s: RunningServer) => ({ server: { url: s.url, model: s.model, topK: K, apiKeyEnv: "DISTILL_TEST_TEACHER_KEY", backoffMs: 1 } });

@@ -4,56 +4,21 @@
 // and exit 2.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readdirSync, readFileSync, truncateSync, unlinkSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { stringify } from "yaml";
 import { openCache } from "../src/cache/index.js";
 import type { CacheSplit } from "../src/cache/types.js";
 import { loadCheckpoint } from "../src/checkpoint/checkpoint.js";
-import { runCli, runUntil } from "./helpers/fixtures.js";
+import { runUntil } from "./helpers/fixtures.js";
 import { checkpointOf, results, run } from "./helpers/byo.js";
 import { tempDir } from "./helpers/tmp.js";
+import { textCorpus, writeLMRecipe, ok, tinyTeacher } from "./helpers/cache-recipes.js";
 
 const dir = tempDir("distill-cache-shard-");
-const corpus = join(dir, "corpus");
-mkdirSync(corpus);
-writeFileSync(join(corpus, "a.txt"), "the quick brown fox jumps over the lazy dog. pack my box with five dozen liquor jugs! ".repeat(60));
-const opt = { name: "adamw", lr: 0.01 };
-const student = { type: "llama", layers: 1, width: 8, heads: 2, context: 16 };
-const teacher = { model: { type: "llama", layers: 1, width: 16, heads: 2, context: 16 }, train: { steps: 30, batchSize: 8, optimizer: opt, loss: { name: "ce" } } };
-const K = 4;
+const corpus = textCorpus(dir);
+const teacher = tinyTeacher;
 const runs = join(dir, "runs");
-
-function recipe(name: string, t: unknown, edit?: (r: Record<string, any>) => void): string {
-  const r: Record<string, any> = {
-    kind: "lm",
-    name: "shard",
-    data: { corpus, tokenizer: "char", evalWindows: 8 },
-    teacher: t,
-    cache: { dir: join(dir, "cache-one"), topK: K, precision: "exact" },
-    students: [{ name: "fkl", role: "distilled", model: student, train: { steps: 24, batchSize: 4, optimizer: opt, loss: { name: "hinton", lambda: 1 } } }],
-    samples: { prompts: 0, promptLength: 4, tokens: 6, scoredPrompts: 0 },
-  };
-  if ((t as { cache?: string }).cache) delete r.cache;
-  edit?.(r);
-  const path = join(dir, `${name}.yaml`);
-  writeFileSync(path, stringify(r));
-  return path;
-}
-
-function ok(args: string[]): { stdout: string; stderr: string } {
-  const r = runCli(args);
-  assert.equal(r.code, 0, `${args.join(" ")}\n${r.stderr}`);
-  return r;
-}
-
-/** Exit 2 with exactly one line on stderr, matching `pattern`. */
-function refused(args: string[], pattern: RegExp): void {
-  const r = runCli([...args, "-q"]);
-  assert.equal(r.code, 2, `${args.join(" ")}: exit ${r.code}\n${r.stderr}`);
-  assert.match(r.stderr, /^distill: error: [^\n]+\n$/, `not one line: ${r.stderr}`);
-  assert.match(r.stderr, pattern);
-}
+const recipe = (name: string, t: unknown, edit?: (r: Record<string, any>) => void) => writeLMRecipe(dir, corpus, name, t, { name: "shard", steps: 24, cacheDir: join(dir, "cache-one") }, edit);
 
 const cacheRecipe = recipe("fill", teacher);
 let one: string | null = null;
