@@ -9,7 +9,7 @@ import { corpusHash, openCache, type CacheReader } from "../cache/index.js";
 import { UserError } from "../util/errors.js";
 import { evalWindows } from "../text/corpus.js";
 import type { BatchSource } from "../train/trainer.js";
-import { attachSoftLabels, lmLogProbsOf, teacherCounter } from "./teacher.js";
+import { lmLogProbsOf, withLabelsFrom } from "./teacher.js";
 
 /** The windows a cache scores: the training text cut into consecutive windows, and the held-out windows the report evaluates. */
 export interface CacheWindows {
@@ -82,16 +82,10 @@ export function openCacheTeacher(dir: string, expect: { tokenizer: string; windo
 
 /** Batches of aligned windows carrying the cache's soft labels for those windows. */
 export function withCachedSoftLabels(source: BatchSource, t: CacheTeacher): BatchSource {
-  const { rebuild: _workersCannotRunIt, ...rest } = source;
-  return {
-    ...rest,
-    async batch(epoch, step, params) {
-      const hb = await source.batch(epoch, step, params);
-      if (!hb.windows) throw new Error(`${t.dir}: a cache teacher needs aligned windows (the batch has no window ids)`);
-      teacherCounter.examples += hb.xShape[0];
-      return attachSoftLabels(hb, await t.reader.softLabels("train", hb.windows), t.dir);
-    },
-  };
+  return withLabelsFrom(source, t.dir, (hb) => {
+    if (!hb.windows) throw new Error(`${t.dir}: a cache teacher needs aligned windows (the batch has no window ids)`);
+    return t.reader.softLabels("train", hb.windows);
+  });
 }
 
 /** The cached teacher's log-probabilities over the held-out windows (top-k expanded as for any top-k teacher). */

@@ -127,6 +127,16 @@ export interface ParsedScores {
   rows: (Entry[] | null)[];
 }
 
+/** `readScores`, with a malformed reply as one line naming the server (`who`). */
+function scoresOf(reply: unknown, n: number, who: string): ParsedScores | null {
+  try {
+    return readScores(reply, n);
+  } catch (e) {
+    if (e instanceof Malformed) throw new UserError(`${who}: unexpected reply to a scoring request (${e.message})`);
+    throw e;
+  }
+}
+
 /**
  * Reads the T next-token distributions of a window of T prompt tokens from a /v1/completions
  * response with echo: vLLM's `choices[0].prompt_logprobs` (entry t + 1 predicts token t + 1 from
@@ -466,13 +476,7 @@ export async function openServerTeacher(spec: ServerTeacherSpec, o: OpenServerOp
       // so continuations send it text, not our ids.
       else checkedTokenizer = false;
     }
-    let parsed: ParsedScores | null;
-    try {
-      parsed = readScores(reply, oursIds.length);
-    } catch (e) {
-      if (e instanceof Malformed) throw new UserError(`${address}: unexpected reply to a scoring request (${e.message})`);
-      throw e;
-    }
+    const parsed = scoresOf(reply, oursIds.length, address);
     if (parsed === null) {
       scores = false;
       continue;
@@ -497,13 +501,7 @@ export async function openServerTeacher(spec: ServerTeacherSpec, o: OpenServerOp
 
   async function scoreWindow(ids: Int32Array, into: { ids: Int32Array; logprobs: Float32Array }, r0: number): Promise<void> {
     const body = await send("/v1/completions", scoreBody(Array.from(ids), k), "scoring a window");
-    let parsed: ParsedScores | null;
-    try {
-      parsed = readScores(body, ids.length);
-    } catch (e) {
-      if (e instanceof Malformed) throw new UserError(`${where}: unexpected reply to a scoring request (${e.message})`);
-      throw e;
-    }
+    const parsed = scoresOf(body, ids.length, where);
     if (parsed === null) throw new UserError(`${where}: the server returned no prompt log-probabilities`);
     fillTopK(parsed, k, lookup, into.ids, into.logprobs, r0, where);
   }

@@ -171,13 +171,18 @@ export function attachSoftLabels(hb: HostBatch, s: SoftLabels, source: string): 
  * windows, generated text, augmented views): the trainer then needs no teacher of its own.
  */
 export function withSoftLabels(source: BatchSource, teacher: ExternalTeacher): BatchSource {
+  return withLabelsFrom(source, teacher.source, (hb) => teacher.softLabels(hb.x, hb.xShape));
+}
+
+/** A batch source whose batches carry the soft labels `labelsOf` gives for each (`name` for errors). */
+export function withLabelsFrom(source: BatchSource, name: string, labelsOf: (hb: HostBatch) => Promise<SoftLabels>): BatchSource {
   const { rebuild: _workersCannotRunIt, ...rest } = source;
   return {
     ...rest,
     async batch(epoch, step, params) {
       const hb = await source.batch(epoch, step, params);
       teacherCounter.examples += hb.xShape[0];
-      return attachSoftLabels(hb, await teacher.softLabels(hb.x, hb.xShape), teacher.source);
+      return attachSoftLabels(hb, await labelsOf(hb), name);
     },
   };
 }
