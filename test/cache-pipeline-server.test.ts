@@ -7,18 +7,18 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { initDevice, random, tree } from "../src/engine/index.js";
-import { saveCheckpoint, loadCheckpoint } from "../src/checkpoint/checkpoint.js";
-import { paramsToHost } from "../src/checkpoint/params.js";
-import { llama, type LlamaSpec } from "../src/nn/llama.js";
+import { initDevice } from "../src/engine/index.js";
+import { loadCheckpoint } from "../src/checkpoint/checkpoint.js";
+import { type LlamaSpec } from "../src/nn/llama.js";
 import { startServer, type RunningServer } from "../src/serve/server.js";
-import { charTokenizer, type TokenizerJSON } from "../src/text/tokenizer.js";
+import { charTokenizer } from "../src/text/tokenizer.js";
 import { loadAnyRecipe, type LMRecipe } from "../src/recipe/recipe.js";
 import { runLMRecipe } from "../src/pipeline-lm.js";
 import { cacheRecipe } from "../src/cache/build.js";
 import { UserError } from "../src/util/errors.js";
 import { checkpointOf, results, run } from "./helpers/byo.js";
 import { tempDir } from "./helpers/tmp.js";
+import { saveRandomLM } from "./helpers/lm-checkpoint.js";
 import { FOX, K, opt, student, textCorpus, writeLMRecipe } from "./helpers/cache-recipes.js";
 
 const TEXT = FOX;
@@ -38,12 +38,8 @@ before(async () => {
   corpus = textCorpus(dir, TEXT, 40);
   // The recipe's char tokenizer is built from the training text, which holds every character.
   const tok = charTokenizer(TEXT);
-  const model = llama(SPEC, tok.vocabSize);
-  const params = model.init(random.key(5));
-  const host = await paramsToHost(params);
-  tree.dispose(params);
   const ckpt = join(dir, "teacher.safetensors");
-  saveCheckpoint(ckpt, { tensors: host, config: { role: "scratch", model: SPEC, tokenizer: tok.toJSON() as TokenizerJSON }, state: { done: true } });
+  await saveRandomLM(ckpt, SPEC, tok, 5);
   scoring = await startServer(ckpt);
   generating = await startServer(ckpt, { generateOnly: true });
   process.env.DISTILL_TEST_TEACHER_KEY = KEY;

@@ -30,8 +30,9 @@ async function shardedCache(): Promise<string> {
   assert.throws(() => mergeCache(dir), oneLine(/shard-1-of-3\.json: missing \(shard 1 of 3 has not finished\)/));
   const r = await buildCache({ ...opts(dir), shard: { index: 1, count: 3 } });
   assert.equal(r.manifest, null);
-  // Shard 1 owns chunks 1 and 4 of train and chunk 1 of held-out.
-  assert.equal(r.scoredWindows, 64 + 64 + 6);
+  // Shard 1 owns chunks 1 and 4 of train (54 windows each: 323 strided over 6 chunks) and
+  // chunk 1 of held-out (35: 70 over 2).
+  assert.equal(r.scoredWindows, 54 + 54 + 35);
   mergeCache(dir);
   sharded = dir;
   return dir;
@@ -123,7 +124,7 @@ test("openCache refuses another tokenizer or corpus, an unmerged cache, and a ch
   bytes[bytes.length - 20] ^= 1;
   writeFileSync(f, bytes);
   const r = openCache(changed);
-  // Chunks other than the changed one still read.
+  // Chunks other than the changed one still read (window w is in chunk w mod 6).
   await r.softLabels("train", Int32Array.from([0, 64, 128]));
-  await assert.rejects(r.softLabels("train", Int32Array.from([200])), oneLine(/train-00003\.parquet: SHA-256 .* does not match manifest\.json's .*\(corrupt or truncated chunk\)/));
+  await assert.rejects(r.softLabels("train", Int32Array.from([201])), oneLine(/train-00003\.parquet: SHA-256 .* does not match manifest\.json's .*\(corrupt or truncated chunk\)/));
 });

@@ -154,7 +154,9 @@ test("the reader streams: in chunk order each chunk is loaded once; a random ord
   const dir = tempDir("distill-cache-");
   await build(dir, { k: 4, score: fakeScore(V), train, heldout: ids(1, 7), batchWindows: 16 });
   const reader = openCache(dir);
-  for (let w = 0; w < 320; w += 16) await reader.softLabels("train", Int32Array.from({ length: 16 }, (_, i) => w + i));
+  // Chunk c holds windows c, c + 5, c + 10, ... (320 windows strided over 5 chunks).
+  const inChunkOrder = Int32Array.from({ length: 320 }, (_, i) => (i % 64) * 5 + Math.floor(i / 64));
+  for (let w = 0; w < 320; w += 16) await reader.softLabels("train", inChunkOrder.subarray(w, w + 16));
   assert.equal(reader.stats!.loads, 5);
   for (let i = 0; i < 30; i++) await reader.softLabels("train", new Rng(i).permutation(320).subarray(0, 4));
   assert.ok(reader.stats!.maxDecoded <= 2);

@@ -9,18 +9,19 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { createServer, connect } from "node:net";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
-import { initDevice, np, random, tree } from "../src/engine/index.js";
+import { initDevice, np } from "../src/engine/index.js";
 import { saveCheckpoint } from "../src/checkpoint/checkpoint.js";
-import { paramsFromHost, paramsToHost } from "../src/checkpoint/params.js";
+import { paramsFromHost } from "../src/checkpoint/params.js";
 import type { HostTensor } from "../src/checkpoint/safetensors.js";
 import { exportCheckpoint } from "../src/export/index.js";
-import { llama, type LanguageModel, type LlamaSpec } from "../src/nn/llama.js";
+import { type LanguageModel, type LlamaSpec } from "../src/nn/llama.js";
 import type { Params } from "../src/nn/models.js";
 import { chatPrompt, startServer, type RunningServer } from "../src/serve/server.js";
 import { charTokenizer, type Tokenizer, type TokenizerJSON } from "../src/text/tokenizer.js";
 import { UserError } from "../src/util/errors.js";
 import { REPO_ROOT } from "./helpers/fixtures.js";
 import { tempDir } from "./helpers/tmp.js";
+import { saveRandomLM } from "./helpers/lm-checkpoint.js";
 
 const CORPUS = "the quick brown fox jumps over the lazy dog.\npack my box with five dozen liquor jugs!\n";
 const SPEC: LlamaSpec = { type: "llama", layers: 2, width: 16, heads: 2, context: 24, tied: false, normEps: 1e-5, ropeTheta: 10000 };
@@ -37,17 +38,11 @@ before(async () => {
   await initDevice("wasm");
   dir = tempDir("distill-serve-");
   tok = charTokenizer(CORPUS);
-  model = llama(SPEC, tok.vocabSize);
-  const params = model.init(random.key(7));
-  host = await paramsToHost(params);
-  tree.dispose(params);
-  // Projections 10× the init: peaked distributions, so greedy decoding has clear winners.
-  for (const [name, t] of Object.entries(host)) {
-    const d = t.data as Float32Array;
-    for (let i = 0; i < d.length; i++) d[i] = name.endsWith("norm.weight") ? 1 + 0.3 * Math.sin(i) : d[i] * 10;
-  }
   ckpt = join(dir, "tiny-lm.safetensors");
-  saveCheckpoint(ckpt, { tensors: host, config: { role: "scratch", model: SPEC, tokenizer: tok.toJSON() as TokenizerJSON }, state: { done: true } });
+  // Projections 10× the init: peaked distributions, so greedy decoding has clear winners.
+  ({ model, host } = await saveRandomLM(ckpt, SPEC, tok, 7, (name, d) => {
+    for (let i = 0; i < d.length; i++) d[i] = name.endsWith("norm.weight") ? 1 + 0.3 * Math.sin(i) : d[i] * 10;
+  }));
   server = await startServer(ckpt);
 });
 

@@ -8,23 +8,23 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { initDevice, random, tree } from "../src/engine/index.js";
-import { saveCheckpoint } from "../src/checkpoint/checkpoint.js";
-import { paramsFromHost, paramsToHost } from "../src/checkpoint/params.js";
+import { initDevice } from "../src/engine/index.js";
+import { paramsFromHost } from "../src/checkpoint/params.js";
 import type { HostTensor } from "../src/checkpoint/safetensors.js";
 import { buildCache, corpusHash, openCache } from "../src/cache/index.js";
 import { lmLogits } from "../src/eval/lm-metrics.js";
-import { llama, type LanguageModel, type LlamaSpec } from "../src/nn/llama.js";
+import { type LanguageModel, type LlamaSpec } from "../src/nn/llama.js";
 import { generate } from "../src/nn/generate.js";
 import { startServer, type RunningServer } from "../src/serve/server.js";
 import { fillTopK, openServerTeacher, readScores, tokenLookup, type ServerTeacherSpec } from "../src/teachers/server.js";
 import { topKOfLogits } from "../src/teachers/teacher.js";
 import type { SoftLabels } from "../src/teachers/types.js";
-import { charTokenizer, type Tokenizer, type TokenizerJSON } from "../src/text/tokenizer.js";
+import { charTokenizer, type Tokenizer } from "../src/text/tokenizer.js";
 import { UserError } from "../src/util/errors.js";
 import { Rng } from "../src/util/rng.js";
 import { FAULTS, startFaultProxy } from "./helpers/fault-proxy.js";
 import { tempDir } from "./helpers/tmp.js";
+import { saveRandomLM } from "./helpers/lm-checkpoint.js";
 
 const CORPUS = "the quick brown fox jumps over the lazy dog.\npack my box with five dozen liquor jugs!\n";
 // The teacher's context is longer than the windows: scoring a window also generates one token.
@@ -45,17 +45,11 @@ before(async () => {
   dir = tempDir("distill-server-teacher-");
   tok = charTokenizer(CORPUS);
   V = tok.vocabSize;
-  model = llama(SPEC, V);
-  const params = model.init(random.key(3));
-  host = await paramsToHost(params);
-  tree.dispose(params);
-  // Projections 4× the init: distributions peaked enough that the top k is not a near tie.
-  for (const [name, t] of Object.entries(host)) {
-    const d = t.data as Float32Array;
-    if (!name.endsWith("norm.weight")) for (let i = 0; i < d.length; i++) d[i] *= 4;
-  }
   ckpt = join(dir, "tiny-teacher.safetensors");
-  saveCheckpoint(ckpt, { tensors: host, config: { role: "scratch", model: SPEC, tokenizer: tok.toJSON() as TokenizerJSON }, state: { done: true } });
+  // Projections 4× the init: distributions peaked enough that the top k is not a near tie.
+  ({ model, host } = await saveRandomLM(ckpt, SPEC, tok, 3, (name, d) => {
+    if (!name.endsWith("norm.weight")) for (let i = 0; i < d.length; i++) d[i] *= 4;
+  }));
   server = await startServer(ckpt);
 });
 

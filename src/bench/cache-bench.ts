@@ -17,7 +17,7 @@ import { topKOfLogits } from "../teachers/teacher.js";
 import { Rng } from "../util/rng.js";
 import { buildCache, openCache } from "../cache/index.js";
 import { decodeChunk, encodeChunk } from "../cache/chunks.js";
-import type { CachePrecision, TopKLabels } from "../cache/types.js";
+import { chunkCount, type CachePrecision, type TopKLabels } from "../cache/types.js";
 import type { SoftLabels } from "../teachers/types.js";
 import { klPerToken, zipfLogits } from "./cache-measure.js";
 import { DEBIAN_FORTUNES, readCorpus } from "../text/corpus.js";
@@ -119,8 +119,8 @@ export async function storeOnce(labels: TopKLabels, context: number, precision: 
     const reader = openCache(dir);
     const order = new Rng(7).permutation(windows);
     // Students read chunk by chunk (aligned windows shuffled within a chunk): so does the bench.
-    const wpc = reader.manifest.windowsPerChunk;
-    const byChunk = Int32Array.from(order).sort((a, b) => Math.floor(a / wpc) - Math.floor(b / wpc));
+    const chunks = chunkCount(windows, reader.manifest.windowsPerChunk);
+    const byChunk = Int32Array.from(order).sort((a, b) => (a % chunks) - (b % chunks));
     const t1 = performance.now();
     const got = await reader.softLabels("train", byChunk);
     const readS = (performance.now() - t1) / 1000;
@@ -165,7 +165,7 @@ export async function codecTable(labels: TopKLabels, context: number): Promise<C
   const rows = windows * context;
   const k = labels.k;
   const part: TopKLabels = { ...labels, rows, ids: labels.ids.subarray(0, rows * k), logprobs: labels.logprobs.subarray(0, rows * k), logTail: labels.logTail.subarray(0, rows) };
-  const m = { split: "train" as const, chunk: 0, firstWindow: 0, windows, context, k, vocab: labels.classes, precision: "quantized" as const };
+  const m = { split: "train" as const, chunk: 0, firstWindow: 0, stride: 1, windows, context, k, vocab: labels.classes, precision: "quantized" as const };
   const out: CodecMeasurement[] = [];
   const variants: [string, Parameters<typeof encodeChunk>[2]][] = [
     ["BROTLI q4", { codec: "BROTLI", quality: 4 }],

@@ -1,4 +1,5 @@
-// One chunk file of the soft-label cache: WINDOWS_PER_CHUNK consecutive windows of a split as
+// One chunk file of the soft-label cache: up to WINDOWS_PER_CHUNK windows of a split, strided
+// over it (types.ts chunkCount), as
 // one Parquet file (hyparquet-writer / hyparquet), one row per position: window INT32,
 // position INT32, ids and logprobs (codec.ts), log_tail FLOAT.
 import { brotliCompressSync, brotliDecompressSync, constants as zc, gunzipSync, gzipSync } from "node:zlib";
@@ -28,6 +29,8 @@ export interface ChunkMeta {
   split: CacheSplit;
   chunk: number;
   firstWindow: number;
+  /** Window ids step by this much from row block to row block (the split's chunk count). */
+  stride: number;
   windows: number;
   context: number;
   k: number;
@@ -46,7 +49,7 @@ export function encodeChunk(m: ChunkMeta, labels: TopKLabels, opts: { codec?: "B
   const window = new Int32Array(rows);
   const position = new Int32Array(rows);
   for (let r = 0; r < rows; r++) {
-    window[r] = m.firstWindow + Math.floor(r / m.context);
+    window[r] = m.firstWindow + Math.floor(r / m.context) * m.stride;
     position[r] = r % m.context;
   }
   const enc = encodeRows(labels, m.vocab, m.precision);
@@ -116,8 +119,9 @@ export async function decodeChunk(bytes: Uint8Array, m: ChunkMeta, out: { ids: I
   const window = col<number>("window");
   const position = col<number>("position");
   for (let r = 0; r < rows; r++) {
-    if (window[r] !== m.firstWindow + Math.floor(r / m.context) || position[r] !== r % m.context) {
-      throw new UserError(`${name}: row ${r} is window ${window[r]} position ${position[r]}, expected window ${m.firstWindow + Math.floor(r / m.context)} position ${r % m.context} (corrupt chunk)`);
+    const want = m.firstWindow + Math.floor(r / m.context) * m.stride;
+    if (window[r] !== want || position[r] !== r % m.context) {
+      throw new UserError(`${name}: row ${r} is window ${window[r]} position ${position[r]}, expected window ${want} position ${r % m.context} (corrupt chunk)`);
     }
   }
   decodeRows(col<Uint8Array>("ids"), col<Uint8Array>("logprobs"), col<number>("log_tail"), m.k, m.vocab, m.precision, out, at, name);

@@ -4,7 +4,8 @@
 //
 // DIR/plan.json                 what is being filled (identity, k, vocab, context, precision,
 //                               windows per split); every build, restart or shard checks it
-// DIR/train-00000.parquet, ...  WINDOWS_PER_CHUNK windows each, written whole and renamed in
+// DIR/train-00000.parquet, ...  up to WINDOWS_PER_CHUNK windows each (chunk c: windows c, c + C, ...),
+//                               written whole and renamed in
 // DIR/shard-I-of-N.json         a finished shard's chunks (rows, bytes, SHA-256)
 // DIR/manifest.json             written by mergeCache once every chunk is there and verified
 import { createHash } from "node:crypto";
@@ -15,7 +16,7 @@ import pLimit from "p-limit";
 import { UserError } from "../util/errors.js";
 import { ensureWritableDir, readFileBounded, removeStaleTemps, writeFileAtomic } from "../util/fs.js";
 import type { SoftLabels } from "../teachers/types.js";
-import { CACHE_SCHEMA, WINDOWS_PER_CHUNK, type CacheIdentity, type CacheManifest, type CachePrecision, type CacheShardEntry, type CacheSplit, type TopKLabels } from "./types.js";
+import { CACHE_SCHEMA, WINDOWS_PER_CHUNK, chunkCount, chunkSize, type CacheIdentity, type CacheManifest, type CachePrecision, type CacheShardEntry, type CacheSplit, type TopKLabels } from "./types.js";
 import { toTopK } from "./codec.js";
 import { CODEC, chunkFile, chunkRows, decodeChunk, encodeChunk, sha256, type ChunkMeta } from "./chunks.js";
 
@@ -145,13 +146,12 @@ export function corpusHash(train: Int32Array, heldout: Int32Array, context: numb
   return h.digest("hex");
 }
 
-const chunksOf = (windows: number, wpc: number) => Math.ceil(windows / wpc);
 
 /** A chunk's shape within a plan. */
 function chunkMeta(plan: CachePlan, split: CacheSplit, chunk: number): ChunkMeta {
-  const firstWindow = chunk * plan.windowsPerChunk;
-  const windows = Math.min(plan.windowsPerChunk, plan.windows[split] - firstWindow);
-  return { split, chunk, firstWindow, windows, context: plan.context, k: plan.k, vocab: plan.vocab, precision: plan.precision };
+  const total = plan.windows[split];
+  // Chunk c holds windows c, c + C, c + 2C, ... (types.ts chunkCount): its first window is c.
+  return { split, chunk, firstWindow: chunk, stride: chunkCount(total, plan.windowsPerChunk), windows: chunkSize(chunk, total, plan.windowsPerChunk), context: plan.context, k: plan.k, vocab: plan.vocab, precision: plan.precision };
 }
 
 function entryOf(m: ChunkMeta, bytes: Uint8Array): CacheShardEntry {
@@ -207,7 +207,7 @@ export async function buildCache(o: BuildCacheOptions): Promise<BuildCacheResult
 
   const owned: ChunkMeta[] = [];
   for (const split of SPLITS) {
-    for (let c = 0; c < chunksOf(plan.windows[split], plan.windowsPerChunk); c++) if (c % shard.count === shard.index) owned.push(chunkMeta(plan, split, c));
+    for (let c = 0; c < chunkCount(plan.windows[split], plan.windowsPerChunk); c++) if (c % shard.count === shard.index) owned.push(chunkMeta(plan, split, c));
   }
   const total = owned.reduce((a, m) => a + m.windows, 0);
   let done = 0;
@@ -232,12 +232,13 @@ export async function buildCache(o: BuildCacheOptions): Promise<BuildCacheResult
     const jobs: Promise<void>[] = [];
     for (let lo = 0; lo < m.windows; lo += batchWindows) {
       const n = Math.min(batchWindows, m.windows - lo);
-      const w0 = m.firstWindow + lo;
+      const windowOf = (j: number) => m.firstWindow + (lo + j) * m.stride;
       jobs.push(
         limit(async () => {
-          const x = source.slice(w0 * o.context, (w0 + n) * o.context);
+          const x = new Int32Array(n * o.context);
+          for (let j = 0; j < n; j++) x.set(source.subarray(windowOf(j) * o.context, (windowOf(j) + 1) * o.context), j * o.context);
           const s = await o.score(x, [n, o.context]);
-          const t = toTopK(s, n * o.context, o.k, o.vocab, (r) => `${m.split} window ${w0 + Math.floor(r / o.context)} position ${r % o.context}`);
+          const t = toTopK(s, n * o.context, o.k, o.vocab, (r) => `${m.split} window ${windowOf(Math.floor(r / o.context))} position ${r % o.context}`);
           const r0 = lo * o.context;
           labels.ids.set(t.ids, r0 * o.k);
           labels.logprobs.set(t.logprobs, r0 * o.k);
@@ -314,7 +315,7 @@ function mergeGroup(dir: string, plan: CachePlan, count: number): CacheManifest 
   }
   const shards: CacheShardEntry[] = [];
   for (const split of SPLITS) {
-    const n = chunksOf(plan.windows[split], plan.windowsPerChunk);
+    const n = chunkCount(plan.windows[split], plan.windowsPerChunk);
     for (let c = 0; c < n; c++) {
       const file = chunkFile(split, c);
       const path = join(dir, file);
@@ -381,7 +382,7 @@ export function openCache(dir: string, expect: Partial<CacheIdentity> & { contex
   const byKey = new Map<string, CacheShardEntry>();
   for (const e of manifest.shards) byKey.set(`${e.split}/${e.chunk}`, e);
   for (const split of SPLITS) {
-    for (let c = 0; c < chunksOf(manifest.windows[split], manifest.windowsPerChunk); c++) {
+    for (let c = 0; c < chunkCount(manifest.windows[split], manifest.windowsPerChunk); c++) {
       if (!byKey.has(`${split}/${c}`)) throw new UserError(`${mpath}: no entry for chunk ${c} of ${split} (corrupt manifest)`);
     }
   }
@@ -428,9 +429,10 @@ export function openCache(dir: string, expect: Partial<CacheIdentity> & { contex
       for (let i = 0; i < windows.length; i++) {
         const w = windows[i];
         if (!(Number.isInteger(w) && w >= 0 && w < total)) throw new RangeError(`${dir}: window ${w} of ${split} is outside the cache's ${total}`);
-        const c = Math.floor(w / manifest.windowsPerChunk);
+        const chunks = chunkCount(total, manifest.windowsPerChunk);
+        const c = w % chunks;
         const d = await chunk(split, c);
-        const r0 = (w - c * manifest.windowsPerChunk) * context;
+        const r0 = Math.floor(w / chunks) * context;
         out.ids.set(d.ids.subarray(r0 * k, (r0 + context) * k), i * context * k);
         out.logprobs.set(d.logprobs.subarray(r0 * k, (r0 + context) * k), i * context * k);
         out.logTail.set(d.logTail.subarray(r0, r0 + context), i * context);

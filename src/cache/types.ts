@@ -7,12 +7,28 @@ import type { SoftLabels } from "../teachers/types.js";
 export const CACHE_SCHEMA = 1;
 
 /**
- * Windows per chunk: the unit that is scored, written (one Parquet file, atomically), resumed,
+ * Windows per chunk (at most: see chunkCount for which): the unit that is scored, written (one Parquet file, atomically), resumed,
  * assigned to a shard (chunk c → shard c mod N), and shuffled as a whole by the students that
  * read the cache (src/data/text-source.ts, aligned windows), so reading keeps at most two chunks
  * in memory whatever the cache's size.
  */
 export const WINDOWS_PER_CHUNK = 64;
+
+/**
+ * Which windows a chunk holds: of a split's `total` windows in C = ⌈total / perChunk⌉ chunks,
+ * chunk c holds windows c, c + C, c + 2C, ... (slot s is window c + s·C). Strided, not
+ * consecutive: consecutive windows are one stretch of the text (in Debian's fortunes, one topic),
+ * and students that drew their batches from such chunks trained markedly worse (held-out 1.99
+ * against 1.88 nats/char for the char-LM scratch student); a strided chunk spans the whole corpus.
+ */
+export function chunkCount(total: number, perChunk = WINDOWS_PER_CHUNK): number {
+  return Math.ceil(total / perChunk);
+}
+
+/** Windows in chunk `chunk` (at most perChunk; the chunks differ by one at most). */
+export function chunkSize(chunk: number, total: number, perChunk = WINDOWS_PER_CHUNK): number {
+  return Math.floor((total - 1 - chunk) / chunkCount(total, perChunk)) + 1;
+}
 
 export type CacheSplit = "train" | "heldout";
 

@@ -6,7 +6,7 @@
 // their continuations from `continuations` (src/teachers/generated.ts makes it from models).
 import type { BatchSource, HostBatch } from "../train/trainer.js";
 import { sampleWindows } from "../text/corpus.js";
-import { WINDOWS_PER_CHUNK } from "../cache/types.js";
+import { WINDOWS_PER_CHUNK, chunkCount, chunkSize } from "../cache/types.js";
 import { Rng, deriveSeed } from "../util/rng.js";
 import { modeWeights, type ModeFractions } from "./modes.js";
 
@@ -46,14 +46,15 @@ export interface TextSourceOptions {
 
 /**
  * Window ids of step `step`'s batch of `batch` windows, out of `total` consecutive windows, in
- * the aligned order: per pass over the windows, the chunks of WINDOWS_PER_CHUNK windows in a
- * seeded permutation and the windows inside each chunk in another, so a reader of a chunked
- * cache holds at most two chunks at a time; passes continue across steps. A pure function of
- * (seed, step): a resumed run replays the uninterrupted one.
+ * the aligned order: per pass over the windows, the cache's chunks (at most WINDOWS_PER_CHUNK
+ * windows each, strided over the text: src/cache/types.ts chunkCount) in a seeded permutation and
+ * the windows inside each chunk in another, so a reader of a chunked cache holds at most two
+ * chunks at a time; passes continue across steps. A pure function of (seed, step): a resumed run
+ * replays the uninterrupted one.
  */
 export function alignedWindows(seed: number, step: number, batch: number, total: number, perChunk = WINDOWS_PER_CHUNK): Int32Array {
   if (!Number.isInteger(total) || total < 1) throw new Error(`aligned windows: no whole window to draw (total ${total})`);
-  const chunks = Math.ceil(total / perChunk);
+  const chunks = chunkCount(total, perChunk);
   const out = new Int32Array(batch);
   for (let b = 0; b < batch; b++) {
     // Positions counted in float64: exact up to 2^53 windows drawn.
@@ -64,13 +65,13 @@ export function alignedWindows(seed: number, step: number, batch: number, total:
     // The last chunk may be short: walk the pass's chunk order to the one holding position r.
     let j = 0;
     for (; ; j++) {
-      const size = Math.min(perChunk, total - order[j] * perChunk);
+      const size = chunkSize(order[j], total, perChunk);
       if (r < size) break;
       r -= size;
     }
     const c = order[j];
-    const size = Math.min(perChunk, total - c * perChunk);
-    out[b] = c * perChunk + withinOrder(seed, pass, c, size)[r];
+    const size = chunkSize(c, total, perChunk);
+    out[b] = c + withinOrder(seed, pass, c, size)[r] * chunks;
   }
   return out;
 }
