@@ -4,14 +4,15 @@
 // the reader holds, not how far V8 let garbage pile up before collecting it.
 import { existsSync, readFileSync } from "node:fs";
 import { openCache } from "../cache/index.js";
+import { alignedWindows } from "../data/text-source.js";
 
 const reader = openCache(process.argv[2]);
 const gc = process.argv.includes("--gc") ? (globalThis as { gc?: () => void }).gc : undefined;
 const total = reader.manifest.windows.train;
 let checksum = 0;
-for (let w = 0; w < total; w += 8) {
-  const ws = Int32Array.from({ length: Math.min(8, total - w) }, (_, i) => w + i);
-  const s = await reader.softLabels("train", ws);
+// One pass in the students' aligned order (chunk by chunk); the last batch runs into the next pass.
+for (let step = 0; step * 8 < total; step++) {
+  const s = await reader.softLabels("train", alignedWindows(0, step, 8, total));
   checksum += s.logprobs[0];
   gc?.();
 }
