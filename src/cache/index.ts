@@ -386,6 +386,19 @@ export function openCache(dir: string, expect: Partial<CacheIdentity> & { contex
       if (!byKey.has(`${split}/${c}`)) throw new UserError(`${mpath}: no entry for chunk ${c} of ${split} (corrupt manifest)`);
     }
   }
+  // Each chunk's SHA-256 is checked when it is first read, which may be hours into a student's
+  // training (or never, for chunks a short run does not reach): a missing or truncated chunk is
+  // found here, before anything trains, by its size alone.
+  for (const e of manifest.shards) {
+    const path = join(dir, e.file);
+    let size: number;
+    try {
+      size = statSync(path).size;
+    } catch {
+      throw new UserError(`${path}: missing (manifest.json lists it: chunk ${e.chunk} of ${e.split}); the cache is incomplete`);
+    }
+    if (size !== e.bytes) throw new UserError(`${path}: ${size} bytes, manifest.json says ${e.bytes} (a truncated or corrupt chunk)`);
+  }
   const { k, context } = manifest;
   const decoded = new Map<string, Promise<Decoded>>();
   const stats = { loads: 0, maxDecoded: 0 };

@@ -3,8 +3,6 @@
 // windows, so students draw aligned windows (src/data/text-source.ts) and take each batch's soft
 // labels from the reader by window id; the held-out split gives the teacher's own metrics and
 // the students' agreement. It cannot score new text: no generated batches.
-import { statSync } from "node:fs";
-import { join } from "node:path";
 import { corpusHash, openCache, type CacheReader } from "../cache/index.js";
 import { UserError } from "../util/errors.js";
 import { evalWindows } from "../text/corpus.js";
@@ -55,19 +53,6 @@ export function openCacheTeacher(dir: string, expect: { tokenizer: string; windo
   }
   const reader = openCache(dir, { tokenizer: expect.tokenizer, corpus: expect.windows.corpus, context: expect.windows.context });
   const m = reader.manifest;
-  // The reader checks each chunk's SHA-256 when it first reads it, which may be hours into
-  // training (or never, for chunks a short run does not reach): a missing or truncated chunk is
-  // found here, before anything trains, by its size alone.
-  for (const e of m.shards) {
-    const path = join(dir, e.file);
-    let size: number;
-    try {
-      size = statSync(path).size;
-    } catch {
-      throw new UserError(`${path}: missing (manifest.json lists it: chunk ${e.chunk} of ${e.split}); the cache is incomplete`);
-    }
-    if (size !== e.bytes) throw new UserError(`${path}: ${size} bytes, manifest.json says ${e.bytes} (a truncated or corrupt chunk)`);
-  }
   return {
     reader,
     dir,
