@@ -9,6 +9,11 @@ export interface InputShape {
   width: number;
   channels: number;
   classes: number;
+  /**
+   * Text classification: rows are `length` token ids (as float32) of a `vocab`-sized
+   * vocabulary, padded with `padId`; height = 1, width = length, channels = 1.
+   */
+  text?: { vocab: number; length: number; padId: number };
 }
 
 export interface Dataset {

@@ -4,6 +4,7 @@
 import { np, nn, random, type Arr } from "../engine/index.js";
 import { UserError } from "../util/errors.js";
 import { numel } from "../util/shape.js";
+import { bert, type BertSpec } from "./bert.js";
 
 export type Params = Record<string, Arr>;
 
@@ -16,7 +17,8 @@ export interface ApplyCtx {
 
 export type ModelSpec =
   | { type: "mlp"; hidden: number[]; dropout?: number }
-  | { type: "cnn"; channels: number[]; dense: number; kernel?: number; dropout?: number };
+  | { type: "cnn"; channels: number[]; dense: number; kernel?: number; dropout?: number }
+  | BertSpec;
 
 // The data's shape, defined with the data (src/data/ knows no model; models are built for data).
 import type { InputShape } from "../data/datasets.js";
@@ -188,5 +190,7 @@ export function buildModel(spec: ModelSpec, input: InputShape): Model {
       return mlp(spec, input);
     case "cnn":
       return cnn(spec, input);
+    case "bert":
+      return bert(spec, input);
   }
 }
