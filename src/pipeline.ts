@@ -6,7 +6,8 @@ import { createHash } from "node:crypto";
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import type { Device } from "./engine/index.js";
-import { buildModel, paramCount, type Model, type Params } from "./nn/models.js";
+import { buildModel, paramCount, type Model, type ModelSpec, type Params } from "./nn/models.js";
+import type { IntermediateSpec } from "./losses/intermediate/index.js";
 import { lossInfo } from "./losses/index.js";
 import { loadDataset, splitValidation, trainingView, type Dataset } from "./data/datasets.js";
 import type { Examples } from "./data/batches.js";
@@ -328,37 +329,106 @@ async function runClassifierRecipe(recipe: Recipe, opts: RunOptions, opened: Ext
   opts.progress.info(
     `data: ${recipe.data.dataset} from ${data.dir} (${trainSet.n} train, ${validation ? `${validation.n} validation (the last training images), ` : ""}${data.test.n} test)`,
   );
+  // `validation` changes what every run trains on, so it is part of every hash when set.
+  const dataset = { dataset: recipe.data.dataset, ...(validation ? { validation: validation.n } : {}) };
+  const cd: ClassifierData = { input: data.input, train: trainSet, validation, test: data.test, classes: FASHION_MNIST_CLASSES, dataset, exportExtra: { input: data.input, dataDir: data.dir } };
+  return runClassifiers(recipe, cd, opts, opened, {
+    openFileTeacher: async (t) => {
+      if (!("onnx" in t)) throw new Error("unreachable: an image recipe's file teacher is ONNX");
+      const ext = await openOnnxTeacher(t.onnx, { family: "classifier", ...data.input });
+      return { teacher: ext, label: `${ext.kind} ${t.onnx}` };
+    },
+  });
+}
+
+/** What the classifier loop runs on: prepared examples of any kind (images, token rows). */
+export interface ClassifierData {
+  input: InputShape;
+  train: Examples;
+  validation?: Examples;
+  test: Examples;
+  classes: string[];
+  /** The data's part of every run's config (and so of its checkpoint's hash). */
+  dataset: Record<string, unknown>;
+  /** Stored in every run's config besides the model (a text classifier's tokenizer and class names). */
+  runConfig?: Record<string, unknown>;
+  /** What the exporters need besides the model and its parameters. */
+  exportExtra: Parameters<typeof exportRun>[5];
+}
+
+/** A teacher or student run of a classifier recipe (image or text). */
+export interface ClassifierRunSpec {
+  name: string;
+  role: "scratch" | "distilled";
+  model: ModelSpec;
+  train: TrainConfig & { intermediate?: IntermediateSpec };
+  /** Start from the teacher's layers (DistilBERT); see nn/bert.ts initFromTeacher. */
+  init?: { from: "teacher"; layers?: number[] };
+}
+
+export interface ClassifierPlan {
+  name: string;
+  teacher: { model: ModelSpec; train: TrainConfig } | { onnx: string } | { hf: string };
+  students: ClassifierRunSpec[];
+  export?: readonly ExportFormat[];
+}
+
+/** How a recipe kind opens a teacher from a file (ONNX, a Hugging Face folder). */
+export interface ClassifierHooks {
+  openFileTeacher(t: { onnx: string } | { hf: string }): Promise<{ teacher: Teacher; label: string; parameters?: number }>;
+  /** Student runs that need more than `buildModel` (intermediate-layer terms, init from the teacher). */
+  prepareStudent?: (s: ClassifierRunSpec, model: Model, teacher: { teacher: Teacher; spec?: ModelSpec }) => Promise<StudentPlan>;
+}
+
+/** How one student trains when it needs more than its model: see pipeline-text.ts. */
+export interface StudentPlan {
+  /** The model the trainer trains (e.g. the student plus projections); default the student. */
+  trained: Model;
+  /** Must the teacher run live inside the step (no cached logits)? */
+  live: boolean;
+  /** Splits the trained parameters into the student's (the rest are disposed). */
+  studentParams(p: Params): Params;
+  /** Added to the run's config (and hash). */
+  config: Record<string, unknown>;
+}
+
+/** The seed loop of every classifier recipe: teacher → its test logits → soft labels → students → results. */
+export async function runClassifiers(recipe: ClassifierPlan, data: ClassifierData, opts: RunOptions, opened: ExternalTeacher[], hooks: ClassifierHooks): Promise<Results> {
+  const { train: trainSet, validation, dataset } = data;
   prepareOut(opts, recipe.name);
-  const results: Results = { recipe: recipe.name, device: opts.device, runs: [], classes: FASHION_MNIST_CLASSES, environment: collectEnvironment(opts.device, opts.workers) };
+  const results: Results = { recipe: recipe.name, device: opts.device, runs: [], classes: data.classes, environment: collectEnvironment(opts.device, opts.workers) };
   const { wanted, students, needTeacher } = selectRuns(recipe.students, opts.only);
   // A teacher from a file is opened, and its input and output checked against the data, before
   // anything trains; its identity in the students' hashes is the digest of its bytes.
-  let fileTeacher: { teacher: Teacher; hash: string; params: number } | null = null;
-  if (needTeacher && "onnx" in recipe.teacher) {
+  let fileTeacher: { teacher: Teacher; hash: string; params: number; label: string } | null = null;
+  if (needTeacher && !("train" in recipe.teacher)) {
     const hash = fileTeacherId(recipe.teacher);
-    const ext = await openOnnxTeacher(recipe.teacher.onnx, { family: "classifier", ...data.input });
-    opened.push(ext);
-    fileTeacher = { teacher: ext, hash, params: ext.parameters ?? 0 };
-    opts.progress.info(`teacher: ${ext.kind} ${recipe.teacher.onnx} (${ext.classes} classes${ext.parameters ? `, ${ext.parameters} parameters` : ""})`);
+    const f = await hooks.openFileTeacher(recipe.teacher);
+    if (isExternal(f.teacher)) opened.push(f.teacher);
+    const ext = isExternal(f.teacher) ? f.teacher : null;
+    const params = f.parameters ?? ext?.parameters ?? (isExternal(f.teacher) ? 0 : paramCount(f.teacher.model));
+    fileTeacher = { teacher: f.teacher, hash, params, label: f.label };
+    opts.progress.info(`teacher: ${f.label} (${ext ? ext.classes : data.input.classes} classes${params ? `, ${params} parameters` : ""})`);
   }
+  const teacherSpec = "train" in recipe.teacher ? recipe.teacher.model : fileTeacher && !isExternal(fileTeacher.teacher) ? fileTeacher.teacher.model.spec : undefined;
+  const extra = data.runConfig ?? {};
   for (const seed of opts.seeds) {
     const dir = join(opts.out, `seed-${seed}`);
     mkdirSync(dir, { recursive: true });
-    // `validation` changes what every run trains on, so it is part of every hash when set.
-    const dataset = { dataset: recipe.data.dataset, ...(validation ? { validation: validation.n } : {}) };
     // The teacher: distill's own model (trained or reused here) or the file's, opened above.
     let teacher: { teacher: Teacher; hash: string; params: number } | null = fileTeacher;
     let teacherTop: Int32Array | null = null;
+    const classes = data.input.classes;
     const record = (name: string, role: RunRecord["role"], t: { model: string; params: number; seconds: number; keptEpoch?: number }, logits: Float32Array, settings?: RunSettings, exported: { deploy?: DeployRecord } = {}) => {
-      const metrics = classificationMetrics(logits, data.test.labels, data.input.classes, teacherTop);
-      const confusion = confusionMatrix(logits, data.test.labels, data.input.classes);
-      const reliability = reliabilityBins(logits, data.test.labels, data.input.classes);
-      const perExample = encodeCorrect(argmaxRows(logits, data.input.classes), data.test.labels);
+      const metrics = classificationMetrics(logits, data.test.labels, classes, teacherTop);
+      const confusion = confusionMatrix(logits, data.test.labels, classes);
+      const reliability = reliabilityBins(logits, data.test.labels, classes);
+      const perExample = encodeCorrect(argmaxRows(logits, classes), data.test.labels);
       const teacherParams = role === "distilled" && teacher?.params ? { teacherParams: teacher.params } : {};
       const kept = t.keptEpoch !== undefined ? { keptEpoch: t.keptEpoch } : {};
       results.runs.push({ name, role, model: t.model, params: t.params, seed, metrics, seconds: t.seconds, ...(settings ? { settings } : {}), confusion, reliability, perExample, ...teacherParams, ...kept, ...exported });
       opts.progress.info(
-        `${name} seed ${seed}: accuracy ${(metrics.accuracy * 100).toFixed(2)}%, agreement ${(metrics.agreement * 100).toFixed(2)}%` +
+        `${name} seed ${seed}: accuracy ${(metrics.accuracy * 100).toFixed(2)}%, macro-F1 ${(metrics.macroF1 * 100).toFixed(2)}%, agreement ${(metrics.agreement * 100).toFixed(2)}%` +
           (t.keptEpoch !== undefined ? ` (kept epoch ${t.keptEpoch}: lowest validation loss)` : ""),
       );
     };
@@ -366,7 +436,7 @@ async function runClassifierRecipe(recipe: Recipe, opts: RunOptions, opened: Ext
     if (needTeacher && "train" in recipe.teacher) {
       const model = buildModel(recipe.teacher.model, data.input);
       const config = withWorkers(
-        { role: "teacher", model: recipe.teacher.model, input: data.input, train: recipe.teacher.train, data: dataset, seed },
+        { role: "teacher", model: recipe.teacher.model, input: data.input, train: recipe.teacher.train, data: dataset, seed, ...extra },
         recipe.teacher.train.batchSize,
         opts,
         "teacher.train",
@@ -387,25 +457,26 @@ async function runClassifierRecipe(recipe: Recipe, opts: RunOptions, opened: Ext
       );
       teacher = { teacher: { model, params: t.params }, hash: h, params: paramCount(model) };
       const logits = await predictLogits(model, t.params, data.test.x, data.test.dim, inferenceWorkers(opts.workers));
-      teacherTop = argmaxRows(logits, data.input.classes);
+      teacherTop = argmaxRows(logits, classes);
       if (wanted("teacher")) {
-        const exported = await exportRun(recipe.export, "teacher", dir, model, t.params, { input: data.input, dataDir: data.dir }, opts.progress);
+        const exported = await exportRun(recipe.export, "teacher", dir, model, t.params, data.exportExtra, opts.progress);
         record("teacher", "teacher", { ...t, model: model.name, params: paramCount(model) }, logits, classifierRunSettings(view, recipe.teacher.train, lossInfo(recipe.teacher.train.loss).needsLabels, config.workers ?? 1), exported);
       }
     } else if (needTeacher && fileTeacher) {
       // The file's test accuracy, from its own soft labels (its agreement with itself is 100 %).
-      const ext = fileTeacher.teacher as ExternalTeacher;
-      const logits = await teacherLogits(ext, data.test.x, data.test.dim);
-      teacherTop = argmaxRows(logits, data.input.classes);
-      if (wanted("teacher")) record("teacher", "teacher", { model: `${ext.kind} ${basename(ext.source)}`, params: ext.parameters ?? 0, seconds: 0 }, logits);
+      const logits = await teacherLogits(fileTeacher.teacher, data.test.x, data.test.dim);
+      teacherTop = argmaxRows(logits, classes);
+      const tm = fileTeacher.teacher;
+      if (wanted("teacher")) record("teacher", "teacher", { model: isExternal(tm) ? `${tm.kind} ${basename(tm.source)}` : `${tm.model.name} (${fileTeacher.label})`, params: fileTeacher.params, seconds: 0 }, logits);
     }
 
     let cached: Float32Array | undefined;
     for (const s of students) {
       const info = lossInfo(s.train.loss);
       const model = buildModel(s.model, data.input);
+      const plan = hooks.prepareStudent && (s.train.intermediate || s.init) ? await hooks.prepareStudent(s, model, { teacher: teacher!.teacher, spec: teacherSpec }) : null;
       const config = withWorkers(
-        { role: s.role, model: s.model, input: data.input, train: s.train, data: dataset, seed, teacher: info.needsTeacher ? teacher!.hash : null },
+        { role: s.role, model: s.model, input: data.input, train: s.train, data: dataset, seed, teacher: info.needsTeacher || plan ? teacher!.hash : null, ...extra, ...(plan?.config ?? {}) },
         s.train.batchSize,
         opts,
         `${s.name}.train`,
@@ -415,7 +486,10 @@ async function runClassifierRecipe(recipe: Recipe, opts: RunOptions, opened: Ext
       let source: Examples | BatchSource = view;
       if (info.needsTeacher) {
         const tt = teacher!.teacher;
-        if (!s.train.shift) {
+        if (plan?.live) {
+          if (isExternal(tt)) throw new UserError(`students: ${s.name}: intermediate-layer terms need distill's own teacher (trained here or a Hugging Face folder), not ${tt.kind}`);
+          teacherArg = tt;
+        } else if (!s.train.shift) {
           // Soft-label cache: one teacher pass over the training set serves every epoch and
           // every student of this seed.
           cached ??= await cacheTeacherLogits(tt, trainSet, inferenceWorkers(opts.workers));
@@ -423,17 +497,20 @@ async function runClassifierRecipe(recipe: Recipe, opts: RunOptions, opened: Ext
         } else if (isExternal(tt)) {
           // Augmented views are new every step: the external teacher labels each batch's views
           // on the host (distill's own teacher runs inside the step instead).
-          source = withSoftLabels(exampleSource(view, { batchSize: s.train.batchSize, seed, shift: s.train.shift, labels: info.needsLabels, classes: data.input.classes }), tt);
+          source = withSoftLabels(exampleSource(view, { batchSize: s.train.batchSize, seed, shift: s.train.shift, labels: info.needsLabels, classes }), tt);
         } else teacherArg = tt;
       }
-      const t = await trainOrReuse(`${s.name} seed ${seed}`, join(dir, `${s.name}-${hash(config)}.safetensors`), model, config, s.train, source, seed, opts, teacherArg, validation && validator(model, validation));
-      const logits = await predictLogits(model, t.params, data.test.x, data.test.dim, inferenceWorkers(opts.workers));
-      const exported = await exportRun(recipe.export, s.name, dir, model, t.params, { input: data.input, dataDir: data.dir }, opts.progress);
+      const trained = plan?.trained ?? model;
+      const t = await trainOrReuse(`${s.name} seed ${seed}`, join(dir, `${s.name}-${hash(config)}.safetensors`), trained, config, s.train, source, seed, opts, teacherArg, validation && validator(trained, validation));
+      const params = plan ? plan.studentParams(t.params) : t.params;
+      const logits = await predictLogits(model, params, data.test.x, data.test.dim, inferenceWorkers(opts.workers));
+      const exported = await exportRun(recipe.export, s.name, dir, model, params, data.exportExtra, opts.progress);
       record(s.name, s.role, { ...t, model: model.name, params: paramCount(model) }, logits, classifierRunSettings(view, s.train, info.needsLabels, config.workers ?? 1), exported);
-      disposeParams(t.params);
+      disposeParams(params);
     }
-    if (teacher && !isExternal(teacher.teacher)) disposeParams(teacher.teacher.params);
+    if (teacher && !isExternal(teacher.teacher) && teacher !== fileTeacher) disposeParams(teacher.teacher.params);
   }
+  if (fileTeacher && !isExternal(fileTeacher.teacher)) disposeParams(fileTeacher.teacher.params);
   if (results.runs.length === 0) throw new UserError("nothing to run: --only matched no run of the recipe");
   // Written once, when every run has finished: a command that fails part-way (a damaged
   // checkpoint, Ctrl-C) leaves the previous results.json as it was. Finished checkpoints are

@@ -5,6 +5,12 @@ export interface ClassMetrics {
   agreement: number;
   ece: number;
   loss: number;
+  /**
+   * The unweighted mean over classes of F1 = 2·TP / (2·TP + FP + FN); a class that is neither
+   * present nor predicted scores 1 (nothing to get wrong). With imbalanced classes it shows what
+   * accuracy hides: a model that never predicts the rare class loses that class's whole F1.
+   */
+  macroF1: number;
 }
 
 export function argmaxRows(logits: Float32Array, classes: number): Int32Array {
@@ -125,5 +131,25 @@ export function classificationMetrics(
     agreement: teacherTop ? agree / labels.length : NaN,
     ece: expectedCalibrationError(logits, labels, classes),
     loss: meanCrossEntropy(logits, labels, classes),
+    macroF1: macroF1(top, labels, classes),
   };
+}
+
+export function macroF1(predicted: Int32Array, labels: Int32Array, classes: number): number {
+  const tp = new Float64Array(classes);
+  const fp = new Float64Array(classes);
+  const fn = new Float64Array(classes);
+  for (let i = 0; i < labels.length; i++) {
+    if (predicted[i] === labels[i]) tp[labels[i]]++;
+    else {
+      fp[predicted[i]]++;
+      fn[labels[i]]++;
+    }
+  }
+  let sum = 0;
+  for (let c = 0; c < classes; c++) {
+    const d = 2 * tp[c] + fp[c] + fn[c];
+    sum += d === 0 ? 1 : (2 * tp[c]) / d;
+  }
+  return sum / classes;
 }

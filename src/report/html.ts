@@ -237,7 +237,7 @@ const dashAttr = (dash: string) => (dash ? ` stroke-dasharray="${dash}"` : "");
  * is better. Classification charts test accuracy in %; language models held-out loss.
  */
 interface MetricSpec {
-  key: keyof RunMetrics;
+  key: "accuracy" | "agreement" | "ece" | "loss";
   /** Display value = metric × scale (100 for a fraction shown in %). */
   scale: number;
   higherIsBetter: boolean;
@@ -714,9 +714,11 @@ export function table(head: Cell[], rows: Cell[][]): string {
 }
 
 function summaryTable(summary: Summary[]): string {
+  const f1 = summary.some((s) => Number.isFinite(s.mean.macroF1));
   const head: Cell[] = [
     ...RUN_HEAD,
     ["accuracy %", "num"],
+    ...(f1 ? [["macro-F1 %", "num"] as Cell] : []),
     ["agreement %", "num"],
     ["ECE", "num"],
     ["test loss", "num"],
@@ -725,6 +727,7 @@ function summaryTable(summary: Summary[]): string {
   const rows = summary.map((s): Cell[] => [
     ...runCells(s),
     [pct(s.mean.accuracy, s.std.accuracy, s.seeds), "num"],
+    ...(f1 ? [[pct(s.mean.macroF1 ?? NaN, s.std.macroF1 ?? NaN, s.seeds), "num"] as Cell] : []),
     [pct(s.mean.agreement, s.std.agreement, s.seeds), "num"],
     [s.mean.ece.toFixed(4), "num"],
     [s.mean.loss.toFixed(4), "num"],

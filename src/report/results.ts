@@ -12,6 +12,8 @@ export interface RunMetrics {
   agreement: number;
   ece: number;
   loss: number;
+  /** Classifiers: macro-averaged F1 over the classes (absent in older files). */
+  macroF1?: number;
 }
 
 export interface RunRecord {
@@ -67,7 +69,7 @@ export interface Summary {
   seconds: number;
 }
 
-const KEYS: (keyof RunMetrics)[] = ["accuracy", "agreement", "ece", "loss"];
+const KEYS: (keyof RunMetrics)[] = ["accuracy", "agreement", "ece", "loss", "macroF1"];
 
 /** Mean and sample standard deviation per run name, in first-seen order. */
 export function summarize(runs: RunRecord[]): Summary[] {
@@ -77,7 +79,7 @@ export function summarize(runs: RunRecord[]): Summary[] {
     const mean = {} as RunMetrics;
     const std = {} as RunMetrics;
     for (const k of KEYS) {
-      const xs = rs.map((r) => r.metrics[k]);
+      const xs = rs.map((r) => r.metrics[k] ?? NaN);
       const m = xs.reduce((a, b) => a + b, 0) / xs.length;
       mean[k] = m;
       std[k] = xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1)) : 0;
@@ -103,13 +105,16 @@ function pct(m: number, s: number, seeds: number): string {
 
 export function formatTable(results: Results): string {
   const summary = summarize(results.runs);
-  const header = ["run", "role", "model", "params", "accuracy %", "agreement %", "ECE", "test loss", "train s"];
+  // Macro-F1 where the runs have it (older results.json files do not).
+  const f1 = summary.some((s) => Number.isFinite(s.mean.macroF1));
+  const header = ["run", "role", "model", "params", "accuracy %", ...(f1 ? ["macro-F1 %"] : []), "agreement %", "ECE", "test loss", "train s"];
   const rows = summary.map((s) => [
     s.name,
     s.role,
     s.model,
     s.params.toLocaleString("en-US"),
     pct(s.mean.accuracy, s.std.accuracy, s.seeds),
+    ...(f1 ? [pct(s.mean.macroF1 ?? NaN, s.std.macroF1 ?? NaN, s.seeds)] : []),
     pct(s.mean.agreement, s.std.agreement, s.seeds),
     s.mean.ece.toFixed(4),
     s.mean.loss.toFixed(4),
