@@ -29,7 +29,7 @@ import type { DeployRecord } from "./export/deploy.js";
 import type { InputShape } from "./nn/models.js";
 import type { LanguageModel } from "./nn/llama.js";
 import type { TokenizerJSON } from "./text/tokenizer.js";
-import { writeResults, type Results, type RunRecord } from "./report/results.js";
+import { writeResults, type DataSummary, type Results, type RunRecord } from "./report/results.js";
 import { encodeCorrect } from "./report/verdicts.js";
 import { renderHtmlReport } from "./report/html.js";
 import { readCurves } from "./report/curves.js";
@@ -354,6 +354,8 @@ export interface ClassifierData {
   runConfig?: Record<string, unknown>;
   /** What the exporters need besides the model and its parameters. */
   exportExtra: Parameters<typeof exportRun>[5];
+  /** Recorded in results.json and shown in the report (text classification: class balance). */
+  summary?: DataSummary;
 }
 
 /** A teacher or student run of a classifier recipe (image or text). */
@@ -396,7 +398,7 @@ export interface StudentPlan {
 export async function runClassifiers(recipe: ClassifierPlan, data: ClassifierData, opts: RunOptions, opened: ExternalTeacher[], hooks: ClassifierHooks): Promise<Results> {
   const { train: trainSet, validation, dataset } = data;
   prepareOut(opts, recipe.name);
-  const results: Results = { recipe: recipe.name, device: opts.device, runs: [], classes: data.classes, environment: collectEnvironment(opts.device, opts.workers) };
+  const results: Results = { recipe: recipe.name, device: opts.device, runs: [], classes: data.classes, ...(data.summary ? { data: data.summary } : {}), environment: collectEnvironment(opts.device, opts.workers) };
   const { wanted, students, needTeacher } = selectRuns(recipe.students, opts.only);
   // A teacher from a file is opened, and its input and output checked against the data, before
   // anything trains; its identity in the students' hashes is the digest of its bytes.

@@ -7,6 +7,7 @@ import { z } from "zod";
 import { initDevice, type Device } from "../engine/index.js";
 import { loadAnyRecipe } from "../recipe/recipe.js";
 import { runLMRecipe } from "../pipeline-lm.js";
+import { runTextRecipe } from "../pipeline-text.js";
 import { WORKLOADS, formatBench, formatDeployBench, runDeployBench, runWorkload, type BenchResult, type DeployBenchRow } from "../bench/bench.js";
 import { findTorchPython, runTorchBaseline, torchHasCuda } from "../bench/pytorch.js";
 import { formatServeBench, runServeBench, type ServeBenchResult } from "../bench/serve-bench.js";
@@ -128,7 +129,7 @@ async function runCommand(recipePath: string, flags: CommonFlags, only?: string[
     const deploy = formatDeployTable(results);
     if (deploy) console.log(deploy);
   } else {
-    const results = await runRecipe(recipe, opts);
+    const results = recipe.kind === "text-classification" ? await runTextRecipe(recipe, recipePath, opts) : await runRecipe(recipe, opts);
     console.log(formatTable(results));
     const deploy = formatDeployTable(results);
     if (deploy) console.log(deploy);

@@ -752,6 +752,34 @@ function closingSections(results: Results, summary: Summary[], lm: boolean): str
 }
 
 /** The sections of a classification report, between the header and the footer. */
+/**
+ * Text classification: examples per class in each split, the share of the largest class in the
+ * test split (what always predicting it would score: the accuracy floor imbalance sets), and
+ * how many texts were cut to the model's maximum length.
+ */
+function dataSection(results: Results): string[] {
+  const d = results.data;
+  if (!d) return [];
+  const classes = results.classes ?? [];
+  const splits = Object.keys(d.classCounts);
+  const head: Cell[] = [["class", ""], ...splits.map((s): Cell => [s, "num"])];
+  const rows = classes.map((c, i): Cell[] => [[esc(c), ""], ...splits.map((s): Cell => [String(d.classCounts[s][i] ?? 0), "num"])]);
+  rows.push([["total", ""], ...splits.map((s): Cell => [String(d.classCounts[s].reduce((a, b) => a + b, 0)), "num"])]);
+  if (d.truncated) rows.push([[`truncated to ${d.maxLength ?? "?"} tokens`, ""], ...splits.map((s): Cell => [String(d.truncated![s] ?? 0), "num"])]);
+  const test = d.classCounts.test ?? [];
+  const total = test.reduce((a, b) => a + b, 0);
+  const major = total > 0 ? Math.max(...test) / total : NaN;
+  const majorName = classes[test.indexOf(Math.max(...test))] ?? "?";
+  return [
+    `<section class="card">`,
+    `<h2>Data</h2>`,
+    `<p class="muted">${esc(d.description)}</p>`,
+    table(head, rows),
+    Number.isFinite(major) ? `<p class="muted">Always answering the largest class (${esc(majorName)}) would score ${(major * 100).toFixed(2)}% test accuracy and a macro-F1 of ${((2 * major) / (1 + major) / Math.max(classes.length, 1) * 100).toFixed(2)}%: the floor any run must clear.</p>` : "",
+    `</section>`,
+  ];
+}
+
 function classificationSections(results: Results, summary: Summary[], curves: LossCurve[], styles: Map<string, RunStyle>, stat: string): string[] {
   const hasDistilled = summary.some((s) => s.role === "distilled");
   return [
@@ -765,8 +793,9 @@ function classificationSections(results: Results, summary: Summary[], curves: Lo
     `<section class="card">`,
     `<h2>Summary</h2>`,
     summaryTable(summary),
-    `<p class="muted">${esc(stat)}. Size is parameters × 4 bytes (float32). Agreement: how often the run's top-1 prediction matches the teacher's on the test set. ECE: expected calibration error (15 equal-width confidence bins; see Calibration). Test loss: mean cross-entropy in nats per image. Train s: mean training time per seed.</p>`,
+    `<p class="muted">${esc(stat)}. Size is parameters × 4 bytes (float32). Macro-F1: the mean over classes of each class's F1, so a rare class counts as much as a common one. Agreement: how often the run's top-1 prediction matches the teacher's on the test set. ECE: expected calibration error (15 equal-width confidence bins; see Calibration). Test loss: mean cross-entropy in nats per ${results.data ? "text" : "image"}. Train s: mean training time per seed.</p>`,
     `</section>`,
+    ...dataSection(results),
     `<section class="card">`,
     `<h2>What each run was given</h2>`,
     settingsSection(results, summary, false),

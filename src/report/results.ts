@@ -55,7 +55,18 @@ export interface Results {
   runs: RunRecord[];
   /** Classifiers: the class names, in label order. */
   classes?: string[];
+  /** Text classification: what the data was, examples per class per split, and truncation. */
+  data?: DataSummary;
   environment?: Environment;
+}
+
+export interface DataSummary {
+  description: string;
+  /** Per split (train, validation, test): examples per class, in class order. */
+  classCounts: Record<string, number[]>;
+  /** Per split: examples cut to the model's maximum length. */
+  truncated?: Record<string, number>;
+  maxLength?: number;
 }
 
 export interface Summary {
