@@ -101,9 +101,10 @@ export function readCsvTexts(path: string, opts: FieldOptions = {}): LabelledTex
   const textField = opts.textField ?? "text";
   const labelField = opts.labelField ?? "label";
   const text = readText(path, opts.maxBytes ?? DEFAULT_TEXT_MAX_BYTES, "CSV");
+  // relax_column_count: the field count is checked below, to name the line a ragged row STARTS on.
   let rows: { record: string[]; info: { lines: number }; raw: string }[];
   try {
-    rows = parseCsv(text, { bom: true, info: true, raw: true, skip_empty_lines: true }) as unknown as typeof rows;
+    rows = parseCsv(text, { bom: true, info: true, raw: true, skip_empty_lines: true, relax_column_count: true }) as unknown as typeof rows;
   } catch (e) {
     const err = e as Error & { code?: string; lines?: number };
     if (typeof err.code !== "string" || !err.code.startsWith("CSV_")) throw e;
