@@ -6,6 +6,9 @@ import { UserError } from "../util/errors.js";
 import { modeWeights } from "../data/modes.js";
 import { readFileBounded } from "../util/fs.js";
 import { DIVERGENCES, LOSSES, findLoss } from "../losses/index.js";
+import { INTERMEDIATE_LOSSES } from "../losses/intermediate/index.js";
+import { MAIL_HEADERS, SOTU_TASKS, SPAM_TASKS, TEXT_SOURCES } from "../data/text-classification.js";
+import { dirname, isAbsolute, resolve } from "node:path";
 
 /** `export: [...]`: formats each run's model is exported to after it trains (see export/deploy.ts). */
 export const EXPORT_FORMATS = ["onnx", "hf", "gguf", "web"] as const;
@@ -229,15 +232,19 @@ function parseOverrideValue(o: string, text: string): unknown {
  * parsed as YAML scalars), and validates it as a classification or (`kind: lm`) a language-
  * model recipe.
  */
-export function loadAnyRecipe(path: string, overrides: string[] = []): Recipe | LMRecipe {
+export function loadAnyRecipe(path: string, overrides: string[] = []): Recipe | LMRecipe | TextClassificationRecipe {
   const raw = readRecipeFile(path, overrides);
-  return (raw as { kind?: unknown }).kind === "lm" ? validateLMRecipe(raw, path) : validateRecipe(raw, path);
+  const kind = (raw as { kind?: unknown }).kind;
+  if (kind === "lm") return validateLMRecipe(raw, path);
+  if (kind === "text-classification") return validateTextRecipe(raw, path);
+  return validateRecipe(raw, path);
 }
 
-/** A classification recipe; a language-model recipe here is an error naming the file. */
+/** A classification recipe; a language-model or text recipe here is an error naming the file. */
 export function loadRecipe(path: string, overrides: string[] = []): Recipe {
   const r = loadAnyRecipe(path, overrides);
   if (r.kind === "lm") throw new UserError(`${path}: a language-model recipe (kind: lm); this command takes a classification recipe`);
+  if (r.kind === "text-classification") throw new UserError(`${path}: a text-classification recipe; this command takes an image classification recipe`);
   return r;
 }
 
@@ -439,4 +446,189 @@ export function validateStoredModel(raw: unknown, kind: "classifier" | "llama", 
   const issue = parsed.error.issues[0];
   const where = formatPath(["model", ...issue.path]);
   throw new UserError(`${source}: not a distill ${kind === "llama" ? "language-model" : "classifier"} checkpoint: config ${where}: ${issue.message}`);
+}
+
+// Text-classification recipes (kind: text-classification): an encoder (BERT layout) teacher and
+// students on labelled texts (src/data/text-classification.ts).
+
+const BertModel = z.strictObject({
+  type: z.literal("bert"),
+  layers: z.number().int().positive(),
+  hidden: z.number().int().positive(),
+  heads: z.number().int().positive(),
+  intermediate: z.number().int().positive(),
+  dropout: z.number().min(0).lt(1).optional(),
+});
+type BertModelSpec = z.infer<typeof BertModel>;
+
+/** Intermediate-layer terms added to the logit loss (src/losses/intermediate). */
+const Intermediate = z.strictObject({
+  /** [studentLayer, teacherLayer] pairs, 1-based blocks; default uniform (m → m·N/M). */
+  layerMap: z.array(z.tuple([z.number().int().positive(), z.number().int().positive()])).min(1).optional(),
+  terms: z
+    .array(
+      z.strictObject({
+        name: z.enum(INTERMEDIATE_LOSSES),
+        weight: z.number().positive(),
+        relationHeads: z.number().int().positive().optional(),
+      }),
+    )
+    .min(1),
+});
+
+/** The classification Train fields without `shift` (no image to shift), plus `intermediate`. */
+const TextTrain = Train.omit({ shift: true }).extend({ intermediate: Intermediate.optional() });
+
+const TextData = z.strictObject({
+  source: z.enum(TEXT_SOURCES),
+  /** spam-assassin: spam-ham | spam-3way; sotu: party (the only one). */
+  task: z.string().optional(),
+  /** csv | jsonl: a file; folder: dir/<label>/*.txt. Relative to the recipe's folder. */
+  path: z.string().min(1).optional(),
+  textField: z.string().min(1).optional(),
+  labelField: z.string().min(1).optional(),
+  /** Class names in id order (default: the labels sorted). */
+  classes: z.array(z.string().min(1)).min(2).optional(),
+  /** spam-assassin: which mail headers are kept (default subject). */
+  headers: z.enum(MAIL_HEADERS).optional(),
+  /** Token rows' length, [CLS] and [SEP] included; longer texts are cut (and counted). */
+  maxLength: z.number().int().min(3),
+  split: z.strictObject({ validation: z.number().min(0).lt(1), test: z.number().gt(0).lt(1) }),
+  /** Only the first N examples in hash order (small runs). */
+  limit: z.number().int().positive().optional(),
+  maxBytes: z.number().int().positive().optional(),
+});
+
+const TextTokenizerSpec = z.union([
+  z.strictObject({
+    train: z.strictObject({
+      type: z.enum(["wordpiece", "bpe"]),
+      vocabSize: z.number().int().min(16),
+      lowercase: z.boolean().optional(),
+    }),
+  }),
+  /** A Hugging Face tokenizer.json (relative to the recipe's folder). */
+  z.strictObject({ file: z.string().min(1) }),
+]);
+
+const TextStudent = z.strictObject({
+  name: RunName,
+  role: z.enum(["scratch", "distilled"]),
+  model: BertModel,
+  /** DistilBERT: start from the teacher's embeddings, pooler, classifier and these blocks (0-based; default every other one). */
+  init: z.strictObject({ from: z.literal("teacher"), layers: z.array(z.number().int().min(0)).min(1).optional() }).optional(),
+  train: TextTrain,
+});
+
+/** The teacher blocks a student initialised from the teacher takes by default: every other one (0, 2, 4, ...). */
+export function defaultInitLayers(studentLayers: number): number[] {
+  return Array.from({ length: studentLayers }, (_, i) => 2 * i);
+}
+
+function checkBertShape(m: BertModelSpec, path: (string | number)[], ctx: z.RefinementCtx): void {
+  if (m.hidden % m.heads !== 0) ctx.addIssue({ code: "custom", path: [...path, "heads"], message: `${m.heads} heads do not divide hidden ${m.hidden}` });
+}
+
+export const TextClassificationRecipeSchema = z
+  .strictObject({
+    kind: z.literal("text-classification"),
+    name: z.string().min(1),
+    description: z.string().optional(),
+    defaults: z.unknown().optional(),
+    data: TextData,
+    /** Trained on the training split only; optional with an hf teacher (its folder's tokenizer.json). */
+    tokenizer: TextTokenizerSpec.optional(),
+    /** A BERT trained here, a BERT-style ONNX file (input_ids, attention_mask, token_type_ids → logits), or a Hugging Face BertForSequenceClassification folder. */
+    teacher: z.union([z.strictObject({ model: BertModel, train: TextTrain }), OnnxTeacher, z.strictObject({ hf: z.string().min(1) })]),
+    students: z.array(TextStudent).min(1),
+    export: z.array(z.enum(["onnx", "hf"])).optional(),
+  })
+  .superRefine((r, ctx) => {
+    checkRunNames(r.students, ctx);
+    const d = r.data;
+    const corpus = d.source === "spam-assassin" || d.source === "sotu";
+    if (corpus && d.path !== undefined) ctx.addIssue({ code: "custom", path: ["data", "path"], message: `not used by source ${d.source} (an npm corpus)` });
+    if (!corpus && d.path === undefined) ctx.addIssue({ code: "custom", path: ["data", "path"], message: `required for source ${d.source}` });
+    const tasks: readonly string[] | undefined = d.source === "spam-assassin" ? SPAM_TASKS : d.source === "sotu" ? SOTU_TASKS : undefined;
+    if (d.source === "spam-assassin" && d.task === undefined) ctx.addIssue({ code: "custom", path: ["data", "task"], message: `required for spam-assassin (${SPAM_TASKS.join(" or ")})` });
+    if (d.task !== undefined && !tasks?.includes(d.task)) {
+      ctx.addIssue({ code: "custom", path: ["data", "task"], message: tasks ? `"${d.task}" is not a ${d.source} task (${tasks.join(", ")})` : `not used by source ${d.source}` });
+    }
+    if (d.headers !== undefined && d.source !== "spam-assassin") ctx.addIssue({ code: "custom", path: ["data", "headers"], message: "only for source spam-assassin (mail headers)" });
+    for (const f of ["textField", "labelField"] as const) {
+      if (d[f] !== undefined && d.source !== "csv" && d.source !== "jsonl") ctx.addIssue({ code: "custom", path: ["data", f], message: `only for sources csv and jsonl, not ${d.source}` });
+    }
+    if (d.classes && new Set(d.classes).size !== d.classes.length) ctx.addIssue({ code: "custom", path: ["data", "classes"], message: "a class is listed twice" });
+    if (d.split.validation + d.split.test >= 1) ctx.addIssue({ code: "custom", path: ["data", "split"], message: `validation ${d.split.validation} + test ${d.split.test} leave nothing to train on` });
+
+    const teacherModel = "model" in r.teacher ? r.teacher.model : undefined;
+    if (r.tokenizer === undefined && !("hf" in r.teacher)) ctx.addIssue({ code: "custom", path: ["tokenizer"], message: "required (train: {...} or file: tokenizer.json) unless the teacher is a Hugging Face folder" });
+    // A teacher from a file reads ids of its own vocabulary: a tokenizer trained here would give others.
+    if (r.tokenizer && "train" in r.tokenizer && !teacherModel) {
+      ctx.addIssue({ code: "custom", path: ["tokenizer", "train"], message: "a teacher from a file reads its own vocabulary; give its tokenizer.json as tokenizer.file" });
+    }
+    if (teacherModel) checkBertShape(teacherModel, ["teacher", "model"], ctx);
+    if ("train" in r.teacher) {
+      if (findLoss(r.teacher.train.loss.name)?.needsTeacher) ctx.addIssue({ code: "custom", path: ["teacher", "train", "loss", "name"], message: "the teacher cannot be trained with a distillation loss" });
+      if (r.teacher.train.intermediate) ctx.addIssue({ code: "custom", path: ["teacher", "train", "intermediate"], message: "intermediate-layer terms are for distilled students" });
+    }
+    const runs: [(string | number)[], { keep?: string }][] = [];
+    if ("train" in r.teacher) runs.push([["teacher"], r.teacher.train]);
+    r.students.forEach((s, i) => {
+      const at = ["students", i];
+      runs.push([at, s.train]);
+      checkBertShape(s.model, [...at, "model"], ctx);
+      const info = findLoss(s.train.loss.name);
+      if (info && s.role === "scratch" && info.needsTeacher) ctx.addIssue({ code: "custom", path: [...at, "train", "loss", "name"], message: `a scratch student cannot use the teacher loss "${s.train.loss.name}"` });
+      if (info && s.role === "distilled" && !info.needsTeacher) ctx.addIssue({ code: "custom", path: [...at, "train", "loss", "name"], message: `a distilled student needs a teacher loss, not "${s.train.loss.name}"` });
+      const inter = s.train.intermediate;
+      if (inter) {
+        if (s.role !== "distilled") ctx.addIssue({ code: "custom", path: [...at, "train", "intermediate"], message: "intermediate-layer terms need a distilled student (they read the teacher)" });
+        else if ("onnx" in r.teacher) ctx.addIssue({ code: "custom", path: [...at, "train", "intermediate"], message: "an ONNX teacher gives only logits; intermediate-layer terms need a teacher trained here or a Hugging Face folder (teacher.hf)" });
+        inter.layerMap?.forEach(([sl, tl], k) => {
+          if (sl > s.model.layers) ctx.addIssue({ code: "custom", path: [...at, "train", "intermediate", "layerMap", k, 0], message: `student layer ${sl} > the student's ${s.model.layers} layers` });
+          if (teacherModel && tl > teacherModel.layers) ctx.addIssue({ code: "custom", path: [...at, "train", "intermediate", "layerMap", k, 1], message: `teacher layer ${tl} > the teacher's ${teacherModel.layers} layers` });
+        });
+      }
+      if (s.init) {
+        const where = [...at, "init"];
+        if (!teacherModel) ctx.addIssue({ code: "custom", path: [...where, "from"], message: "init from the teacher needs a BERT teacher trained here (teacher.model)" });
+        else {
+          for (const f of ["hidden", "heads", "intermediate"] as const) {
+            if (s.model[f] !== teacherModel[f]) ctx.addIssue({ code: "custom", path: [...at, "model", f], message: `${s.model[f]} differs from the teacher's ${teacherModel[f]}; init from the teacher copies its blocks, so only layers may differ` });
+          }
+          const layers = s.init.layers ?? defaultInitLayers(s.model.layers);
+          if (layers.length !== s.model.layers) ctx.addIssue({ code: "custom", path: [...where, "layers"], message: `${layers.length} teacher layers for a student of ${s.model.layers}` });
+          const bad = layers.find((l) => l >= teacherModel.layers);
+          if (bad !== undefined) {
+            ctx.addIssue({ code: "custom", path: [...where, "layers"], message: s.init.layers ? `teacher layer ${bad} does not exist (0-based; the teacher has ${teacherModel.layers})` : `every other teacher layer needs a teacher of at least ${2 * s.model.layers - 1} layers (the teacher has ${teacherModel.layers}); list init.layers` });
+          }
+        }
+      }
+    });
+    if (d.split.validation === 0) {
+      for (const [where, t] of runs) {
+        if (t.keep === "best-validation") ctx.addIssue({ code: "custom", path: [...where, "train", "keep"], message: "best-validation needs a validation set (data.split.validation > 0)" });
+      }
+    }
+  });
+
+export type TextClassificationRecipe = z.infer<typeof TextClassificationRecipeSchema>;
+export type TextStudentSpec = TextClassificationRecipe["students"][number];
+export type TextTrainConfig = z.infer<typeof TextTrain>;
+
+export function validateTextRecipe(raw: unknown, source: string): TextClassificationRecipe {
+  return validateWith(TextClassificationRecipeSchema, raw, source);
+}
+
+/**
+ * The recipe with its file paths (data.path, tokenizer.file, teacher.onnx, teacher.hf) resolved
+ * against the folder of the recipe file, as the recipe's author wrote them.
+ */
+export function resolveTextRecipePaths(r: TextClassificationRecipe, recipeFile: string): TextClassificationRecipe {
+  const dir = dirname(resolve(recipeFile));
+  const at = (p: string) => (isAbsolute(p) ? p : resolve(dir, p));
+  const teacher = "onnx" in r.teacher ? { onnx: at(r.teacher.onnx) } : "hf" in r.teacher ? { hf: at(r.teacher.hf) } : r.teacher;
+  const tokenizer = r.tokenizer && "file" in r.tokenizer ? { file: at(r.tokenizer.file) } : r.tokenizer;
+  return { ...r, data: { ...r.data, ...(r.data.path !== undefined ? { path: at(r.data.path) } : {}) }, tokenizer, teacher };
 }
