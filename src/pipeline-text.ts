@@ -4,38 +4,37 @@
 // terms (the teacher runs live inside the step, projections train with the student) and
 // students initialised from the teacher's layers (DistilBERT).
 import { createHash } from "node:crypto";
-import { dirname, isAbsolute, resolve } from "node:path";
+import { join } from "node:path";
 import type { Examples } from "./data/batches.js";
 import type { InputShape } from "./data/datasets.js";
-import { classCounts, encodeSplit, loadTextSplits } from "./data/text-classification.js";
+import { classCounts, encodeSplit, formatClassCounts, loadTextSplits } from "./data/text-classification.js";
 import { paramsFromHost, paramsToHost, disposeParams } from "./checkpoint/params.js";
-import { everyOtherLayer, initFromTeacher, isEncoder, type BertSpec } from "./nn/bert.js";
+import { initFromTeacher, isEncoder, type BertSpec } from "./nn/bert.js";
 import type { Model, Params } from "./nn/models.js";
 import { distillerModel, splitDistillerParams } from "./losses/intermediate/index.js";
 import { loadEncoderTokenizer, trainEncoderTokenizer, type TextTokenizer } from "./text/encoder-tokenizer.js";
 import { openOnnxTeacher } from "./teachers/onnx.js";
 import { loadHfEncoderTeacher } from "./teachers/hf.js";
 import { isExternal } from "./teachers/teacher.js";
-import type { TextClassificationRecipe } from "./recipe/recipe.js";
+import { defaultInitLayers, resolveTextRecipePaths, type TextClassificationRecipe } from "./recipe/recipe.js";
 import type { Results } from "./report/results.js";
 import { UserError } from "./util/errors.js";
 import { runClassifiers, withOpened, type ClassifierData, type ClassifierRunSpec, type RunOptions, type StudentPlan } from "./pipeline.js";
-
-/** Where a recipe's relative `path`/`file` points: beside the recipe. */
-function besideRecipe(recipePath: string, p: string): string {
-  return isAbsolute(p) ? p : resolve(dirname(recipePath), p);
-}
 
 function sha(x: string): string {
   return createHash("sha256").update(x).digest("hex").slice(0, 16);
 }
 
-/** The recipe's tokenizer: trained on the training split's texts, or read from a tokenizer.json. */
-function recipeTokenizer(recipe: TextClassificationRecipe, recipePath: string, trainTexts: string[]): { tokenizer: TextTokenizer; line: string } {
+/**
+ * The recipe's tokenizer: trained on the training split's texts, read from a tokenizer.json, or
+ * (no tokenizer block) the Hugging Face teacher folder's own. Paths are already resolved.
+ */
+function recipeTokenizer(recipe: TextClassificationRecipe, trainTexts: string[]): { tokenizer: TextTokenizer; line: string } {
   const t = recipe.tokenizer;
-  if ("file" in t) {
-    const path = besideRecipe(recipePath, t.file);
-    const tokenizer = loadEncoderTokenizer(path, "tokenizer.file");
+  if (!t || "file" in t) {
+    if (!t && !("hf" in recipe.teacher)) throw new Error("unreachable: the schema requires a tokenizer without an hf teacher");
+    const [path, where] = t ? [t.file, "tokenizer.file"] : [join((recipe.teacher as { hf: string }).hf, "tokenizer.json"), "teacher.hf"];
+    const tokenizer = loadEncoderTokenizer(path, where);
     return { tokenizer, line: `tokenizer: ${tokenizer.kind} from ${path} (${tokenizer.vocabSize} tokens)` };
   }
   const started = performance.now();
@@ -46,24 +45,21 @@ function recipeTokenizer(recipe: TextClassificationRecipe, recipePath: string, t
   };
 }
 
-export async function runTextRecipe(recipe: TextClassificationRecipe, recipePath: string, opts: RunOptions): Promise<Results> {
-  const splits = loadTextSplits(recipe.data, recipePath);
+export async function runTextRecipe(recipeAsWritten: TextClassificationRecipe, recipePath: string, opts: RunOptions): Promise<Results> {
+  const recipe = resolveTextRecipePaths(recipeAsWritten, recipePath);
+  const splits = loadTextSplits(recipe.data);
   const L = recipe.data.maxLength;
-  const { tokenizer, line } = recipeTokenizer(recipe, recipePath, splits.train.map((e) => e.text));
   opts.progress.info(`data: ${splits.description}`);
+  const counts = classCounts(splits);
+  opts.progress.info(`data: ${formatClassCounts(counts)}`);
+  const { tokenizer, line } = recipeTokenizer(recipe, splits.train.map((e) => e.text));
   opts.progress.info(line);
   const encoded = {
     train: encodeSplit(splits.train, tokenizer, L, splits.classes),
     validation: encodeSplit(splits.validation, tokenizer, L, splits.classes),
     test: encodeSplit(splits.test, tokenizer, L, splits.classes),
   };
-  const counts = classCounts(splits);
-  for (const [name, e] of Object.entries(encoded)) {
-    const n = e.examples.n;
-    opts.progress.info(
-      `${name}: ${n} texts (${counts[name as keyof typeof counts].map((c, i) => `${splits.classes[i]} ${c}`).join(", ")}); ${e.truncated} longer than ${L} tokens, truncated`,
-    );
-  }
+  opts.progress.info(`data: truncated to ${L} tokens: ${Object.entries(encoded).map(([name, e]) => `${name} ${e.truncated} of ${e.examples.n}`).join(", ")}`);
   const input: InputShape = { height: 1, width: L, channels: 1, classes: splits.classes.length, text: { vocab: tokenizer.vocabSize, length: L, padId: tokenizer.padId } };
   const tokJSON = tokenizer.toJSON();
   // Every run's config names the data by what determines its rows: the split's texts (hashed),
@@ -96,11 +92,11 @@ export async function runTextRecipe(recipe: TextClassificationRecipe, recipePath
     runClassifiers(recipe, data, opts, opened, {
       openFileTeacher: async (t) => {
         if ("onnx" in t) {
-          const path = besideRecipe(recipePath, t.onnx);
+          const path = t.onnx;
           const ext = await openOnnxTeacher(path, { family: "encoder", classes: input.classes, length: L, padId: tokenizer.padId });
           return { teacher: ext, label: `${ext.kind} ${path}` };
         }
-        const dir = besideRecipe(recipePath, t.hf);
+        const dir = t.hf;
         const hf = await loadHfEncoderTeacher(dir, { input, tokenizer: tokJSON });
         return { teacher: { model: hf.model, params: hf.params }, label: `Hugging Face folder ${dir}` };
       },
@@ -131,7 +127,7 @@ async function prepareStudent(s: ClassifierRunSpec, model: Model, teacher: { tea
   let student: Model = model;
   const config: Record<string, unknown> = {};
   if (s.init) {
-    const layers = s.init.layers ?? everyOtherLayer(tSpec.layers, sSpec.layers);
+    const layers = s.init.layers ?? defaultInitLayers(sSpec.layers);
     const host = await paramsToHost(tt.params);
     const init = initFromTeacher(host, tSpec, sSpec, layers);
     // Every seed starts from the same teacher blocks: the seed then decides only the data order

@@ -108,8 +108,6 @@ function stopOnSigint(): { requested: boolean } {
 
 async function runCommand(recipePath: string, flags: CommonFlags, only?: string[]): Promise<void> {
   const recipe = loadAnyRecipe(recipePath, flags.set);
-  // Placeholder until the text-classification pipeline is wired (issue 12 integration).
-  if (recipe.kind === "text-classification") throw new UserError(`${recipePath}: text-classification recipes are not runnable yet`);
   const device = await initDevice(flags.device);
   const out = flags.out ?? join("runs", recipe.name);
   const opts: RunOptions = {
