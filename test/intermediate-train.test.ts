@@ -58,7 +58,7 @@ function teacherParams(): Params {
   return bert(TEACHER, INPUT).init(random.key(7));
 }
 
-async function run(opts: { workers?: number; teacher?: BertSpec; spec?: TrainSpec }) {
+async function run(opts: { workers?: number; teacher?: BertSpec; spec?: TrainSpec; validate?: (p: Params) => void }) {
   const losses: number[] = [];
   const tp = teacherParams();
   const r = await train({
@@ -70,6 +70,7 @@ async function run(opts: { workers?: number; teacher?: BertSpec; spec?: TrainSpe
     teacher: { model: bert(opts.teacher ?? TEACHER, INPUT), params: tp },
     logEvery: 1,
     workers: opts.workers,
+    validate: opts.validate && (async (p) => (opts.validate!(p), { loss: 0, accuracy: 0 })),
     log: (rec: TrainLogRecord | ValidationLogRecord) => void ("loss" in rec && losses.push(rec.loss)),
   });
   disposeParams(tp);
@@ -129,7 +130,10 @@ test("the teacher runs in eval mode: with dropout 0.5 it gives the student exact
 
 test("2 workers: replicas rebuild the student with its projections; same start, the loss goes down", async () => {
   const one = await run({});
-  const two = await run({ workers: 2 });
+  const validated: string[][] = [];
+  const two = await run({ workers: 2, validate: (p) => validated.push(Object.keys(p).sort()) });
+  // Validation sees the student alone, at every epoch's end.
+  assert.deepEqual(validated, Array(3).fill(bert(STUDENT, INPUT).shapes.map(([n]) => n).sort()));
   assert.equal(two.r.status, "done");
   assert.deepEqual(Object.keys(two.host).sort(), Object.keys(one.host).sort());
   // Each replica averages its own slice's tokens, so the first loss is close, not equal.

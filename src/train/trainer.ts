@@ -17,7 +17,7 @@ import { modelRef } from "../parallel/pool.js";
 import type { HostTensor } from "../checkpoint/safetensors.js";
 import { isEncoder } from "../nn/bert.js";
 import { checkIntermediate, projectionShapes, type IntermediateSpec } from "../losses/intermediate/index.js";
-import { withProjections } from "../losses/intermediate/projections.js";
+import { splitProjections, withProjections } from "../losses/intermediate/projections.js";
 
 export interface TrainSpec {
   epochs: number;
@@ -317,7 +317,8 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
     if (!args.validate) return;
     const p = group ? group.shared.deviceParams() : params;
     try {
-      lastVal = await args.validate(p, epoch + 1);
+      // The student alone is evaluated: its projections are no part of it.
+      lastVal = await args.validate(spec.intermediate ? splitProjections(p).student : p, epoch + 1);
     } finally {
       if (group) disposeParams(p);
     }
