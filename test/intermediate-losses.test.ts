@@ -19,6 +19,7 @@ import {
   type IntermediateSpec,
 } from "../src/losses/intermediate/index.js";
 import { splitProjections } from "../src/losses/intermediate/projections.js";
+import { IntermediateSchema } from "../src/losses/intermediate/schema.js";
 import type { BertSpec } from "../src/nn/bert.js";
 import { UserError } from "../src/util/errors.js";
 import { close, rng, scalar, vals } from "./helpers/numeric.js";
@@ -411,5 +412,15 @@ describe("intermediateLoss: the weighted sum over mapped layers", () => {
     const got = await scalar(intermediateLoss(spec, sp, teacher)(f(sh, sa, sv, Hs), f(th, ta, tv, Ht), proj));
     close(got, want, 1e-5, 1e-6, "weighted sum");
     assert.equal(liveBuffers(), before, "live device buffers after the call");
+  });
+});
+
+describe("the recipe field", () => {
+  test("IntermediateSchema takes a layer map and terms, and refuses unknown names and fields", () => {
+    const ok = IntermediateSchema.parse({ layerMap: [[1, 2], [2, 4]], terms: [{ name: "value-relation", weight: 0.5, relationHeads: 4 }] });
+    assert.deepEqual(ok.layerMap, [[1, 2], [2, 4]]);
+    for (const bad of [{ terms: [] }, { terms: [{ name: "__proto__", weight: 1 }] }, { terms: [{ name: "hidden-mse", weight: 1, extra: 1 }] }, { layerMap: [[1]], terms: [{ name: "hidden-mse", weight: 1 }] }]) {
+      assert.equal(IntermediateSchema.safeParse(bad).success, false, JSON.stringify(bad));
+    }
   });
 });
