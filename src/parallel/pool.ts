@@ -8,6 +8,8 @@ import { fileURLToPath } from "node:url";
 import { np, type Arr } from "../engine/index.js";
 import { buildModel, type InputShape, type ModelSpec, type Params } from "../nn/models.js";
 import { llama, type LlamaSpec } from "../nn/llama.js";
+import { isEncoder } from "../nn/bert.js";
+import { isProjected, withProjections } from "../losses/intermediate/projections.js";
 import { paramsToHost } from "../checkpoint/params.js";
 import type { HostBatch } from "../train/trainer.js";
 import type { ReplicaConfig } from "../train/replicas.js";
@@ -21,9 +23,14 @@ export interface PoolModel {
 }
 
 /** What a worker needs to rebuild a model: its spec and what it is shaped for. */
-export type ModelRef = { kind: "classifier"; spec: ModelSpec; input: InputShape } | { kind: "lm"; spec: LlamaSpec; vocab: number };
+export type ModelRef =
+  | { kind: "classifier"; spec: ModelSpec; input: InputShape }
+  | { kind: "lm"; spec: LlamaSpec; vocab: number }
+  /** An encoder student with the learned projections of its intermediate-layer terms. */
+  | { kind: "projected"; student: ModelRef; projections: [string, number[]][] };
 
 export function modelRef(m: PoolModel): ModelRef {
+  if (isProjected(m)) return { kind: "projected", student: modelRef(m.student), projections: m.projections };
   const any = m as unknown as { input?: InputShape; vocab?: number };
   if (any.vocab !== undefined) return { kind: "lm", spec: m.spec as LlamaSpec, vocab: any.vocab };
   if (any.input !== undefined) return { kind: "classifier", spec: m.spec as ModelSpec, input: any.input };
@@ -32,6 +39,11 @@ export function modelRef(m: PoolModel): ModelRef {
 
 export function modelFromRef(r: ModelRef): PoolModel {
   if (r.kind === "classifier") return buildModel(r.spec, r.input);
+  if (r.kind === "projected") {
+    const student = modelFromRef(r.student);
+    if (!isEncoder(student)) throw new Error("modelFromRef: projections need an encoder student");
+    return withProjections(student, r.projections);
+  }
   const lm = llama(r.spec, r.vocab);
   return { ...lm, apply: (p, x) => lm.apply(p, x) };
 }

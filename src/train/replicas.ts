@@ -11,7 +11,10 @@
 import { availableParallelism } from "node:os";
 import { jax, jit, np, random, readInto, valueAndGrad, type Arr } from "../engine/index.js";
 import type { Params } from "../nn/models.js";
-import { buildLoss, type SparseTeacher } from "../losses/index.js";
+import { buildLoss, type LossFn, type SparseTeacher } from "../losses/index.js";
+import { intermediateLoss, type IntermediateSpec } from "../losses/intermediate/index.js";
+import { isProjected, splitProjections } from "../losses/intermediate/projections.js";
+import { isEncoder, type EncoderFeatures } from "../nn/bert.js";
 import { adamKernel, type AdamKernelArgs } from "../optim/adam-wasm.js";
 import { deriveSeed } from "../util/rng.js";
 import { UserError } from "../util/errors.js";
@@ -99,8 +102,14 @@ export function stepBatch(hb: HostBatch, needsLabels: boolean, dropoutSeed: numb
  * The loss of a model's training-mode logits and its gradient with respect to the parameters;
  * a teacher (given `tp`, non-empty) first adds its logits to the batch, as constants.
  */
-export function lossAndGrad(model: TrainableModel, loss: TrainSpec["loss"], teacher?: TrainableModel): (p: Params, b: StepBatch, tp: Params) => [Arr, Params] {
+export function lossAndGrad(
+  model: TrainableModel,
+  loss: TrainSpec["loss"],
+  teacher?: TrainableModel,
+  intermediate?: IntermediateSpec,
+): (p: Params, b: StepBatch, tp: Params) => [Arr, Params] {
   const lossFn = buildLoss(loss);
+  if (intermediate) return encoderLossAndGrad(model, lossFn, teacher, intermediate);
   const lossOf = (p: Params, b: StepBatch): Arr =>
     lossFn(model.apply(p, b.x, { train: true, key: b.key }), { labels: b.labels, teacherLogits: b.teacherLogits, teacherTopK: b.teacherTopK, mask: b.mask });
   return (p, b, tp) => {
@@ -108,6 +117,33 @@ export function lossAndGrad(model: TrainableModel, loss: TrainSpec["loss"], teac
       b = { ...b, teacherLogits: jax.lax.stopGradient(teacher.apply(tp, b.x.ref, { train: false })) };
     }
     return valueAndGrad(lossOf)(p, b) as [Arr, Params];
+  };
+}
+
+/**
+ * lossAndGrad with intermediate-layer terms: the teacher runs live, in eval mode, its features
+ * all constants; the student's training-mode features feed the logit loss (with the teacher's
+ * logits) plus Σ weight · term. `model` is the student with its projections (withProjections).
+ */
+function encoderLossAndGrad(model: TrainableModel, lossFn: LossFn, teacher: TrainableModel | undefined, spec: IntermediateSpec): (p: Params, b: StepBatch, tp: Params) => [Arr, Params] {
+  if (!isProjected(model) || !teacher || !isEncoder(teacher)) throw new Error("intermediate-layer terms need an encoder student with projections and a live encoder teacher");
+  const student = model.student;
+  const terms = intermediateLoss(spec, student.spec, teacher.spec);
+  type Batch = StepBatch & { tf: EncoderFeatures };
+  const lossOf = (p: Params, b: Batch): Arr => {
+    const { student: sp, projections } = splitProjections(p);
+    const { logits, ...sf } = student.features(sp, b.x, { train: true, key: b.key });
+    const { logits: tLogits, ...tf } = b.tf;
+    // A source's cached soft labels are ignored: the live teacher's logits are used instead.
+    for (const a of [b.teacherLogits, b.teacherTopK?.indices, b.teacherTopK?.logprobs, b.teacherTopK?.logTail]) a?.dispose();
+    const kd = lossFn(logits, { labels: b.labels, teacherLogits: tLogits, mask: b.mask });
+    return kd.add(terms(sf, tf, projections));
+  };
+  return (p, b, tp) => {
+    const f = teacher.features(tp, b.x.ref, { train: false });
+    const c = (a: Arr) => jax.lax.stopGradient(a);
+    const tf: EncoderFeatures = { logits: c(f.logits), hidden: f.hidden.map(c), attentions: f.attentions.map(c), values: f.values.map(c), mask: c(f.mask) };
+    return valueAndGrad(lossOf)(p, { ...b, tf }) as [Arr, Params];
   };
 }
 
@@ -250,7 +286,7 @@ export class Replica {
     this.shared = new SharedState(cfg.memory, cfg.workers, this.model.shapes);
     this.kernel = adamKernel(cfg.memory);
     const teacher = cfg.teacher ? modelFromRef(cfg.teacher) : undefined;
-    this.grad = jit(lossAndGrad(this.model, cfg.spec.loss, teacher) as never) as unknown as (p: Params, b: StepBatch, tp: Params) => [Arr, Params];
+    this.grad = jit(lossAndGrad(this.model, cfg.spec.loss, teacher, cfg.spec.intermediate) as never) as unknown as (p: Params, b: StepBatch, tp: Params) => [Arr, Params];
   }
 
   /**

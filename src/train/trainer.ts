@@ -15,6 +15,9 @@ import { teacherCounter } from "../teachers/teacher.js";
 import { lossAndGrad, ReplicaGroup, resolveWorkers, sharedSource, stepBatch, type StepBatch } from "./replicas.js";
 import { modelRef } from "../parallel/pool.js";
 import type { HostTensor } from "../checkpoint/safetensors.js";
+import { isEncoder } from "../nn/bert.js";
+import { checkIntermediate, projectionShapes, type IntermediateSpec } from "../losses/intermediate/index.js";
+import { splitProjections, withProjections } from "../losses/intermediate/projections.js";
 
 export interface TrainSpec {
   epochs: number;
@@ -25,6 +28,13 @@ export interface TrainSpec {
   shift?: number;
   /** Also save a checkpoint every this many steps (besides each epoch's end). */
   checkpointEvery?: number;
+  /**
+   * Intermediate-layer terms (src/losses/intermediate) added to the logit loss. Needs an encoder
+   * student and an encoder teacher, which then runs live inside the step (cached teacher logits
+   * are not used); the run's params also hold the learned projections (`distill.proj.*`,
+   * see `splitProjections`).
+   */
+  intermediate?: IntermediateSpec;
   /**
    * Which parameters the run finishes with: the last epoch's (default) or those of the epoch
    * with the lowest validation loss (needs `validate`).
@@ -215,15 +225,17 @@ interface CkptState {
 const BEST = "best.";
 
 export async function train(args: TrainArgs): Promise<TrainResult> {
-  const { model, spec, data, seed } = args;
+  const { spec, data, seed } = args;
   checkOptimizer(spec.optimizer, `${args.name}.train.optimizer`);
   const info = lossInfo(spec.loss);
+  const model = spec.intermediate ? projectedStudent(args) : args.model;
   // A batch source may carry the teacher's logits itself; examples need a teacher or a cache.
   if (info.needsTeacher && !args.teacher && !args.cachedTeacherLogits && !isSource(data)) {
     throw new Error(`${args.name}: loss "${spec.loss.name}" needs a teacher`);
   }
-  const useCache = info.needsTeacher && !spec.shift && args.cachedTeacherLogits !== undefined;
-  const liveTeacher = info.needsTeacher && !useCache && args.teacher !== undefined;
+  // Intermediate-layer terms read the teacher's features, so its cached logits are not used.
+  const useCache = info.needsTeacher && !spec.shift && !spec.intermediate && args.cachedTeacherLogits !== undefined;
+  const liveTeacher = (info.needsTeacher || !!spec.intermediate) && !useCache && args.teacher !== undefined;
   if (!isSource(data) && stepsPerEpoch(data.n, spec.batchSize) === 0) {
     throw new UserError(`${args.name}.train.batchSize: ${spec.batchSize} is larger than the ${data.n} training examples`);
   }
@@ -305,7 +317,8 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
     if (!args.validate) return;
     const p = group ? group.shared.deviceParams() : params;
     try {
-      lastVal = await args.validate(p, epoch + 1);
+      // The student alone is evaluated: its projections are no part of it.
+      lastVal = await args.validate(spec.intermediate ? splitProjections(p).student : p, epoch + 1);
     } finally {
       if (group) disposeParams(p);
     }
@@ -321,7 +334,7 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
   };
 
   const teacher = args.teacher;
-  const gradOf = lossAndGrad(model, spec.loss, teacher?.model);
+  const gradOf = lossAndGrad(model, spec.loss, teacher?.model, spec.intermediate);
   const step = jit(((p: Params, o: AdamState, scalars: Arr, b: StepBatch, tp: Params) => {
     const [loss, grads] = gradOf(tree.ref(p), b, tp);
     const [p2, o2] = adamUpdate(spec.optimizer, p, grads, o, scalars);
@@ -482,6 +495,21 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
   disposeParams(opt.v);
   // The checkpointed time, so a reused run reports exactly what the original run did.
   return { params, status, steps: state.step, seconds: state.seconds, finalLoss: lastLoss, keptEpoch: keepBest && status === "done" ? state.kept : undefined };
+}
+
+/**
+ * The student wrapped with the projections its intermediate-layer terms need (withProjections),
+ * after checking that both models are encoders and the terms fit them.
+ */
+function projectedStudent(args: TrainArgs): TrainableModel {
+  const where = `${args.name}.train.intermediate`;
+  const s = args.model;
+  const t = args.teacher?.model;
+  if (!isEncoder(s)) throw new UserError(`${where}: needs an encoder student (model.type: bert), got ${JSON.stringify((s.spec as { type?: string }).type)}`);
+  if (!t) throw new UserError(`${where}: needs a teacher`);
+  if (!isEncoder(t)) throw new UserError(`${where}: needs an encoder teacher (model.type: bert), got ${JSON.stringify((t.spec as { type?: string }).type)}`);
+  checkIntermediate(args.spec.intermediate!, s.spec, t.spec, where);
+  return withProjections(s, projectionShapes(args.spec.intermediate!, s.spec, t.spec));
 }
 
 /** The tensors under `prefix`, renamed without it and checked against the model's shapes. */
