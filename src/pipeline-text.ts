@@ -11,7 +11,8 @@ import { classCounts, encodeSplit, formatClassCounts, loadTextSplits } from "./d
 import { paramsFromHost, paramsToHost, disposeParams } from "./checkpoint/params.js";
 import { initFromTeacher, isEncoder, type BertSpec } from "./nn/bert.js";
 import type { Model, Params } from "./nn/models.js";
-import { distillerModel, splitDistillerParams } from "./losses/intermediate/index.js";
+import { checkIntermediate } from "./losses/intermediate/index.js";
+import { splitProjections } from "./losses/intermediate/projections.js";
 import { loadEncoderTokenizer, trainEncoderTokenizer, type TextTokenizer } from "./text/encoder-tokenizer.js";
 import { openOnnxTeacher } from "./teachers/onnx.js";
 import { loadHfEncoderTeacher } from "./teachers/hf.js";
@@ -138,16 +139,18 @@ async function prepareStudent(s: ClassifierRunSpec, model: Model, teacher: { tea
   if (!s.train.intermediate) {
     return { trained: student, live: false, studentParams: (p) => p, config };
   }
-  const trained = distillerModel(student as typeof model, tt.model, s.train.intermediate);
+  // Checked before anything trains (layer ranges, head counts, relation heads).
+  checkIntermediate(s.train.intermediate, sSpec, tSpec, `students: ${s.name}: train.intermediate`);
+  // The trainer adds the projections to what trains (distill.proj.*) and runs the teacher live
+  // in the step; the finished run's parameters are the student's plus those projections.
   return {
-    trained,
+    trained: student,
     live: true,
     studentParams: (p: Params) => {
-      const { student: sp, extra } = splitDistillerParams(p);
-      disposeParams(extra);
+      const { student: sp, projections } = splitProjections(p);
+      disposeParams(projections);
       return sp;
     },
     config,
   };
 }
-

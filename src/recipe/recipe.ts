@@ -6,7 +6,7 @@ import { UserError } from "../util/errors.js";
 import { modeWeights } from "../data/modes.js";
 import { readFileBounded } from "../util/fs.js";
 import { DIVERGENCES, LOSSES, findLoss } from "../losses/index.js";
-import { INTERMEDIATE_LOSSES } from "../losses/intermediate/index.js";
+import { IntermediateSchema } from "../losses/intermediate/schema.js";
 import { MAIL_HEADERS, SOTU_TASKS, SPAM_TASKS, TEXT_SOURCES } from "../data/text-classification.js";
 import { dirname, isAbsolute, resolve } from "node:path";
 
@@ -461,23 +461,8 @@ const BertModel = z.strictObject({
 });
 type BertModelSpec = z.infer<typeof BertModel>;
 
-/** Intermediate-layer terms added to the logit loss (src/losses/intermediate). */
-const Intermediate = z.strictObject({
-  /** [studentLayer, teacherLayer] pairs, 1-based blocks; default uniform (m → m·N/M). */
-  layerMap: z.array(z.tuple([z.number().int().positive(), z.number().int().positive()])).min(1).optional(),
-  terms: z
-    .array(
-      z.strictObject({
-        name: z.enum(INTERMEDIATE_LOSSES),
-        weight: z.number().positive(),
-        relationHeads: z.number().int().positive().optional(),
-      }),
-    )
-    .min(1),
-});
-
 /** The classification Train fields without `shift` (no image to shift), plus `intermediate`. */
-const TextTrain = Train.omit({ shift: true }).extend({ intermediate: Intermediate.optional() });
+const TextTrain = Train.omit({ shift: true }).extend({ intermediate: IntermediateSchema.optional() });
 
 const TextData = z.strictObject({
   source: z.enum(TEXT_SOURCES),
