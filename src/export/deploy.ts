@@ -10,13 +10,14 @@ import { paramsToHost } from "../checkpoint/params.js";
 import { encodeSafetensors } from "../checkpoint/safetensors.js";
 import type { InputShape, Model, Params } from "../nn/models.js";
 import type { LanguageModel } from "../nn/llama.js";
+import { isEncoder, type EncoderModel } from "../nn/bert.js";
 import type { TokenizerJSON } from "../text/tokenizer.js";
 import type { ExportFormat } from "../recipe/recipe.js";
 import { Rng } from "../util/rng.js";
 import { writeFileAtomic } from "../util/fs.js";
 import type { Exportable, Params32 } from "./exportable.js";
 import { exportOnnx } from "./onnx.js";
-import { wholeSequenceFeeds } from "./onnx-feeds.js";
+import { textFeeds, wholeSequenceFeeds } from "./onnx-feeds.js";
 import { writeHfFolder } from "./hf.js";
 import { exportGguf } from "./gguf.js";
 import { modelIO, pixelLayout, toLayout, writeWebFolder, type WebFolderOptions } from "./web.js";
@@ -37,16 +38,27 @@ export interface DeployRecord {
   skipped?: Record<string, string>;
 }
 
-/** An Exportable from a model and its parameters on the device (not consumed). */
+/**
+ * An Exportable from a model and its parameters on the device (not consumed): a classifier with
+ * its input shape, a language model with its tokenizer, or a text classifier (bert) with its
+ * input shape, class names and tokenizer. Only the model's own tensors are kept (params may hold
+ * training-only ones, such as intermediate-layer projections).
+ */
 export async function exportableFrom(
-  model: Model | LanguageModel,
+  model: Model | LanguageModel | EncoderModel,
   params: Params,
-  extra: { input: InputShape } | { tokenizer: TokenizerJSON },
+  extra: { input: InputShape } | { tokenizer: TokenizerJSON } | { input: InputShape; classes: string[]; tokenizer: Extract<TokenizerJSON, { kind: "hf" }> },
   source: string,
 ): Promise<Exportable> {
-  const host = await paramsToHost(params);
+  const own = new Set(model.shapes.map(([name]) => name));
+  const host = await paramsToHost(Object.fromEntries(Object.entries(params).filter(([name]) => own.has(name))));
   const p: Params32 = {};
   for (const [name, t] of Object.entries(host)) p[name] = { shape: t.shape, data: t.data as Float32Array };
+  if ("classes" in extra) {
+    const text = extra.input.text;
+    if (!text || !isEncoder(model)) throw new Error(`exportableFrom: ${source} is not a text classifier`);
+    return { family: "text", model, params: p, input: { ...extra.input, text }, classes: extra.classes, tokenizer: extra.tokenizer, source };
+  }
   if ("tokenizer" in extra) return { family: "lm", model: model as LanguageModel, params: p, tokenizer: extra.tokenizer, source };
   return { family: "classifier", model: model as Model, params: p, input: extra.input, source };
 }
@@ -108,9 +120,16 @@ async function timeCalls(f: () => Promise<unknown>, o: TimingOptions): Promise<n
   return median(times);
 }
 
-/** Random inputs for one batch: pixels in [0, 1] (classifier) or token ids over a whole context (LM). */
+/**
+ * Random inputs for one batch: pixels in [0, 1] (classifier), token ids over a whole context
+ * (LM), or whole rows of token ids as floats, no padding (text classifier: the longest input).
+ */
 function sampleInputs(m: Exportable, batch: number): { pixels?: Float32Array; tokens?: Int32Array; dim: number } {
   const rng = new Rng(7);
+  if (m.family === "text") {
+    const { length, vocab, padId } = m.input.text;
+    return { pixels: Float32Array.from({ length: batch * length }, () => (padId + 1 + rng.int(vocab - 1)) % vocab), dim: length };
+  }
   if (m.family === "classifier") {
     const dim = m.input.height * m.input.width * m.input.channels;
     return { pixels: Float32Array.from({ length: batch * dim }, () => rng.int(256) / 255), dim };
@@ -127,7 +146,9 @@ export async function onnxLatency(m: Exportable, onnx: Uint8Array, timing: Timin
     const per = async (batch: number) => {
       const s = sampleInputs(m, batch);
       const feeds: Record<string, ort.Tensor> = {};
-      if (m.family === "classifier") {
+      if (m.family === "text") {
+        Object.assign(feeds, textFeeds(io.inputs, s.pixels!, batch, s.dim, m.input.text.padId));
+      } else if (m.family === "classifier") {
         const input = io.inputs[0];
         const layout = pixelLayout(input.shape, m.input, m.source);
         const { height: H, width: W, channels: C } = m.input;
@@ -149,7 +170,7 @@ export async function distillLatency(m: Exportable, timing: TimingOptions = {}):
   const params: Params = {};
   for (const [name, p] of Object.entries(m.params)) params[name] = np.array(p.data).reshape(p.shape);
   const f =
-    m.family === "classifier"
+    m.family !== "lm"
       ? (jit((p: Params, x: Arr) => m.model.apply(p, x, { train: false })) as (p: Params, x: Arr) => Arr)
       : (jit(((p: Params, t: Arr) => m.model.apply(p, t)) as never) as unknown as (p: Params, x: Arr) => Arr);
   try {
@@ -219,6 +240,7 @@ export async function exportAndMeasure(
   });
   await attempt("web", async () => {
     if (!onnx) return void (skipped.web = "the browser folder needs the ONNX exporter");
+    if (m.family === "text") return void (skipped.web = "the browser page runs image classifiers and language models only");
     await writeWebFolder(m, join(dir, "web"), { ...web, onnx });
     bytes.web = bytesOnDisk(join(dir, "web"));
   });

@@ -5,6 +5,7 @@ import { loadCheckpoint } from "../checkpoint/checkpoint.js";
 import type { HostTensor } from "../checkpoint/safetensors.js";
 import { buildModel, type InputShape, type Model, type ModelSpec } from "../nn/models.js";
 import { llama, type LanguageModel, type LlamaSpec } from "../nn/llama.js";
+import { bert, type BertSpec, type EncoderModel } from "../nn/bert.js";
 import { validateStoredModel } from "../recipe/recipe.js";
 import { tokenizerFromJSON, type TokenizerJSON } from "../text/tokenizer.js";
 import { UserError } from "../util/errors.js";
@@ -31,7 +32,21 @@ export interface LMExportable {
   source: string;
 }
 
-export type Exportable = ClassifierExportable | LMExportable;
+/** A text classifier (BERT encoder): token rows in, class logits out; ships with its tokenizer and class names. */
+export interface TextExportable {
+  family: "text";
+  model: EncoderModel;
+  params: Params32;
+  /** input.text holds the row length (the model's maximum), vocabulary size and padding id. */
+  input: InputShape & { text: NonNullable<InputShape["text"]> };
+  /** Class names in id order. */
+  classes: string[];
+  /** The tokenizer.json (and tokenizer_config.json) the model was trained with. */
+  tokenizer: Extract<TokenizerJSON, { kind: "hf" }>;
+  source: string;
+}
+
+export type Exportable = ClassifierExportable | LMExportable | TextExportable;
 
 function pickParams(tensors: Record<string, HostTensor>, shapes: [string, number[]][], source: string): Params32 {
   const out: Params32 = {};
@@ -49,7 +64,7 @@ function pickParams(tensors: Record<string, HostTensor>, shapes: [string, number
 /** Reads a finished distill checkpoint (`X.safetensors` + `X.json`) for export. */
 export function loadExportable(path: string): Exportable {
   const ck = loadCheckpoint(path);
-  const cfg = ck.config as { model?: { type?: string }; input?: InputShape; tokenizer?: TokenizerJSON } | null;
+  const cfg = ck.config as { model?: { type?: string }; input?: InputShape; tokenizer?: TokenizerJSON; classes?: unknown } | null;
   if (!cfg || typeof cfg !== "object" || !cfg.model) throw new UserError(`${path}: not a distill checkpoint (its config has no model)`);
   if (cfg.model.type === "llama") {
     if (!cfg.tokenizer) throw new UserError(`${path}: a language-model checkpoint without its tokenizer`);
@@ -58,6 +73,7 @@ export function loadExportable(path: string): Exportable {
     const model = llama(spec, tokenizer.vocabSize);
     return { family: "lm", model, params: pickParams(ck.tensors, model.shapes, path), tokenizer: cfg.tokenizer, source: path };
   }
+  if (cfg.model.type === "bert") return textExportable(cfg, ck.tensors, path);
   const spec = validateStoredModel(cfg.model, "classifier", path) as ModelSpec;
   const input = cfg.input;
   if (!input || ![input.height, input.width, input.channels, input.classes].every((v) => Number.isInteger(v) && v > 0)) {
@@ -65,4 +81,31 @@ export function loadExportable(path: string): Exportable {
   }
   const model = buildModel(spec, input);
   return { family: "classifier", model, params: pickParams(ck.tensors, model.shapes, path), input, source: path };
+}
+
+const posInt = (v: unknown) => Number.isSafeInteger(v) && (v as number) > 0;
+
+/**
+ * A text-classification checkpoint: config.model (bert), config.input with `text`, config.classes
+ * (names) and config.tokenizer (tokenizer.json). Only the model's own tensors are read: a student
+ * trained with intermediate-layer losses also holds its projections (`distill.proj.*`), which
+ * are training machinery, not part of the model.
+ */
+function textExportable(cfg: { model?: unknown; input?: InputShape; tokenizer?: TokenizerJSON; classes?: unknown }, tensors: Record<string, HostTensor>, path: string): TextExportable {
+  const spec = cfg.model as BertSpec;
+  for (const k of ["layers", "hidden", "heads", "intermediate"] as const) {
+    if (!posInt(spec[k])) throw new UserError(`${path}: not a distill text-classifier checkpoint: config model.${k} is ${JSON.stringify(spec[k])}, expected a positive integer`);
+  }
+  const input = cfg.input;
+  const text = input?.text;
+  if (!input || !text || !posInt(input.classes) || !posInt(text.vocab) || !posInt(text.length) || !Number.isSafeInteger(text.padId) || text.padId < 0 || text.padId >= text.vocab) {
+    throw new UserError(`${path}: a text-classifier checkpoint without its input shape (config.input.text: vocab, length, padId)`);
+  }
+  const classes = cfg.classes;
+  if (!Array.isArray(classes) || classes.length !== input.classes || !classes.every((c) => typeof c === "string")) {
+    throw new UserError(`${path}: config.classes must list the ${input.classes} class names`);
+  }
+  if (!cfg.tokenizer || cfg.tokenizer.kind !== "hf") throw new UserError(`${path}: a text-classifier checkpoint without its tokenizer (config.tokenizer, a tokenizer.json)`);
+  const model = bert(spec, input);
+  return { family: "text", model, params: pickParams(tensors, model.shapes, path), input: { ...input, text }, classes: classes as string[], tokenizer: cfg.tokenizer, source: path };
 }

@@ -1,5 +1,6 @@
 // The Hugging Face folder: what `from_pretrained` (Python transformers, transformers.js) reads.
 // Language models in the LlamaForCausalLM layout, whose parameter names distill already uses;
+// text classifiers in the BertForSequenceClassification layout, whose names distill's bert uses;
 // classifiers (MLP, CNN) have no Hugging Face architecture, so their folder states distill's own
 // spec and ships the ONNX graph as the runnable form.
 import { writeFileSync, mkdirSync, statSync } from "node:fs";
@@ -7,7 +8,7 @@ import { join } from "node:path";
 import { encodeSafetensors, type HostTensor } from "../checkpoint/safetensors.js";
 import { FASHION_MNIST_CLASSES } from "../data/fashion-mnist.js";
 import { writeDirAtomic } from "../util/fs.js";
-import type { ClassifierExportable, Exportable, LMExportable } from "./exportable.js";
+import type { ClassifierExportable, Exportable, LMExportable, TextExportable } from "./exportable.js";
 import { DISTILL_CONFIG_KEY, hfTokenizerFiles } from "./hf-tokenizer.js";
 import { exportOnnx } from "./onnx.js";
 
@@ -75,6 +76,41 @@ export function classifierConfig(m: ClassifierExportable): Record<string, unknow
   };
 }
 
+/**
+ * BertForSequenceClassification's config.json for a distill encoder: distill's bert is HF's
+ * (absolute positions, erf GELU, LayerNorm eps 1e-12, two token types), so transformers and
+ * transformers.js build the same model from it and model.safetensors.
+ */
+export function bertConfig(m: TextExportable): Record<string, unknown> {
+  const s = m.model.spec;
+  const shape = (name: string) => m.model.shapes.find(([n]) => n === name)![1];
+  return {
+    architectures: ["BertForSequenceClassification"],
+    model_type: "bert",
+    hidden_size: s.hidden,
+    num_hidden_layers: s.layers,
+    num_attention_heads: s.heads,
+    intermediate_size: s.intermediate,
+    max_position_embeddings: shape("bert.embeddings.position_embeddings.weight")[0],
+    type_vocab_size: shape("bert.embeddings.token_type_embeddings.weight")[0],
+    vocab_size: m.input.text.vocab,
+    hidden_act: "gelu",
+    hidden_dropout_prob: s.dropout ?? 0.1,
+    attention_probs_dropout_prob: s.dropout ?? 0.1,
+    layer_norm_eps: 1e-12,
+    position_embedding_type: "absolute",
+    initializer_range: 0.02,
+    pad_token_id: m.input.text.padId,
+    classifier_dropout: null,
+    num_labels: m.classes.length,
+    id2label: Object.fromEntries(m.classes.map((n, i) => [String(i), n])),
+    label2id: Object.fromEntries(m.classes.map((n, i) => [n, i])),
+    problem_type: "single_label_classification",
+    torch_dtype: "float32",
+    [DISTILL_CONFIG_KEY]: { model: s, input: m.input },
+  };
+}
+
 /** preprocessor_config.json: resize to the model's size, pixels / 255, no normalisation (grayscale when 1 channel). */
 function preprocessorConfig(m: ClassifierExportable): Record<string, unknown> {
   return {
@@ -111,7 +147,8 @@ export interface HfFolder {
 
 /**
  * Writes DIR/{config.json, model.safetensors, onnx/model.onnx} plus, for LMs, tokenizer.json,
- * tokenizer_config.json, generation_config.json, and for classifiers preprocessor_config.json.
+ * tokenizer_config.json, generation_config.json, for text classifiers tokenizer.json and
+ * tokenizer_config.json, and for image classifiers preprocessor_config.json.
  * Everything is built, then written into a temporary folder renamed to DIR at the end: a failure
  * leaves nothing behind, and an existing DIR is refused unless `replace` (then swapped whole).
  */
@@ -126,6 +163,14 @@ export async function writeHfFolder(m: Exportable, dir: string, opts: { replace?
       ["tokenizer_config.json", json({ ...tok.config, model_max_length: m.model.spec.context })],
       // Greedy by default, and never past the context the rotary tables cover.
       ["generation_config.json", json({ bos_token_id: null, eos_token_id: null, pad_token_id: null, do_sample: false, max_length: m.model.spec.context })],
+    );
+  } else if (m.family === "text") {
+    const tok = hfTokenizerFiles(m.tokenizer);
+    files.push(
+      ["config.json", json(bertConfig(m))],
+      ["tokenizer.json", json(tok.tokenizer)],
+      // Clients truncate to the rows the model was trained on (at most its position table).
+      ["tokenizer_config.json", json({ ...tok.config, model_max_length: m.input.text.length })],
     );
   } else {
     files.push(["config.json", json(classifierConfig(m))], ["preprocessor_config.json", json(preprocessorConfig(m))]);

@@ -24,3 +24,25 @@ export function wholeSequenceFeeds(inputs: readonly DeclaredInput[], ids: Int32A
   }
   return feeds;
 }
+
+/**
+ * Feeds for a BERT-style text classifier (optimum's `input_ids`, `attention_mask`,
+ * `token_type_ids`, each int64 [b, T]) from distill's token rows: `rows` [b, T] float ids, padded
+ * with `padId`; a position is attended where its id is not padding; one segment (type 0). Only
+ * the inputs the model declares are fed. Shared by the ONNX teacher and the deployment timing.
+ */
+export function textFeeds(inputs: readonly DeclaredInput[], rows: ArrayLike<number>, b: number, T: number, padId: number): Record<string, ort.Tensor> {
+  const n = b * T;
+  const ids = new BigInt64Array(n);
+  const mask = new BigInt64Array(n);
+  for (let i = 0; i < n; i++) {
+    ids[i] = BigInt(rows[i]);
+    mask[i] = rows[i] === padId ? 0n : 1n;
+  }
+  const all: Record<string, ort.Tensor> = {
+    input_ids: new ort.Tensor("int64", ids, [b, T]),
+    attention_mask: new ort.Tensor("int64", mask, [b, T]),
+    token_type_ids: new ort.Tensor("int64", new BigInt64Array(n), [b, T]),
+  };
+  return Object.fromEntries(inputs.filter((m) => Object.hasOwn(all, m.name)).map((m) => [m.name, all[m.name]]));
+}

@@ -15,6 +15,11 @@
 // "text-generation-with-past" layout. The cache inputs are there because transformers.js'
 // generate() feeds a decoder only the newly sampled token after the first step and expects the
 // model to carry the past in `present.*`; with no cache inputs it would see one token at a time.
+// Text classifiers (BERT encoders): `input_ids`, `attention_mask`, `token_type_ids` int64
+// [batch_size, sequence_length] → `logits` float32 [batch_size, classes], optimum's
+// "text-classification" layout for BertForSequenceClassification; any sequence length up to the
+// model's position table.
+//
 // For a whole-sequence pass feed empty caches (past_sequence_length = 0), as transformers.js
 // does on its first step. Positions are past_sequence_length + 0..sequence_length-1; no
 // `position_ids` input (transformers.js sends it only to graphs that declare it).
@@ -23,7 +28,7 @@ import { fileURLToPath } from "node:url";
 import protobuf from "protobufjs";
 import { ropeTables } from "../nn/llama.js";
 import { UserError } from "../util/errors.js";
-import type { ClassifierExportable, Exportable, LMExportable, Params32 } from "./exportable.js";
+import type { ClassifierExportable, Exportable, LMExportable, Params32, TextExportable } from "./exportable.js";
 
 export const ONNX_OPSET = 17;
 export const ONNX_IR_VERSION = 8;
@@ -306,9 +311,75 @@ function exportLM(m: LMExportable): Uint8Array {
   return encode(g, m.model.name, `distill ${m.model.name}`);
 }
 
+/** float32's most negative finite value: HF's extended attention mask adds (1 − mask) · this to the scores. */
+const F32_MIN = -3.4028234663852886e38;
+
+/**
+ * BertForSequenceClassification as HF computes it: embeddings (word + position + token type,
+ * LayerNorm), post-LayerNorm blocks (attention with the extended mask, GELU via Erf), the
+ * pooler (tanh of a dense layer on the first token) and the classifier. Initializers keep HF's
+ * names; nn.Linear's [out, in] weights are read through Transpose nodes, which onnxruntime folds.
+ */
+function exportBert(m: TextExportable): Uint8Array {
+  const { params } = m;
+  const { layers: L, hidden: D, heads: H } = m.model.spec;
+  const hd = D / H;
+  const eps = 1e-12;
+  const g = new Graph();
+  const dims = ["batch_size", "sequence_length"];
+  g.inputs.push(valueInfo("input_ids", INT64, dims), valueInfo("attention_mask", INT64, dims), valueInfo("token_type_ids", INT64, dims));
+  g.outputs.push(valueInfo("logits", FLOAT, ["batch_size", m.input.classes]));
+  for (const [name] of m.model.shapes) {
+    const t = param(params, name, m.source);
+    g.init(name, t.shape, t.data);
+  }
+  const linear = (x: string, p: string) => g.op("Add", [g.op("MatMul", [x, g.op("Transpose", [`${p}.weight`], [ints("perm", [1, 0])])]), `${p}.bias`]);
+  const layerNorm = (x: string, p: string) => g.op("LayerNormalization", [x, `${p}.weight`, `${p}.bias`], [int("axis", -1), { name: "epsilon", type: ATTR.FLOAT, f: eps }]);
+
+  // Embeddings; positions 0..sequence_length−1 (a longer input fails in the Gather: past the table).
+  const e = "bert.embeddings";
+  const sLen = g.op("Gather", [g.op("Shape", ["input_ids"]), g.constI([], [1])], [int("axis", 0)]);
+  const positions = g.op("Range", [g.constI([], [0]), sLen, g.constI([], [1])]);
+  const word = g.op("Gather", [`${e}.word_embeddings.weight`, "input_ids"], [int("axis", 0)]);
+  const pos = g.op("Gather", [`${e}.position_embeddings.weight`, positions], [int("axis", 0)]);
+  const type = g.op("Gather", [`${e}.token_type_embeddings.weight`, "token_type_ids"], [int("axis", 0)]);
+  let h = layerNorm(g.op("Add", [g.op("Add", [word, type]), pos]), `${e}.LayerNorm`);
+
+  // HF's extended mask: (1 − mask) · float32 min, [batch, 1, 1, keys], added to every head's scores.
+  const maskF = g.op("Cast", ["attention_mask"], [int("to", FLOAT)]);
+  const extended = g.op("Unsqueeze", [g.op("Mul", [g.op("Sub", [g.constF([], [1]), maskF]), g.constF([], [F32_MIN])]), g.constI([2], [1, 2])]);
+  const scale = g.constF([], [1 / Math.sqrt(hd)]);
+  const heads = g.constI([4], [0, 0, H, hd]);
+  const merged = g.constI([3], [0, 0, D]);
+  const toHeads = (x: string) => g.op("Transpose", [g.op("Reshape", [x, heads])], [ints("perm", [0, 2, 1, 3])]);
+  const sqrt2 = g.constF([], [Math.SQRT2]);
+  const half = g.constF([], [0.5]);
+  const one = g.constF([], [1]);
+  for (let i = 0; i < L; i++) {
+    const p = `bert.encoder.layer.${i}`;
+    const q = toHeads(linear(h, `${p}.attention.self.query`));
+    const k = toHeads(linear(h, `${p}.attention.self.key`));
+    const v = toHeads(linear(h, `${p}.attention.self.value`));
+    const scores = g.op("Add", [g.op("Mul", [g.op("MatMul", [q, g.op("Transpose", [k], [ints("perm", [0, 1, 3, 2])])]), scale]), extended]);
+    const probs = g.op("Softmax", [scores], [int("axis", -1)]);
+    const ctx = g.op("Reshape", [g.op("Transpose", [g.op("MatMul", [probs, v])], [ints("perm", [0, 2, 1, 3])]), merged]);
+    const attended = layerNorm(g.op("Add", [linear(ctx, `${p}.attention.output.dense`), h]), `${p}.attention.output.LayerNorm`);
+    // GELU (erf form, HF's "gelu"): 0.5 · x · (1 + erf(x / √2)).
+    const z = linear(attended, `${p}.intermediate.dense`);
+    const gelu = g.op("Mul", [g.op("Mul", [z, half]), g.op("Add", [g.op("Erf", [g.op("Div", [z, sqrt2])]), one])]);
+    h = layerNorm(g.op("Add", [linear(gelu, `${p}.output.dense`), attended]), `${p}.output.LayerNorm`);
+  }
+  // Pooler on the first ([CLS]) token, then the classifier (dropout is the identity here).
+  const first = g.op("Gather", [h, g.constI([], [0])], [int("axis", 1)]);
+  const pooled = g.op("Tanh", [g.op("Gemm", [first, "bert.pooler.dense.weight", "bert.pooler.dense.bias"], [int("transB", 1)])]);
+  g.op("Gemm", [pooled, "classifier.weight", "classifier.bias"], [int("transB", 1)], "logits");
+  return encode(g, m.model.name, `distill ${m.model.name}`);
+}
+
 /** The model as ONNX bytes (opset 17; optimum's input and output names; symbolic batch/sequence). */
 export function exportOnnx(m: Exportable): Uint8Array {
   if (m.family === "classifier") return exportClassifier(m);
+  if (m.family === "text") return exportBert(m);
   if (m.family === "lm") {
     if (m.model.spec.type !== "llama") throw new UserError(`cannot export ${m.source}: model type "${m.model.spec.type}" has no ONNX form`);
     return exportLM(m);

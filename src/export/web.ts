@@ -138,6 +138,7 @@ function checkTarget(dir: string): "absent" | "replace" {
  * (`writeDirAtomic`; an earlier export is moved aside until the new one is in place).
  */
 export async function writeWebFolder(m: Exportable, dir: string, opts: WebFolderOptions = {}): Promise<void> {
+  if (m.family === "text") throw new UserError(`cannot export ${m.source} as web: the browser page runs image classifiers and language models only (export a text classifier with --format onnx or hf)`);
   const target = resolve(dir);
   const replace = checkTarget(target) === "replace";
   const onnx = opts.onnx ?? exportOnnx(m);

@@ -1,4 +1,5 @@
-// A Hugging Face LlamaForCausalLM folder as distill's own Llama: its parameters already have
+// A Hugging Face LlamaForCausalLM folder as distill's own Llama, and a
+// BertForSequenceClassification folder as distill's own bert (loadHfBertTeacher): its parameters already have
 // distill's names and layouts, so the teacher runs in distill's engine (inside the compiled
 // training step, like a teacher distill trained). What distill's Llama cannot represent is refused
 // with one line naming the field, rather than loaded into a model that computes something else.
@@ -10,6 +11,9 @@ import { decodeSafetensors, toFloat32, type HostTensor } from "../checkpoint/saf
 import { paramsFromHost } from "../checkpoint/params.js";
 import { DISTILL_CONFIG_KEY, hfTokenizerFiles } from "../export/hf-tokenizer.js";
 import { llama, type LanguageModel, type LlamaSpec } from "../nn/llama.js";
+import { bert, type BertSpec, type EncoderModel } from "../nn/bert.js";
+import type { InputShape } from "../nn/models.js";
+import { encoderTokenizerFromJSON, type TextTokenizer } from "../text/encoder-tokenizer.js";
 import type { Params } from "../nn/models.js";
 import { loadTokenizerFile, tokenizerFromJSON, type Tokenizer, type TokenizerJSON } from "../text/tokenizer.js";
 import { UserError } from "../util/errors.js";
@@ -196,4 +200,116 @@ export function loadHfTeacher(dir: string, opts: { context?: number } = {}): HfT
   }
   const source = weights.size > 0 ? [...new Set([...weights.values()].map((w) => w.file))].join(", ") : dir;
   return { model, params: paramsFromHost(host, model.shapes, source), tokenizer, spec };
+}
+
+export interface HfBertTeacher {
+  model: EncoderModel;
+  params: Params;
+  /** tokenizer.json with tokenizer_config.json: the students' tokenizer (ids must agree). */
+  tokenizer: TextTokenizer;
+  spec: BertSpec;
+  /** input.text: vocab_size, the row length asked for, the tokenizer's padding id. */
+  input: InputShape & { text: NonNullable<InputShape["text"]> };
+  /** Class names in id order (config.json id2label). */
+  classes: string[];
+}
+
+/** The fields of a BertForSequenceClassification config.json distill's bert can represent; anything else is refused by name. */
+function bertSpecFromConfig(cfg: Record<string, unknown>, file: string): { spec: BertSpec; vocab: number; positions: number; classes: string[] } {
+  const field = (k: string) => (Object.hasOwn(cfg, k) ? cfg[k] : undefined);
+  const bad = (k: string, v: unknown, why: string): never => {
+    throw new UserError(`${file}: ${k} ${JSON.stringify(v) ?? String(v)}: ${why}`);
+  };
+  const posInt = (k: string, dflt?: number): number => {
+    const v = field(k) ?? dflt;
+    if (v === undefined) throw new UserError(`${file}: ${k} is missing`);
+    if (!Number.isSafeInteger(v) || (v as number) <= 0) bad(k, v, "expected a positive integer");
+    return v as number;
+  };
+  const arch = field("architectures");
+  if (arch === undefined || arch === null) {
+    if (field("model_type") !== "bert") bad("model_type", field("model_type"), 'distill reads BertForSequenceClassification folders here (model_type "bert")');
+  } else if (!Array.isArray(arch) || !arch.includes("BertForSequenceClassification")) bad("architectures", arch, "distill reads BertForSequenceClassification folders here");
+  const hidden = posInt("hidden_size");
+  const heads = posInt("num_attention_heads");
+  if (hidden % heads !== 0) bad("hidden_size", hidden, `not a multiple of num_attention_heads (${heads})`);
+  // BertConfig's own defaults for what a config may leave out; what distill's bert fixes must match.
+  const fixedAs = (k: string, want: unknown, why: string) => {
+    const v = field(k) ?? want;
+    if (v !== want) bad(k, v, why);
+  };
+  fixedAs("hidden_act", "gelu", 'distill\'s bert uses "gelu" (erf) only');
+  fixedAs("position_embedding_type", "absolute", "distill's bert has absolute position embeddings only");
+  fixedAs("layer_norm_eps", 1e-12, "distill's bert uses LayerNorm eps 1e-12");
+  fixedAs("type_vocab_size", 2, "distill's bert has two token types");
+  const dropout = field("hidden_dropout_prob") ?? 0.1;
+  if (typeof dropout !== "number" || !(dropout >= 0 && dropout < 1)) bad("hidden_dropout_prob", dropout, "expected a number in [0, 1)");
+  // Class names: id2label by id (num_labels, default 2, when it is absent).
+  const id2label = field("id2label");
+  let classes: string[];
+  if (id2label === undefined || id2label === null) classes = Array.from({ length: posInt("num_labels", 2) }, (_, i) => `LABEL_${i}`);
+  else {
+    if (!isObject(id2label)) bad("id2label", id2label, "expected an object of id → name");
+    const m = id2label as Record<string, unknown>;
+    classes = Array.from({ length: Object.keys(m).length }, (_, i) => {
+      const name = Object.hasOwn(m, String(i)) ? m[String(i)] : undefined;
+      if (typeof name !== "string") bad("id2label", id2label, `no name for class ${i} (ids must be 0..${Object.keys(m).length - 1})`);
+      return name as string;
+    });
+    const n = field("num_labels");
+    if (n !== undefined && n !== classes.length) bad("num_labels", n, `id2label names ${classes.length} classes`);
+  }
+  return {
+    spec: { type: "bert", layers: posInt("num_hidden_layers"), hidden, heads, intermediate: posInt("intermediate_size"), dropout: dropout as number },
+    vocab: posInt("vocab_size"),
+    positions: posInt("max_position_embeddings", 512),
+    classes,
+  };
+}
+
+/**
+ * A BertForSequenceClassification folder (config.json, model.safetensors or shards,
+ * tokenizer.json + tokenizer_config.json) as distill's own bert, so the teacher runs inside the
+ * compiled step and its hidden states and attentions feed the intermediate-layer losses.
+ * `length` (the recipe's row length, at most max_position_embeddings; default that) keeps the
+ * first `length` rows of the position table. F16 and BF16 weights are widened to F32; old
+ * checkpoints' LayerNorm `gamma`/`beta` are read as `weight`/`bias`. Does not start the engine.
+ */
+export function loadHfBertTeacher(dir: string, opts: { length?: number } = {}): HfBertTeacher {
+  let st;
+  try {
+    st = statSync(dir);
+  } catch {
+    throw new UserError(`${dir}: no such folder (teacher.hf is a Hugging Face model folder)`);
+  }
+  if (!st.isDirectory()) throw new UserError(`${dir}: not a folder (teacher.hf is a Hugging Face model folder with config.json)`);
+  const cfgPath = join(dir, "config.json");
+  if (!existsSync(cfgPath)) throw new UserError(`${dir}: no config.json`);
+  const { spec, vocab, positions, classes } = bertSpecFromConfig(readJson(cfgPath, "model config"), cfgPath);
+  const length = opts.length ?? positions;
+  if (length > positions) throw new UserError(`${cfgPath}: max_position_embeddings is ${positions}, shorter than the rows of ${length} tokens asked for`);
+
+  const tokFile = join(dir, "tokenizer.json");
+  if (!existsSync(tokFile)) throw new UserError(`${dir}: no tokenizer.json (a teacher's tokenizer must be the student's)`);
+  const cfgFile = join(dir, "tokenizer_config.json");
+  const tokenizer = encoderTokenizerFromJSON({ kind: "hf", json: readJson(tokFile, "tokenizer"), ...(existsSync(cfgFile) ? { config: readJson(cfgFile, "tokenizer config") } : {}) });
+  if (tokenizer.vocabSize > vocab) throw new UserError(`${cfgPath}: vocab_size ${vocab} but tokenizer.json has ${tokenizer.vocabSize} tokens (ids past the embedding table)`);
+
+  const input = { height: 1, width: length, channels: 1, classes: classes.length, text: { vocab, length, padId: tokenizer.padId } };
+  const model = bert(spec, input);
+  const weights = readWeights(dir);
+  const host: Record<string, HostTensor> = {};
+  for (const [name, shape] of model.shapes) {
+    const w = weights.get(name) ?? weights.get(name.replace(/LayerNorm\.weight$/, "LayerNorm.gamma").replace(/LayerNorm\.bias$/, "LayerNorm.beta"));
+    if (!w) throw new UserError(`${dir}: the weights have no tensor "${name}" (${model.name})`);
+    const data = toFloat32(w.t);
+    if (!data) throw new UserError(`${w.file}: tensor "${name}" is ${w.t.dtype}, expected a float type (F32, F16, BF16)`);
+    // The position table is cut to the rows asked for; every other tensor must be as config.json says.
+    const isPos = name === "bert.embeddings.position_embeddings.weight";
+    const want = isPos ? [positions, shape[1]] : shape;
+    if (w.t.shape.join("x") !== want.join("x")) throw new UserError(`${w.file}: tensor "${name}" has shape [${w.t.shape}], config.json says [${want}]`);
+    host[name] = { dtype: "F32", shape, data: isPos ? data.subarray(0, length * shape[1]) : data };
+  }
+  const source = [...new Set([...weights.values()].map((w) => w.file))].join(", ") || dir;
+  return { model, params: paramsFromHost(host, model.shapes, source), tokenizer, spec, input, classes };
 }

@@ -1,18 +1,20 @@
 // A teacher from an ONNX file, run in onnxruntime-node: an image classifier (`pixel_values` →
-// `logits`) or a causal LM (`input_ids` [+ `attention_mask`, `position_ids`, empty
+// `logits`), a BERT-style text classifier (`input_ids` [+ `attention_mask`, `token_type_ids`] →
+// `logits`), or a causal LM (`input_ids` [+ `attention_mask`, `position_ids`, empty
 // `past_key_values.*`] → `logits`), the names Hugging Face's optimum gives its exports and
 // distill's own exporter uses. The file's inputs and outputs are checked against what the recipe
 // expects when it is opened, before any training.
 import { existsSync, readFileSync, statSync } from "node:fs";
 import * as ort from "onnxruntime-node";
 import { onnxModelType } from "../export/onnx.js";
-import { PAST, wholeSequenceFeeds } from "../export/onnx-feeds.js";
+import { PAST, textFeeds, wholeSequenceFeeds } from "../export/onnx-feeds.js";
 import { UserError } from "../util/errors.js";
 import type { ExternalTeacher, SoftLabels } from "./types.js";
 
 /** What the recipe expects of an ONNX teacher; checked against the file before any training. */
 export type OnnxExpectation =
-  | { family: "classifier"; height: number; width: number; channels: number; classes: number }
+  // With `text` (a text-classification dataset's input shape): a BERT-style classifier over token rows.
+  | { family: "classifier"; height: number; width: number; channels: number; classes: number; text?: { vocab: number; length: number; padId: number } }
   | { family: "lm"; vocab: number; context: number };
 
 /** Rows per onnxruntime call: bounds the input and output tensors a call allocates. */
@@ -65,7 +67,12 @@ export async function openOnnxTeacher(path: string, expect: OnnxExpectation): Pr
   try {
     const inputs = tensorMeta(session.inputMetadata);
     const outputs = tensorMeta(session.outputMetadata);
-    const teacher = expect.family === "classifier" ? classifierTeacher(session, where, expect, inputs, outputs) : lmTeacher(session, where, expect, inputs, outputs);
+    const teacher =
+      expect.family === "lm"
+        ? lmTeacher(session, where, expect, inputs, outputs)
+        : expect.text
+          ? await textTeacher(session, where, { classes: expect.classes, ...expect.text }, inputs, outputs)
+          : classifierTeacher(session, where, expect, inputs, outputs);
     return { ...teacher, kind: "onnx", source: path, parameters, output: "dense", close: () => session.release() };
   } catch (e) {
     await session.release();
@@ -125,6 +132,62 @@ function classifierTeacher(session: ort.InferenceSession, where: string, e: Extr
           throw new UserError(`${where}: output "logits" is [${logits.dims.join(", ")}] for ${rows} images, expected [${rows}, ${classes}] (${classes} classes)`);
         }
         out.set(logits.data as Float32Array, start * classes);
+      }
+      return { kind: "dense", rows: n, classes, logits: out };
+    },
+  };
+}
+
+/** Row length of a probe run at open: the file must take whole rows of the recipe's length. */
+async function textTeacher(
+  session: ort.InferenceSession,
+  where: string,
+  e: { classes: number; vocab: number; length: number; padId: number },
+  inputs: Meta[],
+  outputs: Meta[],
+): Promise<Core> {
+  const { classes, length: T, padId } = e;
+  const ids = findOne(inputs, "input_ids");
+  if (!fits(ids, "int64", ["batch", "sequence"])) {
+    const found = ids ? show(ids) : inputs.map(show).join(", ") || "none";
+    throw new UserError(`${where}: input ${found} does not match the expected ${showExpected("input_ids", "int64", ["batch", "sequence"])} (a BERT-style text classifier)`);
+  }
+  for (const m of inputs) {
+    const ok = ["input_ids", "attention_mask", "token_type_ids"].includes(m.name) && fits(m, "int64", ["batch", "sequence"]);
+    if (!ok) throw new UserError(`${where}: input ${show(m)} is not one a text classifier is fed (input_ids, attention_mask, token_type_ids int64 [batch, sequence])`);
+    if (fixed(m.shape[1]) && m.shape[1] !== T) throw new UserError(`${where}: input ${show(m)} takes ${m.shape[1]} tokens, the recipe's rows are ${T} long`);
+  }
+  checkLogits(where, outputs, ["batch", classes], `${classes} classes`);
+  const call = async (x: ArrayLike<number>, b: number, len: number): Promise<Float32Array> => {
+    const logits = await run(session, where, textFeeds(inputs, x, b, len, padId));
+    if (logits.dims.length !== 2 || logits.dims[0] !== b || logits.dims[1] !== classes) {
+      throw new UserError(`${where}: output "logits" is [${logits.dims.join(", ")}] for ${b} rows, expected [${b}, ${classes}] (${classes} classes)`);
+    }
+    return logits.data as Float32Array;
+  };
+  // A whole row of the recipe's length, probed now: a position table shorter than the rows (or a
+  // model that does not give one logit per class) fails here, before any training.
+  try {
+    await call(new Float32Array(T).fill(padId === 0 ? 1 : 0), 1, T);
+  } catch (err) {
+    if (err instanceof UserError && /output "logits" is/.test(err.message)) throw err;
+    throw new UserError(`${where}: cannot classify a row of ${T} tokens (the recipe's length; is the model's max_position_embeddings shorter?): ${firstLine(err).replace(/^.*?onnxruntime failed on [^:]*: /, "")}`);
+  }
+  return {
+    classes,
+    async softLabels(x, shape): Promise<SoftLabels> {
+      const [n, d] = shape;
+      if (!(x instanceof Float32Array) || shape.length !== 2 || d !== T || x.length !== n * T) throw new Error(`ONNX text teacher: expected float token rows [N, ${T}], got [${shape.join(", ")}]`);
+      const out = new Float32Array(n * classes);
+      for (let start = 0; start < n; start += CLASSIFIER_CHUNK) {
+        const rows = Math.min(CLASSIFIER_CHUNK, n - start);
+        const chunk = x.subarray(start * T, (start + rows) * T);
+        // Trailing columns that are padding in every row change nothing (masked keys, [CLS]
+        // pooling): the call reads only up to the chunk's longest row.
+        let len = 1;
+        for (let r = 0; r < rows; r++) for (let t = T - 1; t >= len; t--) if (chunk[r * T + t] !== padId) len = t + 1;
+        const cut = len === T ? chunk : Float32Array.from({ length: rows * len }, (_, i) => chunk[Math.floor(i / len) * T + (i % len)]);
+        out.set(await call(cut, rows, len), start * classes);
       }
       return { kind: "dense", rows: n, classes, logits: out };
     },

@@ -4,7 +4,8 @@
 import * as ort from "onnxruntime-node";
 import { np } from "../../src/engine/index.js";
 import { paramsFromHost } from "../../src/checkpoint/params.js";
-import type { ClassifierExportable, LMExportable, Params32 } from "../../src/export/exportable.js";
+import type { ClassifierExportable, LMExportable, Params32, TextExportable } from "../../src/export/exportable.js";
+import { bert, type BertSpec } from "../../src/nn/bert.js";
 import { buildModel, type InputShape, type ModelSpec } from "../../src/nn/models.js";
 import { llama, type LlamaSpec } from "../../src/nn/llama.js";
 import type { TokenizerJSON } from "../../src/text/tokenizer.js";
@@ -24,7 +25,7 @@ function randomParams(shapes: [string, number[]][], seed: number, scale: number)
   for (const [name, shape] of shapes) {
     const n = numel(shape);
     const fanIn = shape.length > 1 ? numel(shape.slice(1)) : 16;
-    out[name] = name.endsWith("norm.weight")
+    out[name] = /norm\.weight$/i.test(name)
       ? { shape, data: uniform(rng, n, 0.5, 1.5) }
       : { shape, data: uniform(rng, n, -scale / Math.sqrt(fanIn), scale / Math.sqrt(fanIn)) };
   }
@@ -101,4 +102,19 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
   return m;
+}
+
+/** A bert text classifier with random parameters (LayerNorm weights in [0.5, 1.5], everything else ±1.5/√fan_in). */
+export function textExportable(spec: BertSpec, text: { vocab: number; length: number; padId: number }, classes: string[], tokenizer: TextExportable["tokenizer"], seed = 3): TextExportable {
+  const input = { height: 1, width: text.length, channels: 1, classes: classes.length, text };
+  const model = bert(spec, input);
+  return { family: "text", model, params: randomParams(model.shapes, seed, 1.5), input, classes, tokenizer, source: `test ${model.name}` };
+}
+
+/** distill's own forward on token rows [n, T] (float ids, T ≤ the model's length). */
+export async function distillTextLogits(m: { model: TextExportable["model"]; params: Params32; source: string }, rows: Float32Array, n: number): Promise<Float32Array> {
+  const host = Object.fromEntries(Object.entries(m.params).map(([k, v]) => [k, { dtype: "F32" as const, ...v }]));
+  const p = paramsFromHost(host, m.model.shapes, m.source);
+  const y = m.model.apply(p, np.array(rows).reshape([n, rows.length / n]), { train: false });
+  return Float32Array.from((await y.data()) as Float32Array);
 }
