@@ -123,6 +123,25 @@ class EncoderTokenizer implements TextTokenizer {
     return this.inner.encode(text);
   }
 
+  /**
+   * The tokens of `text`, or, when it has more than `keep`, at least its first keep + 1 (enough
+   * to cut and to count the cut). A long text (an e-mail, a whole address) is encoded only up to
+   * a whitespace well past what the row can hold: both pre-tokenizers split at whitespace and
+   * both normalizers act character by character, so that prefix's tokens are the whole text's
+   * first tokens. Too few tokens from the prefix means the text is encoded whole.
+   */
+  private head(text: string, keep: number): Int32Array {
+    const chars = 16 * (keep + 2);
+    if (text.length > 2 * chars) {
+      const cut = text.slice(0, chars).search(/\s\S*$/);
+      if (cut > 0) {
+        const ids = this.body(text.slice(0, cut));
+        if (ids.length > keep) return ids;
+      }
+    }
+    return this.body(text);
+  }
+
   encodeBatch(texts: string[], maxLength: number): EncodedTexts {
     if (!Number.isInteger(maxLength) || maxLength < 2) throw new UserError(`maximum length must be at least 2 ([CLS] and [SEP]), got ${maxLength}`);
     const n = texts.length;
@@ -130,7 +149,7 @@ class EncoderTokenizer implements TextTokenizer {
     const lengths = new Int32Array(n);
     let truncated = 0;
     for (let r = 0; r < n; r++) {
-      let body = this.body(texts[r]);
+      let body = this.head(texts[r], maxLength - 2);
       if (body.length > maxLength - 2) {
         truncated++;
         body = body.subarray(0, maxLength - 2);
