@@ -6,6 +6,7 @@
 // Training and encoding are both the Hugging Face libraries: the binding learns the vocabulary
 // (and merges), and the tokenizer.json built from them is what @huggingface/tokenizers encodes
 // with, here and in every Hugging Face folder the student is exported to.
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
@@ -16,7 +17,8 @@ import { UserError } from "../util/errors.js";
 import { readFileBounded } from "../util/fs.js";
 
 // A CommonJS native addon: loaded through require so its named exports are certain.
-const trainLib = createRequire(import.meta.url)("tokenizers") as typeof HfTrain;
+const requireHere = createRequire(import.meta.url);
+const trainLib = requireHere("tokenizers") as typeof HfTrain;
 
 export interface EncodedTexts {
   /** n × maxLength token ids as exact float32 integers (the rows the model reads), padded with padId. */
@@ -243,17 +245,29 @@ function unmark(token: string, first: string[], cont: string[]): string {
   return cps[0] >= CONT_BASE ? `##${chars.join("")}` : chars.join("");
 }
 
-/** Runs the binding's trainer on `lines` (one text each) and returns its saved tokenizer.json. */
-function trainOnLines(model: HfTrain.Model, preTokenizer: HfTrain.PreTokenizer, lines: string[]): Record<string, unknown> {
+/**
+ * Runs the binding's trainer on `lines` (one text each) and returns its saved tokenizer.json.
+ * In a child process: the native trainer writes blank lines (its hidden progress bars) straight
+ * to the process's stdout, which would break the command's own output.
+ */
+function trainOnLines(preTokenizer: "whitespace" | "byte-level", lines: string[]): Record<string, unknown> {
   const dir = mkdtempSync(join(tmpdir(), "distill-tokenizer-"));
   try {
     const corpus = join(dir, "corpus.txt");
-    writeFileSync(corpus, lines.map((l) => l.replace(/[\r\n]+/g, " ")).join("\n") + "\n");
-    const t = new trainLib.Tokenizer(model);
-    t.setPreTokenizer(preTokenizer);
-    t.train([corpus]);
     const out = join(dir, "tokenizer.json");
-    t.save(out, false);
+    writeFileSync(corpus, lines.map((l) => l.replace(/[\r\n]+/g, " ")).join("\n") + "\n");
+    const script = `
+      const [lib, pre, corpus, out] = process.argv.slice(1);
+      const T = require(lib);
+      const t = new T.Tokenizer(T.BPE.empty());
+      t.setPreTokenizer(pre === "whitespace" ? T.whitespaceSplitPreTokenizer() : T.byteLevelPreTokenizer(false, true));
+      t.train([corpus]);
+      t.save(out, false);`;
+    const p = spawnSync(process.execPath, ["-e", script, requireHere.resolve("tokenizers"), preTokenizer, corpus, out], {
+      stdio: ["ignore", "ignore", "pipe"],
+      encoding: "utf8",
+    });
+    if (p.status !== 0) throw new Error(`tokenizer training failed: ${p.stderr || p.error?.message || `exit ${p.status}`}`);
     return JSON.parse(readFileBounded(out, 2 ** 30, "trained tokenizer").toString("utf8")) as Record<string, unknown>;
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -295,7 +309,7 @@ export function trainEncoderTokenizer(texts: string[], opts: TrainTokenizerOptio
   if (opts.type === "wordpiece") {
     const lowercase = opts.lowercase ?? true;
     const { lines, first, cont } = markWords(texts, lowercase);
-    const trained = trainOnLines(trainLib.BPE.empty(), trainLib.whitespaceSplitPreTokenizer(), lines);
+    const trained = trainOnLines("whitespace", lines);
     for (const t of inIdOrder((trained.model as { vocab: Record<string, number> }).vocab)) add(unmark(t, first, cont));
     json = {
       version: "1.0",
@@ -311,7 +325,7 @@ export function trainEncoderTokenizer(texts: string[], opts: TrainTokenizerOptio
   } else {
     const lowercase = opts.lowercase ?? false;
     const lines = lowercase ? texts.map((t) => t.toLowerCase()) : texts;
-    const trained = trainOnLines(trainLib.BPE.empty(), trainLib.byteLevelPreTokenizer(false, true), lines);
+    const trained = trainOnLines("byte-level", lines);
     // Every byte, seen in training or not, so any text encodes (byte-level BPE has no unknown).
     for (const c of byteAlphabet) add(c);
     for (const t of inIdOrder((trained.model as { vocab: Record<string, number> }).vocab)) add(t);
