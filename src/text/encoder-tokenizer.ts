@@ -6,6 +6,7 @@
 // Training and encoding are both the Hugging Face libraries: the binding learns the vocabulary
 // (and merges), and the tokenizer.json built from them is what @huggingface/tokenizers encodes
 // with, here and in every Hugging Face folder the student is exported to.
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
@@ -16,7 +17,8 @@ import { UserError } from "../util/errors.js";
 import { readFileBounded } from "../util/fs.js";
 
 // A CommonJS native addon: loaded through require so its named exports are certain.
-const trainLib = createRequire(import.meta.url)("tokenizers") as typeof HfTrain;
+const requireHere = createRequire(import.meta.url);
+const trainLib = requireHere("tokenizers") as typeof HfTrain;
 
 export interface EncodedTexts {
   /** n × maxLength token ids as exact float32 integers (the rows the model reads), padded with padId. */
@@ -123,6 +125,25 @@ class EncoderTokenizer implements TextTokenizer {
     return this.inner.encode(text);
   }
 
+  /**
+   * The tokens of `text`, or, when it has more than `keep`, at least its first keep + 1 (enough
+   * to cut and to count the cut). A long text (an e-mail, a whole address) is encoded only up to
+   * a whitespace well past what the row can hold: both pre-tokenizers split at whitespace and
+   * both normalizers act character by character, so that prefix's tokens are the whole text's
+   * first tokens. Too few tokens from the prefix means the text is encoded whole.
+   */
+  private head(text: string, keep: number): Int32Array {
+    const chars = 16 * (keep + 2);
+    if (text.length > 2 * chars) {
+      const cut = text.slice(0, chars).search(/\s\S*$/);
+      if (cut > 0) {
+        const ids = this.body(text.slice(0, cut));
+        if (ids.length > keep) return ids;
+      }
+    }
+    return this.body(text);
+  }
+
   encodeBatch(texts: string[], maxLength: number): EncodedTexts {
     if (!Number.isInteger(maxLength) || maxLength < 2) throw new UserError(`maximum length must be at least 2 ([CLS] and [SEP]), got ${maxLength}`);
     const n = texts.length;
@@ -130,7 +151,7 @@ class EncoderTokenizer implements TextTokenizer {
     const lengths = new Int32Array(n);
     let truncated = 0;
     for (let r = 0; r < n; r++) {
-      let body = this.body(texts[r]);
+      let body = this.head(texts[r], maxLength - 2);
       if (body.length > maxLength - 2) {
         truncated++;
         body = body.subarray(0, maxLength - 2);
@@ -224,17 +245,29 @@ function unmark(token: string, first: string[], cont: string[]): string {
   return cps[0] >= CONT_BASE ? `##${chars.join("")}` : chars.join("");
 }
 
-/** Runs the binding's trainer on `lines` (one text each) and returns its saved tokenizer.json. */
-function trainOnLines(model: HfTrain.Model, preTokenizer: HfTrain.PreTokenizer, lines: string[]): Record<string, unknown> {
+/**
+ * Runs the binding's trainer on `lines` (one text each) and returns its saved tokenizer.json.
+ * In a child process: the native trainer writes blank lines (its hidden progress bars) straight
+ * to the process's stdout, which would break the command's own output.
+ */
+function trainOnLines(preTokenizer: "whitespace" | "byte-level", lines: string[]): Record<string, unknown> {
   const dir = mkdtempSync(join(tmpdir(), "distill-tokenizer-"));
   try {
     const corpus = join(dir, "corpus.txt");
-    writeFileSync(corpus, lines.map((l) => l.replace(/[\r\n]+/g, " ")).join("\n") + "\n");
-    const t = new trainLib.Tokenizer(model);
-    t.setPreTokenizer(preTokenizer);
-    t.train([corpus]);
     const out = join(dir, "tokenizer.json");
-    t.save(out, false);
+    writeFileSync(corpus, lines.map((l) => l.replace(/[\r\n]+/g, " ")).join("\n") + "\n");
+    const script = `
+      const [lib, pre, corpus, out] = process.argv.slice(1);
+      const T = require(lib);
+      const t = new T.Tokenizer(T.BPE.empty());
+      t.setPreTokenizer(pre === "whitespace" ? T.whitespaceSplitPreTokenizer() : T.byteLevelPreTokenizer(false, true));
+      t.train([corpus]);
+      t.save(out, false);`;
+    const p = spawnSync(process.execPath, ["-e", script, requireHere.resolve("tokenizers"), preTokenizer, corpus, out], {
+      stdio: ["ignore", "ignore", "pipe"],
+      encoding: "utf8",
+    });
+    if (p.status !== 0) throw new Error(`tokenizer training failed: ${p.stderr || p.error?.message || `exit ${p.status}`}`);
     return JSON.parse(readFileBounded(out, 2 ** 30, "trained tokenizer").toString("utf8")) as Record<string, unknown>;
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -276,7 +309,7 @@ export function trainEncoderTokenizer(texts: string[], opts: TrainTokenizerOptio
   if (opts.type === "wordpiece") {
     const lowercase = opts.lowercase ?? true;
     const { lines, first, cont } = markWords(texts, lowercase);
-    const trained = trainOnLines(trainLib.BPE.empty(), trainLib.whitespaceSplitPreTokenizer(), lines);
+    const trained = trainOnLines("whitespace", lines);
     for (const t of inIdOrder((trained.model as { vocab: Record<string, number> }).vocab)) add(unmark(t, first, cont));
     json = {
       version: "1.0",
@@ -292,7 +325,7 @@ export function trainEncoderTokenizer(texts: string[], opts: TrainTokenizerOptio
   } else {
     const lowercase = opts.lowercase ?? false;
     const lines = lowercase ? texts.map((t) => t.toLowerCase()) : texts;
-    const trained = trainOnLines(trainLib.BPE.empty(), trainLib.byteLevelPreTokenizer(false, true), lines);
+    const trained = trainOnLines("byte-level", lines);
     // Every byte, seen in training or not, so any text encodes (byte-level BPE has no unknown).
     for (const c of byteAlphabet) add(c);
     for (const t of inIdOrder((trained.model as { vocab: Record<string, number> }).vocab)) add(t);
