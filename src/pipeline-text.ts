@@ -15,7 +15,7 @@ import { checkIntermediate } from "./losses/intermediate/index.js";
 import { splitProjections } from "./losses/intermediate/projections.js";
 import { loadEncoderTokenizer, trainEncoderTokenizer, type TextTokenizer } from "./text/encoder-tokenizer.js";
 import { openOnnxTeacher } from "./teachers/onnx.js";
-import { loadHfEncoderTeacher } from "./teachers/hf.js";
+import { loadHfBertTeacher } from "./teachers/hf.js";
 import { isExternal } from "./teachers/teacher.js";
 import { defaultInitLayers, resolveTextRecipePaths, type TextClassificationRecipe } from "./recipe/recipe.js";
 import type { Results } from "./report/results.js";
@@ -94,11 +94,16 @@ export async function runTextRecipe(recipeAsWritten: TextClassificationRecipe, r
       openFileTeacher: async (t) => {
         if ("onnx" in t) {
           const path = t.onnx;
-          const ext = await openOnnxTeacher(path, { family: "encoder", classes: input.classes, length: L, padId: tokenizer.padId });
+          const ext = await openOnnxTeacher(path, { family: "classifier", ...input });
           return { teacher: ext, label: `${ext.kind} ${path}` };
         }
         const dir = t.hf;
-        const hf = await loadHfEncoderTeacher(dir, { input, tokenizer: tokJSON });
+        const hf = loadHfBertTeacher(dir, { length: L });
+        // The teacher's class ids must mean the data's classes, in the same order.
+        if (hf.classes.join("\u0000") !== splits.classes.join("\u0000")) {
+          disposeParams(hf.params);
+          throw new UserError(`${dir}: the teacher's classes (config.json id2label: ${hf.classes.join(", ")}) are not the data's (${splits.classes.join(", ")}); list data.classes in the teacher's order`);
+        }
         return { teacher: { model: hf.model, params: hf.params }, label: `Hugging Face folder ${dir}` };
       },
       prepareStudent: (s, model, teacher) => prepareStudent(s, model, teacher),

@@ -293,7 +293,7 @@ export async function exportRun(
   seedDir: string,
   model: Model | LanguageModel,
   params: Params,
-  extra: { input: InputShape; dataDir?: string } | { tokenizer: TokenizerJSON },
+  extra: { input: InputShape; dataDir?: string } | { tokenizer: TokenizerJSON } | { input: InputShape; classes: string[]; tokenizer: Extract<TokenizerJSON, { kind: "hf" }> },
   progress: ProgressSink,
 ): Promise<{ deploy?: DeployRecord }> {
   if (!formats || formats.length === 0) return {};
