@@ -370,7 +370,8 @@ export interface ClassifierRunSpec {
 
 export interface ClassifierPlan {
   name: string;
-  teacher: { model: ModelSpec; train: TrainConfig } | { onnx: string } | { hf: string };
+  /** `seed`: train the teacher once, with this seed, for every student seed (default: one teacher per seed). */
+  teacher: { model: ModelSpec; train: TrainConfig; seed?: number } | { onnx: string } | { hf: string };
   students: ClassifierRunSpec[];
   export?: readonly ExportFormat[];
 }
@@ -414,6 +415,7 @@ export async function runClassifiers(recipe: ClassifierPlan, data: ClassifierDat
   }
   const teacherSpec = "train" in recipe.teacher ? recipe.teacher.model : fileTeacher && !isExternal(fileTeacher.teacher) ? fileTeacher.teacher.model.spec : undefined;
   const extra = data.runConfig ?? {};
+  let fixedTeacher: { teacher: { teacher: Teacher; hash: string; params: number }; top: Int32Array } | null = null;
   for (const seed of opts.seeds) {
     const dir = join(opts.out, `seed-${seed}`);
     mkdirSync(dir, { recursive: true });
@@ -421,24 +423,30 @@ export async function runClassifiers(recipe: ClassifierPlan, data: ClassifierDat
     let teacher: { teacher: Teacher; hash: string; params: number } | null = fileTeacher;
     let teacherTop: Int32Array | null = null;
     const classes = data.input.classes;
-    const record = (name: string, role: RunRecord["role"], t: { model: string; params: number; seconds: number; keptEpoch?: number }, logits: Float32Array, settings?: RunSettings, exported: { deploy?: DeployRecord } = {}) => {
+    const record = (name: string, role: RunRecord["role"], t: { model: string; params: number; seconds: number; keptEpoch?: number }, logits: Float32Array, settings?: RunSettings, exported: { deploy?: DeployRecord } = {}, runSeed = seed) => {
       const metrics = classificationMetrics(logits, data.test.labels, classes, teacherTop);
       const confusion = confusionMatrix(logits, data.test.labels, classes);
       const reliability = reliabilityBins(logits, data.test.labels, classes);
       const perExample = encodeCorrect(argmaxRows(logits, classes), data.test.labels);
       const teacherParams = role === "distilled" && teacher?.params ? { teacherParams: teacher.params } : {};
       const kept = t.keptEpoch !== undefined ? { keptEpoch: t.keptEpoch } : {};
-      results.runs.push({ name, role, model: t.model, params: t.params, seed, metrics, seconds: t.seconds, ...(settings ? { settings } : {}), confusion, reliability, perExample, ...teacherParams, ...kept, ...exported });
+      results.runs.push({ name, role, model: t.model, params: t.params, seed: runSeed, metrics, seconds: t.seconds, ...(settings ? { settings } : {}), confusion, reliability, perExample, ...teacherParams, ...kept, ...exported });
       opts.progress.info(
-        `${name} seed ${seed}: accuracy ${(metrics.accuracy * 100).toFixed(2)}%, macro-F1 ${(metrics.macroF1 * 100).toFixed(2)}%, agreement ${(metrics.agreement * 100).toFixed(2)}%` +
+        `${name} seed ${runSeed}: accuracy ${(metrics.accuracy * 100).toFixed(2)}%, macro-F1 ${(metrics.macroF1 * 100).toFixed(2)}%, agreement ${(metrics.agreement * 100).toFixed(2)}%` +
           (t.keptEpoch !== undefined ? ` (kept epoch ${t.keptEpoch}: lowest validation loss)` : ""),
       );
     };
 
-    if (needTeacher && "train" in recipe.teacher) {
+    if (needTeacher && "train" in recipe.teacher && fixedTeacher) {
+      // `teacher.seed`: one teacher, trained (and recorded) once, for every student seed.
+      ({ teacher, top: teacherTop } = fixedTeacher);
+    } else if (needTeacher && "train" in recipe.teacher) {
+      const tSeed = recipe.teacher.seed ?? seed;
+      const tDir = join(opts.out, `seed-${tSeed}`);
+      mkdirSync(tDir, { recursive: true });
       const model = buildModel(recipe.teacher.model, data.input);
       const config = withWorkers(
-        { role: "teacher", model: recipe.teacher.model, input: data.input, train: recipe.teacher.train, data: dataset, seed, ...extra },
+        { role: "teacher", model: recipe.teacher.model, input: data.input, train: recipe.teacher.train, data: dataset, seed: tSeed, ...extra },
         recipe.teacher.train.batchSize,
         opts,
         "teacher.train",
@@ -446,13 +454,13 @@ export async function runClassifiers(recipe: ClassifierPlan, data: ClassifierDat
       const h = hash(config);
       const view = trainingView(trainSet, recipe.teacher.train.labels, true);
       const t = await trainOrReuse(
-        `teacher seed ${seed}`,
-        join(dir, `teacher-${h}.safetensors`),
+        `teacher seed ${tSeed}`,
+        join(tDir, `teacher-${h}.safetensors`),
         model,
         config,
         recipe.teacher.train,
         view,
-        seed,
+        tSeed,
         teacherOpts(opts, wanted),
         undefined,
         validation && validator(model, validation),
@@ -460,9 +468,10 @@ export async function runClassifiers(recipe: ClassifierPlan, data: ClassifierDat
       teacher = { teacher: { model, params: t.params }, hash: h, params: paramCount(model) };
       const logits = await predictLogits(model, t.params, data.test.x, data.test.dim, inferenceWorkers(opts.workers));
       teacherTop = argmaxRows(logits, classes);
+      if (recipe.teacher.seed !== undefined) fixedTeacher = { teacher, top: teacherTop };
       if (wanted("teacher")) {
-        const exported = await exportRun(recipe.export, "teacher", dir, model, t.params, data.exportExtra, opts.progress);
-        record("teacher", "teacher", { ...t, model: model.name, params: paramCount(model) }, logits, classifierRunSettings(view, recipe.teacher.train, lossInfo(recipe.teacher.train.loss).needsLabels, config.workers ?? 1), exported);
+        const exported = await exportRun(recipe.export, "teacher", tDir, model, t.params, data.exportExtra, opts.progress);
+        record("teacher", "teacher", { ...t, model: model.name, params: paramCount(model) }, logits, classifierRunSettings(view, recipe.teacher.train, lossInfo(recipe.teacher.train.loss).needsLabels, config.workers ?? 1), exported, tSeed);
       }
     } else if (needTeacher && fileTeacher) {
       // The file's test accuracy, from its own soft labels (its agreement with itself is 100 %).
@@ -510,9 +519,9 @@ export async function runClassifiers(recipe: ClassifierPlan, data: ClassifierDat
       record(s.name, s.role, { ...t, model: model.name, params: paramCount(model) }, logits, classifierRunSettings(view, s.train, info.needsLabels, config.workers ?? 1), exported);
       disposeParams(params);
     }
-    if (teacher && !isExternal(teacher.teacher) && teacher !== fileTeacher) disposeParams(teacher.teacher.params);
+    if (teacher && !isExternal(teacher.teacher) && teacher !== fileTeacher && teacher !== fixedTeacher?.teacher) disposeParams(teacher.teacher.params);
   }
-  if (fileTeacher && !isExternal(fileTeacher.teacher)) disposeParams(fileTeacher.teacher.params);
+  for (const t of [fileTeacher?.teacher, fixedTeacher?.teacher.teacher]) if (t && !isExternal(t)) disposeParams(t.params);
   if (results.runs.length === 0) throw new UserError("nothing to run: --only matched no run of the recipe");
   // Written once, when every run has finished: a command that fails part-way (a damaged
   // checkpoint, Ctrl-C) leaves the previous results.json as it was. Finished checkpoints are

@@ -524,7 +524,16 @@ export const TextClassificationRecipeSchema = z
     /** Trained on the training split only; optional with an hf teacher (its folder's tokenizer.json). */
     tokenizer: TextTokenizerSpec.optional(),
     /** A BERT trained here, a BERT-style ONNX file (input_ids, attention_mask, token_type_ids → logits), or a Hugging Face BertForSequenceClassification folder. */
-    teacher: z.union([z.strictObject({ model: BertModel, train: TextTrain }), OnnxTeacher, z.strictObject({ hf: z.string().min(1) })]),
+    teacher: z.union([
+      z.strictObject({
+        model: BertModel,
+        train: TextTrain,
+        /** Train the teacher once, with this seed, for every student seed (default: one teacher per seed). */
+        seed: z.number().int().min(0).optional(),
+      }),
+      OnnxTeacher,
+      z.strictObject({ hf: z.string().min(1) }),
+    ]),
     students: z.array(TextStudent).min(1),
     export: z.array(z.enum(["onnx", "hf"])).optional(),
   })
