@@ -9,7 +9,7 @@ import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { initDevice, jit, np, random, tree, valueAndGrad, type Arr } from "../src/engine/index.js";
+import { initDevice, jit, liveBuffers, np, random, tree, valueAndGrad, type Arr } from "../src/engine/index.js";
 import { bert, everyOtherLayer, initFromTeacher, type BertSpec } from "../src/nn/bert.js";
 import { buildModel, paramCount, type InputShape, type Params } from "../src/nn/models.js";
 import type { HostTensor } from "../src/checkpoint/safetensors.js";
@@ -148,6 +148,9 @@ test("padding is honoured: the padding embedding and padded positions change no 
   for (let j = 0; j < SPEC.hidden; j++) word[PAD * SPEC.hidden + j] += 5;
   const moved = await run({ ...host, "bert.embeddings.word_embeddings.weight": word }, IDS);
   for (let i = 0; i < base.length; i++) assert.ok(Math.abs(base[i] - moved[i]) < 1e-5, `logit ${i}: ${base[i]} vs ${moved[i]}`);
+  // The image layout [B, 1, L, 1] reads the same rows.
+  const image = await vals(m.apply(toDevice(host, m.shapes), idsArr(IDS).reshape([B, 1, L, 1]), { train: false }));
+  assert.deepEqual(image, base);
   // Shorter inputs (the first 5 positions only) give row 0 the same logits as its padded form.
   const short = await run(host, IDS.map((r) => r.slice(0, 5)));
   for (let k = 0; k < 3; k++) assert.ok(Math.abs(short[k] - base[k]) < 1e-5);
@@ -219,4 +222,17 @@ test("DistilBERT initialisation: every other teacher block, embeddings and head 
   assert.notEqual((s["classifier.weight"].data as Float32Array)[0], raw["classifier.weight"][0]);
   assert.throws(() => initFromTeacher(t, teacher, { ...student, hidden: 16 }, [0, 2]), /model\.hidden/);
   assert.throws(() => initFromTeacher(t, teacher, student, [0, 4]), UserError);
+});
+
+test("apply and features leak no device buffers (eval and training, outside jit)", async () => {
+  const m = bert(SPEC, INPUT);
+  const p = m.init(random.key(3));
+  await vals(m.apply(tree.ref(p), idsArr(IDS), { train: true, key: random.key(1) })); // warm-up
+  const before = liveBuffers();
+  await vals(m.apply(tree.ref(p), idsArr(IDS), { train: true, key: random.key(1) }));
+  await vals(m.apply(tree.ref(p), idsArr(IDS), { train: false, key: random.key(2) }));
+  const f = m.features(tree.ref(p), idsArr(IDS), { train: true, key: random.key(4) });
+  for (const a of [f.logits, ...f.hidden, ...f.attentions, ...f.values, f.mask]) a.dispose();
+  assert.equal(liveBuffers(), before);
+  tree.dispose(p);
 });

@@ -137,7 +137,10 @@ export function bert(spec: BertSpec, input: InputShape): EncoderModel {
    * returned too (apply passes false so nothing extra stays alive).
    */
   function forward(params: Params, x: Arr, ctx: ApplyCtx, keep: boolean): EncoderFeatures {
-    const [B, T] = x.shape;
+    // Rows may arrive as [B, L] or in the image layout [B, 1, L, 1] (height 1, channels 1).
+    const B = x.shape[0];
+    const T = x.shape.slice(1).reduce((a, b) => a * b, 1);
+    if (x.shape.length !== 2) x = x.reshape([B, T]);
     if (T > L) throw new UserError(`input of ${T} tokens is longer than the model's maximum length of ${L}`);
     // One key per dropout site (embeddings; per block: attention probabilities, attention
     // output, feed-forward output; the pooled output), split once: splitting per site would
