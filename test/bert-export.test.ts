@@ -2,23 +2,24 @@
 // token_type_ids → logits) against distill's own forward in onnxruntime-node, the Hugging Face
 // folder in transformers.js (model and tokenizer from raw text), and both coming back as
 // teachers: the ONNX file as an external teacher, the folder as distill's own bert.
-import { before, test, type TestContext } from "node:test";
+import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { AutoModelForSequenceClassification, AutoTokenizer, Tensor, env } from "@huggingface/transformers";
-import { initDevice } from "../src/engine/index.js";
+import { initDevice, np, tree } from "../src/engine/index.js";
 import { saveCheckpoint } from "../src/checkpoint/checkpoint.js";
 import { exportCheckpoint } from "../src/export/index.js";
 import { loadExportable, type TextExportable } from "../src/export/exportable.js";
-import { measureModel } from "../src/export/deploy.js";
+import { exportAndMeasure, exportableFrom } from "../src/export/deploy.js";
+import { paramsFromHost } from "../src/checkpoint/params.js";
 import { exportOnnx } from "../src/export/onnx.js";
 import { writeHfFolder } from "../src/export/hf.js";
 import { openOnnxTeacher } from "../src/teachers/onnx.js";
 import { loadHfBertTeacher } from "../src/teachers/hf.js";
 import { paramsToHost } from "../src/checkpoint/params.js";
-import { encoderTokenizerFromJSON, type TextTokenizer } from "../src/text/encoder-tokenizer.js";
+import { encoderTokenizerFromJSON } from "../src/text/encoder-tokenizer.js";
 import { UserError } from "../src/util/errors.js";
 import { Rng } from "../src/util/rng.js";
 import { tempDir } from "./helpers/tmp.js";
@@ -78,19 +79,6 @@ function tokenizerJSON(): TextExportable["tokenizer"] {
 }
 const VOCAB = SPECIAL.length + WORDS.length;
 const PAD = 0;
-
-/** distill's tokenizer for the fixture, or null while the encoder tokenizer is still a stub (the test is then skipped, saying so). */
-function distillTokenizer(t: TestContext): TextTokenizer | null {
-  try {
-    return encoderTokenizerFromJSON(tokenizerJSON());
-  } catch (e) {
-    if (e instanceof Error && /not implemented yet/.test(e.message)) {
-      t.skip("encoderTokenizerFromJSON is not implemented on this branch yet");
-      return null;
-    }
-    throw e;
-  }
-}
 
 /** n rows of `lengths[i]` tokens ([CLS] … [SEP]) padded to `width` with PAD. */
 function paddedRows(lengths: number[], width: number, seed: number): Float32Array {
@@ -166,10 +154,20 @@ test("ONNX: onnxruntime equals distill's forward on padded rows of several lengt
   assert.ok(maxAbsDiff(masked, want) < 1e-4, `padded positions read: ${maxAbsDiff(masked, want)}`);
   await s.release();
 
-  // The deployment numbers (recipe export stage): both runtimes time the model.
-  const rec = await measureModel(loaded, { warmup: 1, minReps: 1, minMs: 0, maxReps: 2 });
+  // The recipe's export stage: from the device parameters of a run (with a projection the
+  // intermediate-layer losses trained, left out), files written and both runtimes timed.
+  const host = Object.fromEntries(Object.entries(m.params).map(([k, v]) => [k, { dtype: "F32" as const, ...v }]));
+  const params = { ...paramsFromHost(host, m.model.shapes, "test"), "distill.proj.0.weight": np.zeros([24, 16]) };
+  const fromRun = await exportableFrom(m.model, params, { input: m.input, classes: CLASSES, tokenizer: m.tokenizer }, "run");
+  tree.dispose(params);
+  assert.equal(fromRun.family, "text");
+  assert.ok(!Object.hasOwn(fromRun.params, "distill.proj.0.weight"), "the projection is not exported");
+  const lines: string[] = [];
+  const rec = await exportAndMeasure(fromRun, ["onnx", "hf", "web"], tempDir("distill-bert-deploy-"), (l) => lines.push(l), { warmup: 1, minReps: 1, minMs: 0, maxReps: 2 });
   // (Every assert.ok here has a message: without one, node parses the transpiled one-line source to make one, which takes minutes.)
-  assert.ok(rec.bytes.onnx > 0 && rec.latency.onnxruntime!.batch64 > 0 && rec.latency.distill.batch1 > 0, JSON.stringify(rec));
+  assert.ok(rec.bytes.onnx > 0 && rec.bytes.hf > rec.bytes.onnx && rec.latency.onnxruntime!.batch64 > 0 && rec.latency.distill.batch1 > 0, JSON.stringify(rec));
+  assert.deepEqual(Object.keys(rec.skipped ?? {}), ["web"]);
+  assert.equal(lines.length, 1, lines.join("; "));
   await assert.rejects(exportCheckpoint(path, "web"), (e: unknown) => e instanceof UserError && /--format onnx or hf/.test(e.message) && !e.message.includes("\n"));
 });
 
@@ -201,9 +199,8 @@ test("HF folder: BertForSequenceClassification config and files; transformers.js
   await model.dispose();
 });
 
-test("HF folder from raw text: transformers.js' AutoTokenizer and model give distill's tokenizer rows and logits", async (t) => {
-  const tok = distillTokenizer(t);
-  if (!tok) return;
+test("HF folder from raw text: transformers.js' AutoTokenizer and model give distill's tokenizer rows and logits", async () => {
+  const tok = encoderTokenizerFromJSON(tokenizerJSON());
   const dir = tempDir("distill-bert-text-");
   const m = textExportable(SPEC, { vocab: tok.vocabSize, length: LENGTH, padId: tok.padId }, CLASSES, tok.toJSON(), 8);
   await writeHfFolder(m, join(dir, "hf"));
@@ -272,9 +269,8 @@ test("ONNX teacher: the exported file labels token rows with distill's logits; w
   await assert.rejects(openOnnxTeacher(file, TEXT_INPUT), oneLine(/"pixel_values".*input_ids/));
 });
 
-test("HF folder as a native teacher: distill's bert with identical logits (also with shorter rows); bad config fields give one line", async (t) => {
-  const tok = distillTokenizer(t);
-  if (!tok) return;
+test("HF folder as a native teacher: distill's bert with identical logits (also with shorter rows); bad config fields give one line", async () => {
+  const tok = encoderTokenizerFromJSON(tokenizerJSON());
   const dir = tempDir("distill-bert-native-");
   const m = textExportable(SPEC, { vocab: tok.vocabSize, length: LENGTH, padId: tok.padId }, CLASSES, tok.toJSON(), 10);
   const folder = join(dir, "hf");
