@@ -28,6 +28,7 @@ export interface ExternalTeacher {
   output: "dense" | "topk";
   /**
    * Classifier: `x` is [N, H·W·C] channels-last floats in [0, 1] (distill's own input layout);
+   * text classifier: `x` is [N, length] token ids as floats, padded with the tokenizer's padId;
    * LM: `x` is [B, T] int32 token ids. `shape` is x's shape.
    */
   softLabels(x: Float32Array | Int32Array, shape: number[]): Promise<SoftLabels>;
