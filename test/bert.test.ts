@@ -128,7 +128,10 @@ test("forward, attentions, values and gradients equal PyTorch's float64 BERT at 
 
   // Gradients of sum(logits · coeff), through jit as the trainer takes them.
   const c = np.array(Float32Array.from(coeff.flat())).reshape([B, 3]);
-  const lossFn = (p: Params, x: Arr, w: Arr) => m.apply(p, x, { train: false }).mul(w).sum();
+  // train: true is the path a gradient takes (the one-hot embedding; inference gathers), here
+  // without dropout so it is the same function as PyTorch's eval forward.
+  const m0 = bert({ ...SPEC, dropout: 0 }, INPUT);
+  const lossFn = (p: Params, x: Arr, w: Arr) => m0.apply(p, x, { train: true }).mul(w).sum();
   const [, grads] = jit(valueAndGrad(lossFn))(toDevice(host, m.shapes), idsArr(IDS), c) as [Arr, Params];
   for (const [name] of m.shapes) {
     const g = await vals(grads[name]);
