@@ -128,9 +128,10 @@ class EncoderTokenizer implements TextTokenizer {
   /**
    * The tokens of `text`, or, when it has more than `keep`, at least its first keep + 1 (enough
    * to cut and to count the cut). A long text (an e-mail, a whole address) is encoded only up to
-   * a whitespace well past what the row can hold: both pre-tokenizers split at whitespace and
-   * both normalizers act character by character, so that prefix's tokens are the whole text's
-   * first tokens. Too few tokens from the prefix means the text is encoded whole.
+   * a whitespace well past what the row can hold: BERT's, byte-level, whitespace and Metaspace
+   * pre-tokenizers split at whitespace and the normalizers act character by character, so that
+   * prefix's tokens are the whole text's first tokens (test/encoder-tokenizer.test.ts compares
+   * them with whole texts encoded by the Rust library). Too few tokens: a longer prefix.
    */
   private head(text: string, keep: number): Int32Array {
     // Rarely more than 6 characters a token; a prefix too short is grown fourfold.
