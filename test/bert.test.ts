@@ -72,6 +72,8 @@ test("HF BertForSequenceClassification names, shapes and parameter count", () =>
   const perLayer = 4 * (D * D + D) + 4 * D + 2 * D * F + F + D;
   assert.equal(paramCount(m), (V + L + 2) * D + 2 * D + 2 * perLayer + D * D + D + C * D + C);
   assert.equal(buildModel(SPEC, INPUT).name, m.name);
+  // The trainer gives dropout keys only when spec.dropout > 0: BERT's default must show there.
+  assert.equal(bert({ type: "bert", layers: 1, hidden: 8, heads: 2, intermediate: 16 }, INPUT).spec.dropout, 0.1);
   assert.throws(() => bert({ ...SPEC, heads: 3 }, INPUT), UserError);
   assert.throws(() => bert(SPEC, { ...INPUT, text: undefined }), UserError);
 });

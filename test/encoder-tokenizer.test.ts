@@ -11,7 +11,7 @@ import { writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import type * as HfTrain from "tokenizers";
-import { encoderTokenizerFromJSON, loadEncoderTokenizer, trainEncoderTokenizer, type TextTokenizer } from "../src/text/encoder-tokenizer.js";
+import { bertWords, encoderTokenizerFromJSON, loadEncoderTokenizer, trainEncoderTokenizer, type TextTokenizer } from "../src/text/encoder-tokenizer.js";
 import { UserError } from "../src/util/errors.js";
 import { tempDir } from "./helpers/tmp.js";
 
@@ -139,4 +139,14 @@ test("training is deterministic: two processes train the same tokenizer from the
   const first = run();
   assert.match(first, /^wordpiece [0-9a-f]{64}\nbpe [0-9a-f]{64}$/);
   assert.equal(run(), first);
+});
+
+test("the training's BERT word split equals the library's BertPreTokenizer", () => {
+  const normalizer = rust.bertNormalizer({ lowercase: false });
+  const pre = rust.bertPreTokenizer();
+  const tricky = "日本語のテキスト «quoted» — dash… ¿qué? a\u00a0b \u2028 x\u200by ½ €5 © don't e-mail@host.com $1,000.50 ^_^ [CLS]";
+  for (const text of [...mails.slice(0, 60), tricky]) {
+    const norm = normalizer.normalizeString(text);
+    assert.deepEqual(bertWords(norm), pre.preTokenizeString(norm).map(([w]) => w));
+  }
 });

@@ -212,7 +212,9 @@ export function bert(spec: BertSpec, input: InputShape): EncoderModel {
 
   return {
     name: `bert ${N}x${D} h${H} ff${spec.intermediate}`,
-    spec,
+    // The dropout rate written out: the trainer gives a dropout key only when spec.dropout > 0,
+    // and BERT's default (0.1) applies when the recipe leaves it out.
+    spec: { ...spec, dropout: rate },
     input,
     shapes,
     init(key) {

@@ -128,13 +128,14 @@ class EncoderTokenizer implements TextTokenizer {
   /**
    * The tokens of `text`, or, when it has more than `keep`, at least its first keep + 1 (enough
    * to cut and to count the cut). A long text (an e-mail, a whole address) is encoded only up to
-   * a whitespace well past what the row can hold: both pre-tokenizers split at whitespace and
-   * both normalizers act character by character, so that prefix's tokens are the whole text's
-   * first tokens. Too few tokens from the prefix means the text is encoded whole.
+   * a whitespace well past what the row can hold: BERT's, byte-level, whitespace and Metaspace
+   * pre-tokenizers split at whitespace and the normalizers act character by character, so that
+   * prefix's tokens are the whole text's first tokens (test/encoder-tokenizer.test.ts compares
+   * them with whole texts encoded by the Rust library). Too few tokens: a longer prefix.
    */
   private head(text: string, keep: number): Int32Array {
-    const chars = 16 * (keep + 2);
-    if (text.length > 2 * chars) {
+    // Rarely more than 6 characters a token; a prefix too short is grown fourfold.
+    for (let chars = 6 * (keep + 2); text.length > 2 * chars; chars *= 4) {
       const cut = text.slice(0, chars).search(/\s\S*$/);
       if (cut > 0) {
         const ids = this.body(text.slice(0, cut));
@@ -212,7 +213,6 @@ const PLANE = 0xfffe;
  */
 function markWords(texts: string[], lowercase: boolean): { lines: string[]; first: string[]; cont: string[] } {
   const normalizer = trainLib.bertNormalizer({ cleanText: true, handleChineseChars: true, stripAccents: lowercase, lowercase });
-  const pre = trainLib.bertPreTokenizer();
   const firstOf = new Map<string, string>();
   const contOf = new Map<string, string>();
   const first: string[] = [];
@@ -228,15 +228,26 @@ function markWords(texts: string[], lowercase: boolean): { lines: string[]; firs
     return s;
   };
   const lines = texts.map((text) =>
-    pre
-      .preTokenizeString(normalizer.normalizeString(text))
-      .map(([word]) => {
+    bertWords(normalizer.normalizeString(text))
+      .map((word) => {
         const chars = [...word];
         return chars.map((c, i) => (i === 0 ? symbol(c, firstOf, first, FIRST_BASE) : symbol(c, contOf, cont, CONT_BASE))).join("");
       })
       .join(" "),
   );
   return { lines, first, cont };
+}
+
+/**
+ * BertPreTokenizer's words: split at whitespace, every punctuation character a word of its own
+ * (BERT counts the ASCII symbols as punctuation too). The binding's preTokenizeString gives the
+ * same words but builds an object per word (30 s over SpamAssassin, against 1 s here); encoding
+ * still uses the library's own BertPreTokenizer, so a difference could only change training
+ * counts (test/encoder-tokenizer.test.ts compares the two).
+ */
+const BERT_WORD = /[\p{P}!-/:-@[-`{-~]|[^\s\p{P}!-/:-@[-`{-~]+/gu;
+export function bertWords(normalized: string): string[] {
+  return normalized.match(BERT_WORD) ?? [];
 }
 
 function unmark(token: string, first: string[], cont: string[]): string {
