@@ -26,7 +26,7 @@ export interface BertSpec {
   heads: number;
   /** intermediate_size */
   intermediate: number;
-  /** hidden_dropout_prob = attention_probs_dropout_prob; absent = 0, as for distill's other models (the trainer keys dropout by the spec) */
+  /** hidden_dropout_prob = attention_probs_dropout_prob (absent: 0.1, as Hugging Face's BertConfig) */
   dropout?: number;
 }
 
@@ -94,7 +94,7 @@ function checkBertSpec(spec: BertSpec): void {
     if (!Number.isInteger(spec[f]) || spec[f] < 1) throw new UserError(`model.${f}: must be a positive integer, got ${spec[f]}`);
   }
   if (spec.hidden % spec.heads !== 0) throw new UserError(`model.hidden: ${spec.hidden} is not a multiple of model.heads (${spec.heads})`);
-  const rate = spec.dropout ?? 0;
+  const rate = spec.dropout ?? 0.1;
   if (!(rate >= 0 && rate < 1)) throw new UserError(`model.dropout: must be in [0, 1), got ${rate}`);
 }
 
@@ -129,7 +129,7 @@ export function bert(spec: BertSpec, input: InputShape): EncoderModel {
   const { layers: N, hidden: D, heads: H } = spec;
   const hd = D / H;
   const C = input.classes;
-  const rate = spec.dropout ?? 0;
+  const rate = spec.dropout ?? 0.1;
   const shapes = bertShapes(spec, V, L, C);
 
   /**
