@@ -17,6 +17,8 @@ function readModel(path: string) {
   const ck = loadCheckpoint(path);
   const cfg = ck.config as Partial<StoredConfig> | null;
   if (!cfg?.model || !cfg.input || !cfg.data) throw new UserError(`${path}: checkpoint config has no model, input or data (not a distill checkpoint?)`);
+  // A text classifier's test split is a function of its recipe (source, split, tokenizer).
+  if ((cfg.model as { type?: unknown }).type === "bert") throw new UserError(`${path}: a text classifier; distill eval reads image test sets, so rerun its recipe (finished runs are reused, not retrained)`);
   const spec = validateStoredModel(cfg.model, "classifier", path) as ModelSpec;
   const input = cfg.input as unknown as Record<string, unknown>;
   for (const k of ["height", "width", "channels", "classes"]) {
