@@ -163,13 +163,8 @@ export interface HfTeacher {
   spec: LlamaSpec;
 }
 
-/**
- * A LlamaForCausalLM folder (config.json + model.safetensors or sharded + tokenizer.json) as
- * distill's own Llama. F16 and BF16 weights are widened to F32. `context` (at most the folder's
- * max_position_embeddings) sizes the rotary tables and the KV cache; default: the folder's.
- * Does not start the engine: call initDevice first.
- */
-export function loadHfTeacher(dir: string, opts: { context?: number } = {}): HfTeacher {
+/** A Hugging Face model folder's config.json (the folder checked first, each failure one line). */
+function readHfConfig(dir: string): { cfgPath: string; cfg: Record<string, unknown> } {
   let st;
   try {
     st = statSync(dir);
@@ -179,7 +174,17 @@ export function loadHfTeacher(dir: string, opts: { context?: number } = {}): HfT
   if (!st.isDirectory()) throw new UserError(`${dir}: not a folder (teacher.hf is a Hugging Face model folder with config.json)`);
   const cfgPath = join(dir, "config.json");
   if (!existsSync(cfgPath)) throw new UserError(`${dir}: no config.json`);
-  const cfg = readJson(cfgPath, "model config");
+  return { cfgPath, cfg: readJson(cfgPath, "model config") };
+}
+
+/**
+ * A LlamaForCausalLM folder (config.json + model.safetensors or sharded + tokenizer.json) as
+ * distill's own Llama. F16 and BF16 weights are widened to F32. `context` (at most the folder's
+ * max_position_embeddings) sizes the rotary tables and the KV cache; default: the folder's.
+ * Does not start the engine: call initDevice first.
+ */
+export function loadHfTeacher(dir: string, opts: { context?: number } = {}): HfTeacher {
+  const { cfgPath, cfg } = readHfConfig(dir);
   const { spec, vocab } = llamaSpecFromConfig(cfg, cfgPath, opts.context);
   const tokenizer = readTokenizer(dir, cfg);
   if (tokenizer.vocabSize !== vocab) {
@@ -276,16 +281,8 @@ function bertSpecFromConfig(cfg: Record<string, unknown>, file: string): { spec:
  * checkpoints' LayerNorm `gamma`/`beta` are read as `weight`/`bias`. Does not start the engine.
  */
 export function loadHfBertTeacher(dir: string, opts: { length?: number } = {}): HfBertTeacher {
-  let st;
-  try {
-    st = statSync(dir);
-  } catch {
-    throw new UserError(`${dir}: no such folder (teacher.hf is a Hugging Face model folder)`);
-  }
-  if (!st.isDirectory()) throw new UserError(`${dir}: not a folder (teacher.hf is a Hugging Face model folder with config.json)`);
-  const cfgPath = join(dir, "config.json");
-  if (!existsSync(cfgPath)) throw new UserError(`${dir}: no config.json`);
-  const { spec, vocab, positions, classes } = bertSpecFromConfig(readJson(cfgPath, "model config"), cfgPath);
+  const { cfgPath, cfg } = readHfConfig(dir);
+  const { spec, vocab, positions, classes } = bertSpecFromConfig(cfg, cfgPath);
   const length = opts.length ?? positions;
   if (length > positions) throw new UserError(`${cfgPath}: max_position_embeddings is ${positions}, shorter than the rows of ${length} tokens asked for`);
 
