@@ -163,9 +163,8 @@ export function bert(spec: BertSpec, input: InputShape): EncoderModel {
     // Embedding lookup. Training: one-hot × matrix (jax-js 0.1.25 cannot compile a gather's
     // gradient in jit; see src/nn/llama.ts); the one-hot is one compare against a constant row
     // of ids. Inference (evaluation, a teacher inside a student's step, whose outputs are
-    // constants there): a gather, 30× faster than the one-hot product at a 2,000-token vocabulary
-    // (2 ms against 60 ms for 32 rows of 64 tokens). Never differentiate a model applied with
-    // train: false.
+    // constants there): a gather, which reads one row per token where the product multiplies
+    // by all V of them. Never differentiate a model applied with train: false.
     const table = params["bert.embeddings.word_embeddings.weight"];
     const words = ctx.train
       ? withMaterialisedGrad(np.matmul(np.equal(x.reshape([B, T, 1]), np.arange(V, undefined, 1, { dtype: np.float32 })).astype(np.float32), table))
