@@ -217,7 +217,7 @@ export async function trainOrReuse<M extends TrainableModel & { name: string }>(
  * (those not −1, or none for a loss that reads no labels) and the examples it sees, steps ×
  * batch, as the trainer counts them (the last partial batch of an epoch is dropped).
  */
-export function classifierRunSettings(view: Examples, train: TrainConfig, readsLabels: boolean, workers: number): RunSettings {
+export function classifierRunSettings(view: Examples, train: TrainConfig & { intermediate?: IntermediateSpec }, readsLabels: boolean, workers: number): RunSettings {
   let labels = 0;
   if (readsLabels) for (let i = 0; i < view.n; i++) if (view.labels[i] >= 0) labels++;
   return classifierSettings(train, view.n, labels, workers);

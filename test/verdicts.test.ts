@@ -213,3 +213,29 @@ test("LMs: budgets in windows and tokens, mixed modes named, and a generation li
   assert.match(table, /sample NLL\s+distinct-1\/2\/3/);
   assert.match(table, /^fkl-onpolicy .* 1\.9000\s+0\.10\/0\.40\/0\.70 /m);
 });
+
+test("intermediate-layer terms are judged against the same model distilled from logits alone, and a null result is said", () => {
+  const settings = (intermediate?: string[]) => ({ loss: "hinton", optimizer: "adamw", lr: 0.001, batchSize: 32, steps: 100, examples: 3200, epochs: 4, labels: 100, workers: 1, ...(intermediate ? { intermediate } : {}) });
+  const runs: RunRecord[] = [];
+  // Three seeds; kd-inter equals kd-logits up to noise, both above scratch.
+  [0, 1, 2].forEach((seed, i) => {
+    runs.push(run("teacher", "teacher", seed, 0.95));
+    runs.push(run("scratch", "scratch", seed, 0.8 + i * 0.001, { settings: settings() }));
+    runs.push(run("kd-logits", "distilled", seed, 0.9 + [0.001, -0.002, 0.001][i], { settings: settings() }));
+    runs.push(run("kd-inter", "distilled", seed, 0.9 + [0.002, 0.0, -0.001][i], { settings: settings(["hidden-mse×1", "attention-kl×1"]) }));
+    // Another model: never the comparison for kd-inter.
+    runs.push(run("kd-big", "distilled", seed, 0.99, { model: "other", settings: settings() }));
+  });
+  const vs = verdicts(runs);
+  const inter = vs.filter((v) => v.line.includes("intermediate-layer terms"));
+  assert.equal(inter.length, 1);
+  assert.equal(inter[0].name, "kd-inter");
+  assert.equal(inter[0].against, "kd-logits");
+  assert.equal(inter[0].word, "no measurable difference");
+  assert.match(inter[0].line, /hidden-mse×1, attention-kl×1/);
+  // The scratch comparisons are still there, one per distilled student.
+  assert.deepEqual(vs.filter((v) => v.against === "scratch").map((v) => v.name), ["kd-logits", "kd-inter", "kd-big"]);
+  // A clear gain is "helped".
+  const better = runs.map((r) => (r.name === "kd-inter" ? { ...r, metrics: { ...r.metrics, accuracy: r.metrics.accuracy + 0.05 } } : r));
+  assert.equal(verdicts(better).find((v) => v.line.includes("intermediate-layer"))!.word, "helped");
+});

@@ -80,7 +80,9 @@ export function settingsSection(results: Results, summary: Summary[], lm: boolea
     const st = runsOf(results, s.name)[0]?.settings;
     const name: Cell = [`<span class="swatch" style="background:${color(s)}"></span>${esc(s.name)}`, ""];
     if (!st) return [name, [esc(s.model), ""], [`<span class="muted">not recorded (e.g. a teacher loaded from a checkpoint)</span>`, ""], ...head.slice(3).map((): Cell => ["", ""])];
-    const divergence = st.divergence ? `${st.divergence}${st.beta !== undefined ? ` β=${st.beta}` : ""}${st.alpha !== undefined ? ` α=${st.alpha}` : ""}${st.topK !== undefined ? `, top-${st.topK}` : ""}` : "–";
+    const logits = st.divergence ? `${st.divergence}${st.beta !== undefined ? ` β=${st.beta}` : ""}${st.alpha !== undefined ? ` α=${st.alpha}` : ""}${st.topK !== undefined ? `, top-${st.topK}` : ""}` : "–";
+    // Encoders: the intermediate-layer terms added to the logit loss.
+    const divergence = st.intermediate?.length ? `${logits}; + ${st.intermediate.join(", ")}` : logits;
     return [
       name,
       [esc(s.model), ""],
@@ -101,7 +103,7 @@ export function settingsSection(results: Results, summary: Summary[], lm: boolea
   });
   const note = lm
     ? "T: distillation temperature; λ: the weight of the distillation term (1 − λ weighs the cross-entropy on the text); both apply to distillation losses only. lr: the optimiser's learning rate. Windows read: steps × batch, each window one context of tokens; tokens read: windows × context. Batches from: the share of batches taken from the corpus, from teacher samples (sequence-level) and from the student's own samples (on-policy)."
-    : "T: distillation temperature; λ: the weight of the distillation term (1 − λ weighs the cross-entropy on labels); both apply to distillation losses only. lr: the optimiser's learning rate. Labels read: distinct training labels the run's loss can read (none for soft labels alone). Examples read: steps × batch, repeats over epochs counted (each epoch drops its last partial batch). Runs given different budgets are not a like-for-like comparison.";
+    : "T: distillation temperature; λ: the weight of the distillation term (1 − λ weighs the cross-entropy on labels); both apply to distillation losses only. lr: the optimiser's learning rate. Divergence: of the logits, then any intermediate-layer terms added to the loss (name×weight). Labels read: distinct training labels the run's loss can read (none for soft labels alone). Examples read: steps × batch, repeats over epochs counted (each epoch drops its last partial batch). Runs given different budgets are not a like-for-like comparison.";
   return [`<div id="settings">`, table(head, rows), `</div>`, `<p class="muted">${esc(note)}</p>`].join("\n");
 }
 

@@ -41,6 +41,8 @@ export interface RunSettings {
   modes?: { corpus: number; teacher: number; student: number };
   /** Data-parallel replicas the run trained on. */
   workers: number;
+  /** Encoders: intermediate-layer terms added to the logit loss, as "name×weight". */
+  intermediate?: string[];
 }
 
 interface TrainLike {
@@ -79,9 +81,15 @@ function common(t: TrainLike, workers: number) {
  * A classifier run trained on `view` examples, of which `labels` carry a label its loss reads.
  * The trainer drops each epoch's last partial batch, so an epoch is ⌊view / batch⌋ steps.
  */
-export function classifierSettings(t: TrainLike & { epochs: number; shift?: number }, view: number, labels: number, workers: number): RunSettings {
+export function classifierSettings(
+  t: TrainLike & { epochs: number; shift?: number; intermediate?: { terms: { name: string; weight: number }[] } },
+  view: number,
+  labels: number,
+  workers: number,
+): RunSettings {
   const steps = Math.floor(view / t.batchSize) * t.epochs;
-  return { ...common(t, workers), epochs: t.epochs, steps, labels, examples: steps * t.batchSize, ...(t.shift ? { shift: t.shift } : {}) };
+  const inter = t.intermediate ? { intermediate: t.intermediate.terms.map((x) => `${x.name}×${x.weight}`) } : {};
+  return { ...common(t, workers), epochs: t.epochs, steps, labels, examples: steps * t.batchSize, ...(t.shift ? { shift: t.shift } : {}), ...inter };
 }
 
 /** A language-model run of `steps` steps over windows of `context` tokens. */

@@ -297,9 +297,30 @@ function judgeAll(runs: RunRecord[], m: Measure, what: string, lm: boolean): Ver
   });
 }
 
-/** Classifiers: each distilled student against the scratch student with the best mean accuracy. */
+/**
+ * Classifiers: each distilled student against the scratch student with the best mean accuracy;
+ * then each student trained with intermediate-layer terms against the best student of the same
+ * model distilled from the logits alone, which is what those terms added (or did not).
+ */
 export function verdicts(runs: RunRecord[]): Verdict[] {
-  return judgeAll(runs, ACCURACY, "", false);
+  return [...judgeAll(runs, ACCURACY, "", false), ...intermediateVerdicts(runs)];
+}
+
+function intermediateVerdicts(runs: RunRecord[]): Verdict[] {
+  const m = ACCURACY;
+  const distilled = runs.filter((r) => r.role === "distilled");
+  const names = (f: (r: RunRecord) => boolean) => [...new Set(distilled.filter(f).map((r) => r.name))];
+  return names((r) => (r.settings?.intermediate?.length ?? 0) > 0).flatMap((name) => {
+    const dr = runs.find((r) => r.name === name)!;
+    const plain = names((r) => !r.settings?.intermediate?.length && r.settings !== undefined && r.model === dr.model);
+    if (plain.length === 0) return [];
+    const against = plain.reduce((a, b) => (meanOf(runs, b, m) > meanOf(runs, a, m) ? b : a));
+    const c = compare(runs, name, against, m);
+    const head = `${name} vs ${against}, what the intermediate-layer terms (${dr.settings!.intermediate!.join(", ")}) added: ${signed(c.diff, m.digits, m.minus)} ${m.unit} (${c.noise}): ${c.word}.`;
+    const budget = budgetSentence(dr, runs.find((r) => r.name === against), undefined, false);
+    const line = [head, budget].filter(Boolean).join(" ");
+    return [{ name, against, diff: c.diff, higherIsBetter: m.higherIsBetter, unit: m.unit, word: c.word, interval: c.interval, p: c.p, seeds: c.seeds, head, budget, gap: "", line }];
+  });
 }
 
 /** Language models: by held-out loss (lower is better), and by generation quality when recorded. */
