@@ -9,7 +9,7 @@ import type { Examples } from "./data/batches.js";
 import type { InputShape } from "./data/datasets.js";
 import { classCounts, encodeSplit, formatClassCounts, loadTextSplits } from "./data/text-classification.js";
 import { paramsFromHost, paramsToHost, disposeParams } from "./checkpoint/params.js";
-import { initFromTeacher, isEncoder, type BertSpec } from "./nn/bert.js";
+import { everyOtherLayer, initFromTeacher, isEncoder, type BertSpec } from "./nn/bert.js";
 import type { Model, Params } from "./nn/models.js";
 import { checkIntermediate } from "./losses/intermediate/index.js";
 import { splitProjections } from "./losses/intermediate/projections.js";
@@ -17,7 +17,7 @@ import { loadEncoderTokenizer, trainEncoderTokenizer, type TextTokenizer } from 
 import { openOnnxTeacher } from "./teachers/onnx.js";
 import { loadHfBertTeacher } from "./teachers/hf.js";
 import { isExternal } from "./teachers/teacher.js";
-import { defaultInitLayers, resolveTextRecipePaths, type TextClassificationRecipe } from "./recipe/recipe.js";
+import { resolveTextRecipePaths, type TextClassificationRecipe } from "./recipe/recipe.js";
 import type { Results } from "./report/results.js";
 import { UserError } from "./util/errors.js";
 import { runClassifiers, withOpened, type ClassifierData, type ClassifierRunSpec, type RunOptions, type StudentPlan } from "./pipeline.js";
@@ -133,7 +133,7 @@ async function prepareStudent(s: ClassifierRunSpec, model: Model, teacher: { tea
   let student: Model = model;
   const config: Record<string, unknown> = {};
   if (s.init) {
-    const layers = s.init.layers ?? defaultInitLayers(sSpec.layers);
+    const layers = s.init.layers ?? everyOtherLayer(tSpec.layers, sSpec.layers);
     const host = await paramsToHost(tt.params);
     const init = initFromTeacher(host, tSpec, sSpec, layers);
     // Every seed starts from the same teacher blocks: the seed then decides only the data order

@@ -7,6 +7,7 @@ import { modeWeights } from "../data/modes.js";
 import { readFileBounded } from "../util/fs.js";
 import { DIVERGENCES, LOSSES, findLoss } from "../losses/index.js";
 import { IntermediateSchema } from "../losses/intermediate/schema.js";
+import { everyOtherLayer } from "../nn/bert.js";
 import { MAIL_HEADERS, SOTU_TASKS, SPAM_TASKS, TEXT_SOURCES } from "../data/text-classification.js";
 import { dirname, isAbsolute, resolve } from "node:path";
 
@@ -505,11 +506,6 @@ const TextStudent = z.strictObject({
   train: TextTrain,
 });
 
-/** The teacher blocks a student initialised from the teacher takes by default: every other one (0, 2, 4, ...). */
-export function defaultInitLayers(studentLayers: number): number[] {
-  return Array.from({ length: studentLayers }, (_, i) => 2 * i);
-}
-
 function checkBertShape(m: BertModelSpec, path: (string | number)[], ctx: z.RefinementCtx): void {
   if (m.hidden % m.heads !== 0) ctx.addIssue({ code: "custom", path: [...path, "heads"], message: `${m.heads} heads do not divide hidden ${m.hidden}` });
 }
@@ -591,11 +587,14 @@ export const TextClassificationRecipeSchema = z
           for (const f of ["hidden", "heads", "intermediate"] as const) {
             if (s.model[f] !== teacherModel[f]) ctx.addIssue({ code: "custom", path: [...at, "model", f], message: `${s.model[f]} differs from the teacher's ${teacherModel[f]}; init from the teacher copies its blocks, so only layers may differ` });
           }
-          const layers = s.init.layers ?? defaultInitLayers(s.model.layers);
-          if (layers.length !== s.model.layers) ctx.addIssue({ code: "custom", path: [...where, "layers"], message: `${layers.length} teacher layers for a student of ${s.model.layers}` });
-          const bad = layers.find((l) => l >= teacherModel.layers);
-          if (bad !== undefined) {
-            ctx.addIssue({ code: "custom", path: [...where, "layers"], message: s.init.layers ? `teacher layer ${bad} does not exist (0-based; the teacher has ${teacherModel.layers})` : `every other teacher layer needs a teacher of at least ${2 * s.model.layers - 1} layers (the teacher has ${teacherModel.layers}); list init.layers` });
+          if (!s.init.layers && s.model.layers > Math.ceil(teacherModel.layers / 2)) {
+            ctx.addIssue({ code: "custom", path: [...where, "layers"], message: `every other teacher layer needs a teacher of at least ${2 * s.model.layers - 1} layers (the teacher has ${teacherModel.layers}); list init.layers` });
+          } else {
+            // Default: every other teacher block, as DistilBERT.
+            const layers = s.init.layers ?? everyOtherLayer(teacherModel.layers, s.model.layers);
+            if (layers.length !== s.model.layers) ctx.addIssue({ code: "custom", path: [...where, "layers"], message: `${layers.length} teacher layers for a student of ${s.model.layers}` });
+            const bad = layers.find((l) => l >= teacherModel.layers);
+            if (bad !== undefined) ctx.addIssue({ code: "custom", path: [...where, "layers"], message: `teacher layer ${bad} does not exist (0-based; the teacher has ${teacherModel.layers})` });
           }
         }
       }

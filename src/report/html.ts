@@ -9,7 +9,7 @@
 //
 // The output is a pure function of its arguments: same results, curves and `opts.generated`,
 // same bytes.
-import { lmVerdicts, summarize, verdicts, type Results, type RunMetrics, type RunRecord, type Summary } from "./results.js";
+import { lmVerdicts, summarize, verdicts, type Results, type RunRecord, type Summary } from "./results.js";
 import type { Verdict } from "./verdicts.js";
 import { PAGE_CSS, barCaption, calibrationSection, classesSection, deploymentSection, environmentSection, lossNotes, settingsSection, tradeoffNote } from "./page-sections.js";
 
