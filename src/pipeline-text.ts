@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type { Examples } from "./data/batches.js";
 import type { InputShape } from "./data/datasets.js";
-import { classCounts, encodeSplit, formatClassCounts, loadTextSplits } from "./data/text-classification.js";
+import { classCounts, encodeSplit, formatClassCounts, loadTextSplits, type TextSplits } from "./data/text-classification.js";
 import { paramsFromHost, paramsToHost, disposeParams } from "./checkpoint/params.js";
 import { everyOtherLayer, initFromTeacher, isEncoder, type BertSpec } from "./nn/bert.js";
 import type { Model, Params } from "./nn/models.js";
@@ -80,7 +80,8 @@ export async function runTextRecipe(recipeAsWritten: TextClassificationRecipe, r
     classes: splits.classes,
     dataset,
     runConfig: { classes: splits.classes, tokenizer: tokJSON },
-    exportExtra: { input, classes: splits.classes, tokenizer: tokJSON },
+    // The browser folder (export: [web]) bundles the first test texts with their classes.
+    exportExtra: { input, classes: splits.classes, tokenizer: tokJSON, texts: webTexts(splits) },
     summary: {
       description: splits.description,
       classCounts: { train: counts.train, validation: counts.validation, test: counts.test },
@@ -158,4 +159,11 @@ async function prepareStudent(s: ClassifierRunSpec, model: Model, teacher: { tea
     },
     config,
   };
+}
+
+/** The first few test texts (train or validation when the test split is empty), for the browser folder. */
+function webTexts(splits: TextSplits): { texts: string[]; labels: number[]; source: string } {
+  const [name, split] = ([["test", splits.test], ["validation", splits.validation], ["training", splits.train]] as const).find(([, s]) => s.length > 0)!;
+  const first = split.slice(0, 8);
+  return { texts: first.map((e) => e.text), labels: first.map((e) => splits.classes.indexOf(e.label)), source: `the first ${first.length} ${name} texts` };
 }

@@ -293,15 +293,18 @@ export async function exportRun(
   seedDir: string,
   model: Model | LanguageModel,
   params: Params,
-  extra: { input: InputShape; dataDir?: string } | { tokenizer: TokenizerJSON } | { input: InputShape; classes: string[]; tokenizer: Extract<TokenizerJSON, { kind: "hf" }> },
+  extra:
+    | { input: InputShape; dataDir?: string }
+    | { tokenizer: TokenizerJSON }
+    | { input: InputShape; classes: string[]; tokenizer: Extract<TokenizerJSON, { kind: "hf" }>; texts?: { texts: string[]; labels: number[]; source: string } },
   progress: ProgressSink,
 ): Promise<{ deploy?: DeployRecord }> {
   if (!formats || formats.length === 0) return {};
   const { exportableFrom, exportAndMeasure } = await import("./export/deploy.js");
   const dir = join(seedDir, "export", name);
   const m = await exportableFrom(model, params, extra, `${name} (${model.name})`);
-  // The browser folder bundles test images from the data the run used.
-  const web = "dataDir" in extra ? { dataDir: extra.dataDir } : {};
+  // The browser folder bundles test images (or texts) from the data the run used.
+  const web = "dataDir" in extra ? { dataDir: extra.dataDir } : "texts" in extra ? { texts: extra.texts } : {};
   const deploy = await exportAndMeasure(m, formats, dir, (line) => progress.info(`${name}: ${line}`), {}, web);
   progress.info(`${name}: exported to ${dir} (${Object.keys(deploy.bytes).join(", ")})`);
   return { deploy };

@@ -382,7 +382,7 @@ test("recipe: each cross-field error names its field in one line", () => {
         r.data.split.validation = 0;
         r.students[0].train.keep = "best-validation";
       }, /students\[0\]\.train\.keep: best-validation needs a validation set/],
-    ["web export", (r) => (r.export = ["web"]), /export\[0\]/],
+    ["gguf export", (r) => (r.export = ["gguf"]), /export\[0\]/],
   ];
   for (const [name, edit, re] of cases) {
     const r = goodRecipe();
@@ -390,4 +390,5 @@ test("recipe: each cross-field error names its field in one line", () => {
     assert.throws(() => validateTextRecipe(JSON.parse(JSON.stringify(r)), "r.yaml"), userError(new RegExp(`^r\\.yaml: ${re.source}`)), name);
   }
   assert.doesNotThrow(() => validateTextRecipe(goodRecipe(), "r.yaml"));
+  assert.doesNotThrow(() => validateTextRecipe({ ...goodRecipe(), export: ["onnx", "hf", "web"] }, "r.yaml"));
 });

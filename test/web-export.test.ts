@@ -1,8 +1,9 @@
 // The browser folder as a person uses it: written by writeWebFolder, served by a plain static
 // file server (node:http on 127.0.0.1), opened in headless Chromium (Debian's /usr/bin/chromium
 // with playwright-core). Its predictions and logits must equal onnxruntime-node's on the same
-// model.onnx and inputs and distill's own forward; its greedy text must equal distill's; the
-// console must stay clean; and every request must be for a file inside the folder.
+// model.onnx and inputs and distill's own forward; its greedy text must equal distill's; a text
+// classifier's rows must equal distill's encodeBatch; the console must stay clean (the page's
+// Content-Security-Policy reports there); and every request must be for a file inside the folder.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
@@ -14,13 +15,14 @@ import type { Browser, Page } from "playwright-core";
 import { initDevice } from "../src/engine/index.js";
 import { paramsFromHost } from "../src/checkpoint/params.js";
 import { generateFullRecompute } from "../src/nn/generate.js";
-import type { ClassifierExportable, LMExportable } from "../src/export/exportable.js";
-import { WEB_CONFIG, writeWebFolder } from "../src/export/web.js";
+import type { ClassifierExportable, LMExportable, TextExportable } from "../src/export/exportable.js";
+import { DEFAULT_TEXTS, WEB_CONFIG, writeWebFolder } from "../src/export/web.js";
 import { exportOnnx } from "../src/export/onnx.js";
 import { FASHION_MNIST_CLASSES } from "../src/data/fashion-mnist.js";
 import { tokenizerFromJSON, type TokenizerJSON } from "../src/text/tokenizer.js";
+import { trainEncoderTokenizer, type TextTokenizer } from "../src/text/encoder-tokenizer.js";
 import { UserError } from "../src/util/errors.js";
-import { classifierExportable, distillClassifierLogits, lmExportable, lmFeeds, maxAbsDiff, toNCHW } from "./helpers/onnx-models.js";
+import { classifierExportable, distillClassifierLogits, distillTextLogits, int64, lmExportable, lmFeeds, maxAbsDiff, textExportable, toNCHW } from "./helpers/onnx-models.js";
 import { makeFashionFixture } from "./helpers/fixtures.js";
 import { tempDir } from "./helpers/tmp.js";
 import { tinyWhitespaceBpe } from "./helpers/tokenizers.js";
@@ -251,6 +253,110 @@ describe("the browser folder", { skip }, () => {
     assert.ok(existsSync(join(dir, "tokenizers.min.mjs")) && existsSync(join(dir, "tokenizer.json")));
     await checkLM(hf, dir, ["hugs", "hug!"], 6);
   });
+
+  // Text classifiers: a tiny bert with a tokenizer trained on a few sentences (WordPiece, [PAD] 0;
+  // byte-level BPE, RoBERTa's <pad> 1, so padding with 0 would show).
+  const TEXT_SPEC = { type: "bert" as const, layers: 2, hidden: 16, heads: 2, intermediate: 24, dropout: 0.1 };
+  const TEXT_CLASSES = ["ham", "spam", "speech"];
+  const CORPUS = [
+    "Win free money now, click here to claim your prize!",
+    "The meeting is moved to noon; bring the report.",
+    "My fellow citizens, the state of our union is strong.",
+    "Cheap loans, no credit check, reply today.",
+    "Can you send me the minutes of the committee meeting?",
+    "We will meet these challenges together, as a nation.",
+  ];
+  const TEXT_LENGTH = 24;
+
+  function textModel(type: "wordpiece" | "bpe", vocabSize: number, seed: number): { m: TextExportable; tok: TextTokenizer } {
+    const tok = trainEncoderTokenizer(CORPUS, { type, vocabSize });
+    const m = textExportable(TEXT_SPEC, { vocab: tok.vocabSize, length: TEXT_LENGTH, padId: tok.padId }, TEXT_CLASSES, tok.toJSON(), seed);
+    return { m, tok };
+  }
+
+  interface PageRow { text: string; ids: number[]; tokens: number; truncated: boolean; logits: number[]; probabilities: number[]; prediction: number; className: string }
+  type TextResults = { status: string; error?: string; typed: PageRow; examples: PageRow[]; labels: number[] | null };
+
+  /** The page's rows against distill's encodeBatch, its logits against onnxruntime-node's and distill's forward on distill's rows. */
+  async function checkTextRows(m: TextExportable, tok: TextTokenizer, s: ort.InferenceSession, rows: PageRow[], texts: string[]): Promise<void> {
+    const L = TEXT_LENGTH;
+    const n = texts.length;
+    assert.deepEqual(rows.map((r) => r.text), texts);
+    const enc = tok.encodeBatch(texts, L);
+    assert.deepEqual(rows.map((r) => r.ids), Array.from({ length: n }, (_, i) => Array.from(enc.ids.subarray(i * L, (i + 1) * L))), "token rows");
+    assert.deepEqual(rows.map((r) => r.tokens), Array.from(enc.lengths));
+    assert.equal(rows.filter((r) => r.truncated).length, enc.truncated);
+    // The mask from distill's lengths (1 on [CLS] … [SEP]), as the ONNX tests feed it.
+    const mask = Array.from({ length: n * L }, (_, j) => ((j % L) < enc.lengths[Math.floor(j / L)] ? 1 : 0));
+    const feeds = { input_ids: int64(enc.ids, [n, L]), attention_mask: int64(mask, [n, L]), token_type_ids: int64(new Array(n * L).fill(0), [n, L]) };
+    const nodeLogits = (await s.run(feeds)).logits.data as Float32Array;
+    const distill = await distillTextLogits(m, enc.ids, n);
+    const page = rows.flatMap((r) => r.logits);
+    assert.ok(maxAbsDiff(page, nodeLogits) <= 1e-4, `page vs onnxruntime-node: ${maxAbsDiff(page, nodeLogits)}`);
+    assert.ok(maxAbsDiff(page, distill) <= 1e-4, `page vs distill: ${maxAbsDiff(page, distill)}`);
+    for (const r of rows) {
+      const e = r.logits.map((v) => Math.exp(v - Math.max(...r.logits)));
+      const sum = e.reduce((a, b) => a + b, 0);
+      assert.ok(maxAbsDiff(r.probabilities, e.map((v) => v / sum)) < 1e-6, `probabilities ${r.probabilities} for logits ${r.logits}`);
+      assert.equal(r.className, TEXT_CLASSES[r.prediction]);
+    }
+  }
+
+  async function checkTextPage(m: TextExportable, tok: TextTokenizer, dir: string, bundled: string[], typed: string[]): Promise<void> {
+    const s = await nodeSession(dir);
+    const o = await open(dir);
+    let r = (await o.results()) as TextResults;
+    assert.equal(r.status, "done", `${r.error} ${o.errors.join("; ")}`);
+    // The box starts with the first bundled text; the bundled texts are classified in one batch.
+    assert.equal(r.typed.text, bundled[0]);
+    await checkTextRows(m, tok, s, [r.typed], [bundled[0]]);
+    await checkTextRows(m, tok, s, r.examples, bundled);
+    // Not a constant model: the bundled texts get different logits (a wrong id would show).
+    assert.ok(maxAbsDiff(r.examples[0].logits, r.examples[1].logits) > 1e-3, "the logits vary between texts");
+    assert.equal(await o.page.locator("#examples section").count(), bundled.length);
+    for (const text of typed) {
+      await o.page.fill("#text", text);
+      await o.page.evaluate(() => ((globalThis as unknown as { distillResults: unknown }).distillResults = { status: "clicked" }));
+      await o.page.click("#classify");
+      r = (await o.results()) as TextResults;
+      assert.equal(r.status, "done", r.error);
+      await checkTextRows(m, tok, s, [r.typed], [text]);
+      // The probabilities shown, one line per class, the predicted class first.
+      const lines = await o.page.locator("#typed li").allTextContents();
+      assert.equal(lines.length, TEXT_CLASSES.length);
+      assert.ok(lines[0].endsWith(` ${r.typed.className}`), `${lines[0]} vs ${r.typed.className}`);
+    }
+    await s.release();
+    assert.deepEqual(o.errors, []);
+    await o.close();
+  }
+
+  // Longer than the row (24): cut to 22 tokens with [SEP] last; upper case and an accent (BERT's
+  // normalizer), a character no vocabulary holds, and an empty text ([CLS] [SEP]).
+  const TYPED = ["Café MEETING at noon: win FREE money now, the nation's report is strong and the loans are cheap today, so reply to the committee and claim your prize", "citizens ☃ union", ""];
+
+  test("a text classifier (WordPiece): the page's rows are distill's encodeBatch rows and its logits onnxruntime-node's", async () => {
+    const { m, tok } = textModel("wordpiece", 80, 21);
+    const dir = join(tmp, "text-wordpiece-web");
+    const bundled = [CORPUS[1], CORPUS[0], TYPED[0], CORPUS[2]];
+    await writeWebFolder(m, dir, { texts: { texts: bundled, labels: [0, 1, 1, 2], source: "four test texts" } });
+    assert.deepEqual(readdirSync(dir).sort(), ["app.mjs", WEB_CONFIG, "index.html", "inputs.json", "model.onnx", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm", "ort.wasm.min.mjs", "tokenizer.json", "tokenizers.min.mjs"].sort());
+    const cfg = JSON.parse(readFileSync(join(dir, WEB_CONFIG), "utf8")) as Record<string, unknown>;
+    assert.deepEqual([cfg.family, cfg.classes, cfg.length, cfg.padId, cfg.clsId, cfg.sepId], ["text", TEXT_CLASSES, TEXT_LENGTH, tok.padId, tok.clsId, tok.sepId]);
+    assert.equal(tok.encodeBatch([TYPED[0]], TEXT_LENGTH).truncated, 1, "the long text is longer than the row");
+    assert.ok(tok.encodeBatch([TYPED[1]], TEXT_LENGTH).ids.includes(tok.unkId), "the snowman is unknown");
+    await checkTextPage(m, tok, dir, bundled, TYPED);
+  });
+
+  test("a text classifier (byte-level BPE, pad id 1) with the default example sentences", async () => {
+    const { m, tok } = textModel("bpe", 300, 22);
+    assert.equal(tok.padId, 1);
+    const dir = join(tmp, "text-bpe-web");
+    await writeWebFolder(m, dir);
+    assert.deepEqual((JSON.parse(readFileSync(join(dir, "inputs.json"), "utf8")) as { texts: string[] }).texts, DEFAULT_TEXTS);
+    // Short typed texts too: rows padded with <pad> (1), not 0.
+    await checkTextPage(m, tok, dir, DEFAULT_TEXTS, [...TYPED, "Win!"]);
+  });
 });
 
 describe("writing the folder", () => {
@@ -277,6 +383,17 @@ describe("writing the folder", () => {
     await assert.rejects(writeWebFolder(lm, web), (e) => e instanceof UserError && /9 tokens but the model's vocabulary is 6/.test(e.message) && !e.message.includes("\n"));
     assert.ok(existsSync(join(web, "inputs.json")));
     assert.deepEqual(readdirSync(d).sort(), ["mine", "web"]);
+  });
+
+  test("a text classifier whose tokenizer or bundled labels do not fit is refused in one line", async () => {
+    const tok = trainEncoderTokenizer(["the cat sat on the mat", "free money now"], { type: "wordpiece", vocabSize: 40 });
+    const spec = { type: "bert" as const, layers: 1, hidden: 8, heads: 2, intermediate: 8, dropout: 0 };
+    const d = tempDir("distill-web-text-refuse-");
+    const wrongVocab = textExportable(spec, { vocab: tok.vocabSize + 3, length: 8, padId: tok.padId }, ["a", "b"], tok.toJSON());
+    await assert.rejects(writeWebFolder(wrongVocab, join(d, "w")), (e) => e instanceof UserError && new RegExp(`${tok.vocabSize} tokens but the model's vocabulary is ${tok.vocabSize + 3}`).test(e.message) && !e.message.includes("\n"));
+    const m = textExportable(spec, { vocab: tok.vocabSize, length: 8, padId: tok.padId }, ["a", "b"], tok.toJSON());
+    await assert.rejects(writeWebFolder(m, join(d, "w"), { texts: { texts: ["x", "y"], labels: [0, 2], source: "t" } }), (e) => e instanceof UserError && /one label each, below 2/.test(e.message));
+    assert.deepEqual(readdirSync(d), []);
   });
 });
 

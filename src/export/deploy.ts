@@ -240,7 +240,6 @@ export async function exportAndMeasure(
   });
   await attempt("web", async () => {
     if (!onnx) return void (skipped.web = "the browser folder needs the ONNX exporter");
-    if (m.family === "text") return void (skipped.web = "the browser page runs image classifiers and language models only");
     await writeWebFolder(m, join(dir, "web"), { ...web, onnx });
     bytes.web = bytesOnDisk(join(dir, "web"));
   });

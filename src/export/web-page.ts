@@ -1,15 +1,20 @@
 // The browser folder's page: index.html and its plain ES-module script (no bundler). The script
-// is the same for every model; what differs (family, input layout, classes, tokenizer, bundled
-// inputs) comes from distill-web.json beside it. Kept here as strings so the folder can be
-// written from the compiled package without locating source assets.
+// is the same for every model (image classifier, language model, text classifier); what differs
+// (family, input layout, classes, tokenizer, bundled inputs) comes from distill-web.json beside
+// it. Kept here as strings so the folder can be written from the compiled package without
+// locating source assets.
 
-/** index.html; `title` is escaped by the caller. */
+/**
+ * index.html; `title` is escaped by the caller. Its Content-Security-Policy lets the page load
+ * scripts and data from its own folder only (and compile onnxruntime's Wasm), nothing outside.
+ */
 export function indexHtml(title: string): string {
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; style-src 'unsafe-inline'; img-src data:">
 <title>${title}</title>
 <link rel="icon" href="data:,">
 <style>
@@ -23,6 +28,10 @@ export function indexHtml(title: string): string {
   textarea { width: 100%; box-sizing: border-box; font: 14px ui-monospace, monospace; }
   pre { white-space: pre-wrap; word-break: break-word; background: #f5f5f5; padding: .75rem; }
   .note { color: #666; font-size: 13px; }
+  .example { border-top: 1px solid #ddd; }
+  .example pre { cursor: pointer; max-height: 8rem; overflow: auto; }
+  .probs { list-style: none; padding: 0; margin: .25rem 0; }
+  meter { width: 10rem; }
 </style>
 </head>
 <body>
@@ -115,6 +124,15 @@ async function runClassifier(session, cfg) {
   window.distillResults = { status: "done", family: "classifier", predictions, classNames: predictions.map((p) => cfg.classes[p]), logits, labels: inputs.labels ?? null, ms };
 }
 
+// A Hugging Face tokenizer.json, with the library distill itself uses, bundled beside this file.
+async function hfTokenizer(config) {
+  const { Tokenizer } = await import("./tokenizers.min.mjs");
+  const json = await (await fetch("./tokenizer.json")).json();
+  // The library requires every top-level key; a hand-written file may leave out the null ones.
+  const full = Object.assign({ normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null, added_tokens: [] }, json);
+  return new Tokenizer(full, config);
+}
+
 // The tokenizers of src/text/tokenizer.ts, from the stored TokenizerJSON.
 async function makeTokenizer(tj) {
   if (tj.kind === "char") {
@@ -134,12 +152,8 @@ async function makeTokenizer(tj) {
       decode: (xs) => dec.decode(Uint8Array.from(xs, (id) => (Number.isInteger(id) && id >= 0 && id < 256 ? id : 0xff))),
     };
   }
-  // A Hugging Face tokenizer.json, with the library distill itself uses, bundled beside this file.
-  const { Tokenizer } = await import("./tokenizers.min.mjs");
-  const json = await (await fetch("./tokenizer.json")).json();
   const config = tj.config ?? {};
-  const full = Object.assign({ normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null, added_tokens: [] }, json);
-  const tok = new Tokenizer(full, config);
+  const tok = await hfTokenizer(config);
   const cleanUp = config.clean_up_tokenization_spaces === true;
   const vocab = tok.model.vocab;
   return {
@@ -222,6 +236,96 @@ async function runLM(session, cfg) {
   await generate();
 }
 
+// distill's rows (TextTokenizer.encodeBatch): [CLS] tokens… [SEP], the tokens cut so [SEP]
+// stays last, then padId to the row length; attention_mask 1 on the tokens, token_type_ids 0.
+function textRow(tok, cfg, text) {
+  const body = text.length === 0 ? [] : tok.encode(text, { add_special_tokens: false }).ids;
+  const kept = body.slice(0, cfg.length - 2);
+  const ids = [cfg.clsId, ...kept, cfg.sepId];
+  const tokens = ids.length;
+  while (ids.length < cfg.length) ids.push(cfg.padId);
+  return { ids, tokens, truncated: body.length > kept.length };
+}
+
+function softmax(row) {
+  const top = Math.max(...row);
+  const e = row.map((v) => Math.exp(v - top));
+  const sum = e.reduce((a, b) => a + b, 0);
+  return e.map((v) => v / sum);
+}
+
+// All texts in one batch of full-length rows, as distill feeds them.
+async function classifyTexts(session, cfg, tok, texts) {
+  const L = cfg.length;
+  const rows = texts.map((t) => textRow(tok, cfg, t));
+  const n = rows.length;
+  const ids = rows.flatMap((r) => r.ids);
+  const feeds = {};
+  for (const { name, type } of cfg.inputs) {
+    if (name === "input_ids") feeds[name] = intTensor(type, ids, [n, L]);
+    else if (name === "attention_mask") feeds[name] = intTensor(type, rows.flatMap((r) => r.ids.map((_, j) => (j < r.tokens ? 1 : 0))), [n, L]);
+    else if (name === "token_type_ids") feeds[name] = intTensor(type, ids.map(() => 0), [n, L]);
+    else throw new Error("model.onnx: unexpected input " + name);
+  }
+  const t0 = performance.now();
+  const data = (await session.run(feeds))[cfg.outputName].data;
+  const ms = performance.now() - t0;
+  const K = cfg.classes.length;
+  return {
+    ms,
+    rows: rows.map((r, i) => {
+      const logits = Array.from(data.subarray(i * K, (i + 1) * K));
+      const prediction = argmax(logits);
+      return { text: texts[i], ids: r.ids, tokens: r.tokens, truncated: r.truncated, logits, probabilities: softmax(logits), prediction, className: cfg.classes[prediction] };
+    }),
+  };
+}
+
+// One line per class, most probable first.
+function probabilities(r, classes) {
+  const order = classes.map((_, k) => k).sort((a, b) => r.probabilities[b] - r.probabilities[a]);
+  return el("ul", { className: "probs" }, order.map((k) => el("li", {}, [el("meter", { min: 0, max: 1, value: r.probabilities[k] }), " " + (100 * r.probabilities[k]).toFixed(1) + "% " + classes[k]])));
+}
+
+function tokenNote(r, cfg) {
+  return el("p", { className: "note" }, [r.tokens + " of " + cfg.length + " tokens" + (r.truncated ? " (the text was cut to fit)" : "")]);
+}
+
+async function runText(session, cfg) {
+  const tok = await hfTokenizer(cfg.tokenizer.config ?? {});
+  const inputs = await (await fetch("./inputs.json")).json();
+  const box = el("textarea", { rows: 6, value: inputs.texts[0], id: "text" });
+  const button = el("button", { type: "submit", id: "classify" }, ["Classify"]);
+  const typed = el("div", { id: "typed" });
+  const form = el("form", {}, [el("label", {}, ["Text", box]), el("p", {}, [button])]);
+  const ex = await classifyTexts(session, cfg, tok, inputs.texts);
+  const list = el("div", { id: "examples" });
+  ex.rows.forEach((r, i) => {
+    const label = inputs.labels ? inputs.labels[i] : null;
+    const wrong = label !== null && label !== r.prediction;
+    const head = el("p", { className: wrong ? "wrong" : "" }, [r.className + (wrong ? " (is " + cfg.classes[label] + ")" : "")]);
+    // Clicking an example's text puts it in the box.
+    const text = el("pre", { title: "classify this text above" }, [r.text.length > 400 ? r.text.slice(0, 400) + "…" : r.text]);
+    text.addEventListener("click", () => { box.value = r.text; box.focus(); });
+    list.append(el("section", { className: "example" }, [head, text, probabilities(r, cfg.classes), tokenNote(r, cfg)]));
+  });
+  app.append(form, typed, el("h2", {}, ["Bundled texts"]), el("p", { className: "note" }, [inputs.source]), list);
+  const right = inputs.labels ? ex.rows.filter((r, i) => r.prediction === inputs.labels[i]).length : null;
+  const summary = ex.rows.length + " bundled texts in " + ex.ms.toFixed(1) + " ms" + (right !== null ? "; " + right + " of " + ex.rows.length + " right" : "");
+  const classify = async () => {
+    window.distillResults = { status: "running", family: "text" };
+    button.disabled = true;
+    const r = await classifyTexts(session, cfg, tok, [box.value]);
+    const row = r.rows[0];
+    typed.replaceChildren(el("p", {}, [el("strong", {}, [row.className])]), probabilities(row, cfg.classes), tokenNote(row, cfg));
+    say(summary + "; this text in " + r.ms.toFixed(1) + " ms");
+    button.disabled = false;
+    window.distillResults = { status: "done", family: "text", typed: row, examples: ex.rows, labels: inputs.labels, ms: ex.ms };
+  };
+  form.addEventListener("submit", (e) => { e.preventDefault(); classify().catch(fail); });
+  await classify();
+}
+
 function fail(e) {
   say("error: " + (e && e.message ? e.message : String(e)));
   window.distillResults = { status: "error", error: String(e && e.message ? e.message : e) };
@@ -232,6 +336,7 @@ async function main() {
   const cfg = await (await fetch("./distill-web.json")).json();
   const session = await ort.InferenceSession.create("./model.onnx", { executionProviders: ["wasm"] });
   if (cfg.family === "classifier") await runClassifier(session, cfg);
+  else if (cfg.family === "text") await runText(session, cfg);
   else await runLM(session, cfg);
 }
 

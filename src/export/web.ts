@@ -4,11 +4,12 @@ import { copyFileSync, existsSync, lstatSync, readdirSync, writeFileSync } from 
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import * as ort from "onnxruntime-node";
-import type { Exportable, LMExportable } from "./exportable.js";
+import type { Exportable, LMExportable, TextExportable } from "./exportable.js";
 import { exportOnnx } from "./onnx.js";
 import { APP_JS, indexHtml } from "./web-page.js";
 import { FASHION_MNIST_CLASSES, FASHION_MNIST_FILES, locateFashionMnist } from "../data/fashion-mnist.js";
 import { readIdxGz } from "../data/idx.js";
+import { encoderTokenizerFromJSON } from "../text/encoder-tokenizer.js";
 import { tokenizerFromJSON } from "../text/tokenizer.js";
 import { UserError } from "../util/errors.js";
 import { writeDirAtomic } from "../util/fs.js";
@@ -27,6 +28,8 @@ export interface WebFolderOptions {
   dataDir?: string;
   /** Classifier: how many test images (default 16). */
   count?: number;
+  /** Text classifier: texts to bundle (default: a few fixed sentences), with their true classes when known. */
+  texts?: { texts: string[]; labels?: number[]; source: string };
   /** LM: the prompt the page starts with, and how many tokens it generates (default 32, within the context). */
   prompt?: string;
   tokens?: number;
@@ -131,19 +134,40 @@ function checkTarget(dir: string): "absent" | "replace" {
   return "replace";
 }
 
+/** Sentences a text classifier's page starts with when the caller bundles none (not from any data set). */
+export const DEFAULT_TEXTS = [
+  "Congratulations! You have been selected to win a free prize. Reply now to claim your money.",
+  "Can we move tomorrow's meeting to noon? I will bring the draft of the report.",
+  "Our nation faces hard choices, and together we will meet them with courage.",
+  "Please find attached the minutes of last week's committee meeting.",
+  "Limited time offer: cheap loans with no credit check, call today!",
+];
+
+/** The text classifier's bundled texts: the caller's, else DEFAULT_TEXTS. */
+function bundledTexts(m: TextExportable, opts: WebFolderOptions): { texts: string[]; labels: number[] | null; source: string } {
+  const b = opts.texts;
+  if (!b) return { texts: DEFAULT_TEXTS, labels: null, source: "example sentences (not from the data the model learned from)" };
+  if (b.texts.length === 0) throw new UserError(`${m.source}: no texts to bundle in the browser folder`);
+  if (b.labels && (b.labels.length !== b.texts.length || b.labels.some((y) => !Number.isInteger(y) || y < 0 || y >= m.classes.length))) {
+    throw new UserError(`${m.source}: the bundled texts need one label each, below ${m.classes.length}`);
+  }
+  return { texts: b.texts, labels: b.labels ?? null, source: b.source };
+}
+
 /**
  * Writes a static folder that runs the model with onnxruntime-web (index.html, its script,
  * model.onnx, the runtime's files, a few bundled inputs): a classifier on test images, an LM
- * generating text. Built in a temporary folder beside `dir` and renamed into place at the end
+ * generating text, a text classifier on typed and bundled texts (tokenized in the page by the
+ * library distill uses, on the same tokenizer.json). Built in a temporary folder beside `dir` and renamed into place at the end
  * (`writeDirAtomic`; an earlier export is moved aside until the new one is in place).
  */
 export async function writeWebFolder(m: Exportable, dir: string, opts: WebFolderOptions = {}): Promise<void> {
-  if (m.family === "text") throw new UserError(`cannot export ${m.source} as web: the browser page runs image classifiers and language models only (export a text classifier with --format onnx or hf)`);
   const target = resolve(dir);
   const replace = checkTarget(target) === "replace";
   const onnx = opts.onnx ?? exportOnnx(m);
   const io = await modelIO(onnx);
-  const config = m.family === "classifier" ? classifierConfig(m, io) : lmConfig(m, io, opts);
+  const config = m.family === "classifier" ? classifierConfig(m, io) : m.family === "text" ? textConfig(m, io) : lmConfig(m, io, opts);
+  const texts = m.family === "text" ? bundledTexts(m, opts) : null;
   // checkTarget has refused anything but an absent, empty or earlier web folder.
   await writeDirAtomic(
     target,
@@ -152,13 +176,17 @@ export async function writeWebFolder(m: Exportable, dir: string, opts: WebFolder
       const ortDir = dirname(packageFile("onnxruntime-web/ort-wasm-simd-threaded.wasm"));
       for (const f of ORT_FILES) copyFileSync(join(ortDir, f), join(tmp, f));
       writeFileSync(join(tmp, "app.mjs"), APP_JS);
-      const title = `${m.model.name}: ${m.family === "classifier" ? "image classifier" : "language model"} in the browser`;
+      const what = { classifier: "image classifier", lm: "language model", text: "text classifier" }[m.family];
+      const title = `${m.model.name}: ${what} in the browser`;
       writeFileSync(join(tmp, "index.html"), indexHtml(escapeHtml(title)));
       if (m.family === "classifier") {
         const b = bundledImages(m, opts);
         writeFileSync(join(tmp, "inputs.json"), JSON.stringify({ source: b.source, labels: b.labels, pixels: b.pixels }));
         (config as Record<string, unknown>).classes = b.classes;
-      } else if (m.tokenizer.kind === "hf") {
+      } else if (texts) {
+        writeFileSync(join(tmp, "inputs.json"), JSON.stringify(texts));
+      }
+      if (m.family !== "classifier" && m.tokenizer.kind === "hf") {
         // The same tokenizer library distill uses (self-contained ES module), and the vocabulary.
         copyFileSync(join(dirname(packageFile("@huggingface/tokenizers")), "tokenizers.min.mjs"), join(tmp, "tokenizers.min.mjs"));
         writeFileSync(join(tmp, "tokenizer.json"), JSON.stringify(m.tokenizer.json));
@@ -182,6 +210,35 @@ function lmConfig(m: LMExportable, io: ModelIO, opts: WebFolderOptions): Record<
   const tokens = Math.max(1, Math.min(opts.tokens ?? 32, context - 1));
   const tokenizer = m.tokenizer.kind === "hf" ? { kind: "hf", config: m.tokenizer.config ?? {} } : m.tokenizer;
   return { family: "lm", model: m.model.name, context, vocab: m.model.vocab, inputs: io.inputs, outputName: io.outputName, tokenizer, prompt: opts.prompt ?? defaultPrompt(m), tokens };
+}
+
+/**
+ * What the page needs to build distill's rows (TextTokenizer.encodeBatch): the row length, the
+ * [CLS]/[SEP]/[PAD] ids, the class names and the model's inputs. The tokenizer is checked here
+ * against the model so the page never feeds ids the model has no embedding for.
+ */
+function textConfig(m: TextExportable, io: ModelIO): Record<string, unknown> {
+  const tok = encoderTokenizerFromJSON(m.tokenizer);
+  const t = m.input.text;
+  if (tok.vocabSize !== t.vocab) throw new UserError(`${m.source}: the tokenizer has ${tok.vocabSize} tokens but the model's vocabulary is ${t.vocab}`);
+  if (tok.padId !== t.padId) throw new UserError(`${m.source}: the tokenizer pads with id ${tok.padId} but the model with ${t.padId}`);
+  const known = ["input_ids", "attention_mask", "token_type_ids"];
+  const odd = io.inputs.find((i) => !known.includes(i.name));
+  if (odd || !io.inputs.some((i) => i.name === "input_ids")) throw new UserError(`${m.source}: model.onnx's inputs are ${io.inputs.map((i) => i.name).join(", ")}; the page feeds ${known.join(", ")}`);
+  return {
+    family: "text",
+    model: m.model.name,
+    classes: m.classes,
+    length: t.length,
+    vocab: t.vocab,
+    padId: tok.padId,
+    clsId: tok.clsId,
+    sepId: tok.sepId,
+    unkId: tok.unkId,
+    inputs: io.inputs,
+    outputName: io.outputName,
+    tokenizer: { kind: "hf", config: m.tokenizer.config ?? {} },
+  };
 }
 
 /** A prompt the tokenizer can encode: "The " when it can, else its first few characters. */

@@ -531,7 +531,7 @@ export const TextClassificationRecipeSchema = z
       z.strictObject({ hf: z.string().min(1) }),
     ]),
     students: z.array(TextStudent).min(1),
-    export: z.array(z.enum(["onnx", "hf"])).optional(),
+    export: z.array(z.enum(["onnx", "hf", "web"])).optional(),
   })
   .superRefine((r, ctx) => {
     checkRunNames(r.students, ctx);
