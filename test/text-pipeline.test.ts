@@ -69,7 +69,7 @@ function recipe(csv: string, edit: (r: Record<string, any>) => void = () => {}):
       },
       { name: "distilbert", role: "distilled", model: { ...student, hidden: 16, intermediate: 32 }, init: { from: "teacher" }, train: train({ loss: kd }) },
     ],
-    export: ["onnx", "hf"],
+    export: ["onnx", "hf", "web"],
   };
   edit(r);
   return r;
@@ -120,6 +120,11 @@ test("distill run on a CSV: teacher, scratch, logit KD, intermediate KD and a Di
   assert.deepEqual(cfg.id2label, { 0: "food", 1: "sport" });
   assert.ok(existsSync(join(seedDir, "export", "kd-inter", "hf", "tokenizer.json")));
   assert.ok(existsSync(join(seedDir, "export", "kd-inter", "onnx", "model.onnx")) || existsSync(join(seedDir, "export", "kd-inter", "model.onnx")));
+  // The browser folder bundles the first test texts with their classes (the page itself is tested in web-export.test.ts).
+  const web = JSON.parse(readFileSync(join(seedDir, "export", "kd-inter", "web", "inputs.json"), "utf8")) as { texts: string[]; labels: number[]; source: string };
+  assert.equal(web.source, "the first 8 test texts");
+  const labelOf = new Map(readFileSync(csv, "utf8").trim().split("\n").slice(1).map((l) => [/"(.*)"/.exec(l)![1], l.slice(l.lastIndexOf(",") + 1)]));
+  assert.deepEqual(web.labels.map((y) => res.classes[y]), web.texts.map((t) => labelOf.get(t)), "each bundled text with its own class");
   // DistilBERT's student starts from the teacher's block 0, embeddings and head.
   const settings = JSON.parse(readFileSync(ckpt("distilbert").replace(/\.safetensors$/, ".json"), "utf8"));
   assert.deepEqual(settings.config.init, { from: "teacher", layers: [0] });
