@@ -338,8 +338,10 @@ describe("the browser folder", { skip }, () => {
   test("a text classifier (WordPiece): the page's rows are distill's encodeBatch rows and its logits onnxruntime-node's", async () => {
     const { m, tok } = textModel("wordpiece", 80, 21);
     const dir = join(tmp, "text-wordpiece-web");
-    const bundled = [CORPUS[1], CORPUS[0], TYPED[0], CORPUS[2]];
-    await writeWebFolder(m, dir, { texts: { texts: bundled, labels: [0, 1, 1, 2], source: "four test texts" } });
+    // The last one is long enough (1,000+ characters) that distill encodes only a prefix of it
+    // (TextTokenizer's head) while the page encodes it whole: the rows must still agree.
+    const bundled = [CORPUS[1], CORPUS[0], TYPED[0], CORPUS[2], Array(4).fill(CORPUS.join(" ")).join("\n")];
+    await writeWebFolder(m, dir, { texts: { texts: bundled, labels: [0, 1, 1, 2, 0], source: "five test texts" } });
     assert.deepEqual(readdirSync(dir).sort(), ["app.mjs", WEB_CONFIG, "index.html", "inputs.json", "model.onnx", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm", "ort.wasm.min.mjs", "tokenizer.json", "tokenizers.min.mjs"].sort());
     const cfg = JSON.parse(readFileSync(join(dir, WEB_CONFIG), "utf8")) as Record<string, unknown>;
     assert.deepEqual([cfg.family, cfg.classes, cfg.length, cfg.padId, cfg.clsId, cfg.sepId], ["text", TEXT_CLASSES, TEXT_LENGTH, tok.padId, tok.clsId, tok.sepId]);
