@@ -158,8 +158,9 @@ function bundledTexts(m: TextExportable, opts: WebFolderOptions): { texts: strin
  * Writes a static folder that runs the model with onnxruntime-web (index.html, its script,
  * model.onnx, the runtime's files, a few bundled inputs): a classifier on test images, an LM
  * generating text, a text classifier on typed and bundled texts (tokenized in the page by the
- * library distill uses, on the same tokenizer.json). Built in a temporary folder beside `dir` and renamed into place at the end
- * (`writeDirAtomic`; an earlier export is moved aside until the new one is in place).
+ * library distill uses, on the same tokenizer.json). Built in a temporary folder beside `dir`
+ * and renamed into place at the end (`writeDirAtomic`; an earlier export is moved aside until
+ * the new one is in place).
  */
 export async function writeWebFolder(m: Exportable, dir: string, opts: WebFolderOptions = {}): Promise<void> {
   const target = resolve(dir);
