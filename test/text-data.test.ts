@@ -153,6 +153,20 @@ test("split: limit keeps N examples chosen independently of the split (all three
   assert.ok(lim.test.length > 120 && lim.test.length < 280, `test ${lim.test.length}`);
   const fullTest = new Set(full.test.map((e) => e.key));
   assert.ok(lim.test.every((e) => fullTest.has(e.key)));
+  // Groups (many examples to a key, as SOTU's addresses): the subset samples examples from
+  // nearly every group rather than taking a few whole groups, and groups still never straddle.
+  const grouped = ex.map((e, i) => ({ ...e, key: `group ${i % 100}` }));
+  const g = splitByHash(grouped, { validation: 0.1, test: 0.2, limit: 1000 });
+  const kept = [...g.train, ...g.validation, ...g.test];
+  assert.equal(kept.length, 1000);
+  assert.ok(new Set(kept.map((e) => e.key)).size >= 95, `${new Set(kept.map((e) => e.key)).size} groups of 100`);
+  const where = new Map<string, string>();
+  for (const name of ["train", "validation", "test"] as const) {
+    for (const e of g[name]) {
+      assert.equal(where.get(e.key) ?? name, name, e.key);
+      where.set(e.key, name);
+    }
+  }
 });
 
 /** A key whose hash lands in [lo, hi). */
