@@ -17,7 +17,7 @@ interface Run {
   model: string;
   params: number;
   seed: number;
-  metrics: { accuracy: number; agreement: number; ece: number; loss: number };
+  metrics: { accuracy: number; agreement: number; ece: number; loss: number; macroF1: number };
   seconds: number;
 }
 interface Results {
@@ -133,7 +133,16 @@ describe("distill run", () => {
       const correct = decodeCorrect((run as unknown as { perExample: PerExample }).perExample)!;
       assert.equal(correct.length, 200);
       assert.equal(correct.reduce((a, b) => a + b, 0) / 200, run.metrics.accuracy);
-      assert.deepEqual(Object.keys(run.metrics).sort(), ["accuracy", "agreement", "ece", "loss"]);
+      assert.deepEqual(Object.keys(run.metrics).sort(), ["accuracy", "agreement", "ece", "loss", "macroF1"]);
+      // Macro-F1 recomputed from the run's own confusion matrix (rows true, columns predicted).
+      const cm = (run as unknown as { confusion: number[][] }).confusion;
+      const f1 = cm.map((row, c) => {
+        const tp = row[c];
+        const fn = row.reduce((a, b) => a + b, 0) - tp;
+        const fp = cm.reduce((a, r) => a + r[c], 0) - tp;
+        return 2 * tp + fp + fn === 0 ? 1 : (2 * tp) / (2 * tp + fp + fn);
+      });
+      assert.ok(Math.abs(f1.reduce((a, b) => a + b, 0) / f1.length - run.metrics.macroF1) < 1e-12, `${run.name}: macro-F1`);
       assert.equal(typeof run.model, "string");
       assert.ok(Number.isInteger(run.params) && run.params > 0);
       assert.equal(run.seed, 0);
