@@ -4,7 +4,7 @@
 // terms (the teacher runs live inside the step, projections train with the student) and
 // students initialised from the teacher's layers (DistilBERT).
 import { createHash } from "node:crypto";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import type { Examples } from "./data/batches.js";
 import type { InputShape } from "./data/datasets.js";
 import { classCounts, encodeSplit, formatClassCounts, loadTextSplits, type TextSplits } from "./data/text-classification.js";
@@ -105,7 +105,7 @@ export async function runTextRecipe(recipeAsWritten: TextClassificationRecipe, r
           disposeParams(hf.params);
           throw new UserError(`${dir}: the teacher's classes (config.json id2label: ${hf.classes.join(", ")}) are not the data's (${splits.classes.join(", ")}); list data.classes in the teacher's order`);
         }
-        return { teacher: { model: hf.model, params: hf.params }, label: `Hugging Face folder ${dir}` };
+        return { teacher: { model: hf.model, params: hf.params }, label: `Hugging Face folder ${dir}`, short: `Hugging Face folder ${basename(dirname(dir))}/${basename(dir)}` };
       },
       prepareStudent: (s, model, teacher) => prepareStudent(s, model, teacher),
     }),

@@ -381,7 +381,8 @@ export interface ClassifierPlan {
 
 /** How a recipe kind opens a teacher from a file (ONNX, a Hugging Face folder). */
 export interface ClassifierHooks {
-  openFileTeacher(t: { onnx: string } | { hf: string }): Promise<{ teacher: Teacher; label: string; parameters?: number }>;
+  /** `label` names the file in the log; `short`, when given, in the results' model column. */
+  openFileTeacher(t: { onnx: string } | { hf: string }): Promise<{ teacher: Teacher; label: string; short?: string; parameters?: number }>;
   /** Student runs that need more than `buildModel` (intermediate-layer terms, init from the teacher). */
   prepareStudent?: (s: ClassifierRunSpec, model: Model, teacher: { teacher: Teacher; spec?: ModelSpec }) => Promise<StudentPlan>;
 }
@@ -406,14 +407,14 @@ export async function runClassifiers(recipe: ClassifierPlan, data: ClassifierDat
   const { wanted, students, needTeacher } = selectRuns(recipe.students, opts.only);
   // A teacher from a file is opened, and its input and output checked against the data, before
   // anything trains; its identity in the students' hashes is the digest of its bytes.
-  let fileTeacher: { teacher: Teacher; hash: string; params: number; label: string } | null = null;
+  let fileTeacher: { teacher: Teacher; hash: string; params: number; label: string; short: string } | null = null;
   if (needTeacher && !("train" in recipe.teacher)) {
     const hash = fileTeacherId(recipe.teacher);
     const f = await hooks.openFileTeacher(recipe.teacher);
     if (isExternal(f.teacher)) opened.push(f.teacher);
     const ext = isExternal(f.teacher) ? f.teacher : null;
     const params = f.parameters ?? ext?.parameters ?? (isExternal(f.teacher) ? 0 : paramCount(f.teacher.model));
-    fileTeacher = { teacher: f.teacher, hash, params, label: f.label };
+    fileTeacher = { teacher: f.teacher, hash, params, label: f.label, short: f.short ?? f.label };
     opts.progress.info(`teacher: ${f.label} (${ext ? ext.classes : data.input.classes} classes${params ? `, ${params} parameters` : ""})`);
   }
   const teacherSpec = "train" in recipe.teacher ? recipe.teacher.model : fileTeacher && !isExternal(fileTeacher.teacher) ? fileTeacher.teacher.model.spec : undefined;
@@ -481,7 +482,7 @@ export async function runClassifiers(recipe: ClassifierPlan, data: ClassifierDat
       const logits = await teacherLogits(fileTeacher.teacher, data.test.x, data.test.dim);
       teacherTop = argmaxRows(logits, classes);
       const tm = fileTeacher.teacher;
-      if (wanted("teacher")) record("teacher", "teacher", { model: isExternal(tm) ? `${tm.kind} ${basename(tm.source)}` : `${tm.model.name} (${fileTeacher.label})`, params: fileTeacher.params, seconds: 0 }, logits);
+      if (wanted("teacher")) record("teacher", "teacher", { model: isExternal(tm) ? `${tm.kind} ${basename(tm.source)}` : `${tm.model.name} (${fileTeacher.short})`, params: fileTeacher.params, seconds: 0 }, logits);
     }
 
     let cached: Float32Array | undefined;
