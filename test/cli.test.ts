@@ -115,7 +115,7 @@ describe("distill run", () => {
     }
     // One seed: an exact McNemar test on the 200 test examples; both students read the same
     // 600 labels and 18 batches of 32 for 2 epochs.
-    const verdict = /^distilled vs scratch: [+-]\d+\.\d\d points of test accuracy \(exact McNemar p [=<] [\d.]+ on 200 test examples \(\d+ right only by the distilled run, \d+ only by scratch\), 1 seed\): (helped|hurt|no measurable difference)\. Same budget: each read 600 labels, 1,152 examples \(2 epochs\)\. (Recovers -?\d+ % of the teacher–scratch gap|The teacher is no better than scratch here: no gap to recover;.*) at 1\/4\.0 of the teacher's size\.$/;
+    const verdict = /^distilled vs scratch: [+-]\d+\.\d\d points of test accuracy \(exact McNemar p [=<] [\d.]+ on 200 test examples \(\d+ right only by distilled, \d+ only by scratch\), 1 seed\): (helped|hurt|no measurable difference)\. Same budget: each read 600 labels, 1,152 examples \(2 epochs\)\. (Recovers -?\d+ % of the teacher–scratch gap|The teacher is no better than scratch here: no gap to recover;.*) at 1\/4\.0 of the teacher's size\.$/;
     assert.ok(rows.some((l) => verdict.test(l)), r.stdout);
     assert.ok(r.stdout.includes(`results: ${join(goodOut, "results.json")}`), r.stdout);
 

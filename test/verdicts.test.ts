@@ -40,14 +40,14 @@ test("per-example correctness survives the base64 bitset, for any n", () => {
 
 test("one seed: exact McNemar decides; a gain that is noise is 'no measurable difference', not 'helped'", () => {
   const n = 1000;
-  // 30 examples right only by the distilled run, 10 only by scratch: p = 0.0022.
+  // 30 examples right only by kd, 10 only by scratch: p = 0.0022.
   const [d, s] = pair(n, 800, 30, 10);
   const runs = [run("scratch", "scratch", 0, 0.81, { perExample: perExample(s) }), run("kd", "distilled", 0, 0.83, { perExample: perExample(d) })];
   const [v] = verdicts(runs);
   assert.equal(v.word, "helped");
   assert.equal(v.p, mcnemarExact(30, 10));
   assert.ok(v.p! < 0.05);
-  assert.equal(v.line, "kd vs scratch: +2.00 points of test accuracy (exact McNemar p = 0.0022 on 1,000 test examples (30 right only by the distilled run, 10 only by scratch), 1 seed): helped.");
+  assert.equal(v.line, "kd vs scratch: +2.00 points of test accuracy (exact McNemar p = 0.0022 on 1,000 test examples (30 right only by kd, 10 only by scratch), 1 seed): helped.");
   // The same +0.6 points from 14 against 8 discordant examples: p = 0.29.
   const [d2, s2] = pair(n, 800, 14, 8);
   const [w] = verdicts([run("scratch", "scratch", 0, 0.808, { perExample: perExample(s2) }), run("kd", "distilled", 0, 0.814, { perExample: perExample(d2) })]);
@@ -56,7 +56,7 @@ test("one seed: exact McNemar decides; a gain that is noise is 'no measurable di
   // Swapped roles of the discordant pairs: the distilled run is worse.
   const [x] = verdicts([run("scratch", "scratch", 0, 0.83, { perExample: perExample(d) }), run("kd", "distilled", 0, 0.81, { perExample: perExample(s) })]);
   assert.equal(x.word, "hurt");
-  assert.match(x.line, /-2\.00 points .*\(10 right only by the distilled run, 30 only by scratch\).*: hurt\.$/);
+  assert.match(x.line, /-2\.00 points .*\(10 right only by kd, 30 only by scratch\).*: hurt\.$/);
 });
 
 test("one seed without per-example data (an older results.json): not tested, never 'helped'", () => {

@@ -126,7 +126,7 @@ const ACCURACY: Measure = {
     if (ca.length !== cb.length) return { missing: `the runs were tested on ${ca.length} and ${cb.length} examples` };
     const { b: only, c } = discordant(ca, cb);
     const p = mcnemarExact(only, c);
-    return { p, what: `exact McNemar ${formatP(p)} on ${thousands(ca.length)} test examples (${only} right only by the distilled run, ${c} only by scratch)` };
+    return { p, what: `exact McNemar ${formatP(p)} on ${thousands(ca.length)} test examples (${only} right only by ${a.name}, ${c} only by ${b.name})` };
   },
 };
 
