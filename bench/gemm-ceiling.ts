@@ -1,7 +1,7 @@
 // How fast can any Wasm code on this CPU run the teacher MLP's train step? Times the step's
 // eight matrix products (one replica's half of a batch of 128) with a plain hand-written
 // Wasm-SIMD kernel (gemm-ceiling.wat), on one thread and on two at once, and with jax-js's
-// np.dot, and prints the step time if every product ran at the hand kernel's speed and
+// np.dot (plain, and as the step forms each product), and prints the step time if every product ran at the hand kernel's speed and
 // nothing else took any time: an upper bound for `distill bench`'s teacher-mlp figure.
 //
 //   apt-get install wabt   # wat2wasm
@@ -55,14 +55,30 @@ function timeHand(wasm: Uint8Array): number[] {
   });
 }
 
-async function timeJaxJs(): Promise<number[]> {
+/**
+ * How the MLP's step forms each product: weights are stored [out, in], so the forward reads
+ * Wᵀ through a transposed view ("nt": a·bᵀ), input gradients are plain ("nn") and weight
+ * gradients read the output gradient transposed ("tn": aᵀ·b, giving [out, in]).
+ */
+const STEP_FORMS: ("nn" | "nt" | "tn")[] = ["nt", "nt", "nt", "nn", "nn", "tn", "tn", "tn"];
+
+/** Seconds per product with jax-js's np.dot, plain (`form` "nn") or as the step forms it. */
+async function timeJaxJs(asStep: boolean): Promise<number[]> {
   const { initDevice, np, jit } = await import("../src/engine/index.js");
   await initDevice("wasm");
-  const dot = jit((x: Arr, y: Arr) => np.dot(x, y)) as unknown as (x: Arr, y: Arr) => Arr;
+  const dots = {
+    nn: jit((x: Arr, y: Arr) => np.dot(x, y)),
+    nt: jit((x: Arr, y: Arr) => np.dot(x, y.transpose())),
+    tn: jit((x: Arr, y: Arr) => np.dot(x.transpose(), y)),
+  } as unknown as Record<"nn" | "nt" | "tn", (x: Arr, y: Arr) => Arr>;
   const out: number[] = [];
-  for (const [, M, K, N] of SHAPES) {
-    const a = np.ones([M, K]).mul(0.5);
-    const b = np.ones([K, N]).mul(0.25);
+  for (const [i, [, M0, K, N0]] of SHAPES.entries()) {
+    const form = asStep ? STEP_FORMS[i] : "nn";
+    // The weight gradients' output is [out, in]: the transpose of the [in, out] product named.
+    const [M, N] = form === "tn" ? [N0, M0] : [M0, N0];
+    const dot = dots[form];
+    const a = np.ones(form === "tn" ? [K, M] : [M, K]).mul(0.5);
+    const b = np.ones(form === "nt" ? [N, K] : [K, N]).mul(0.25);
     for (let i = 0; i < 5; i++) dot(a.ref, b.ref).dataSync();
     let best = Infinity;
     for (let round = 0; round < 5; round++) {
@@ -101,13 +117,14 @@ if (!isMainThread) {
     });
   const one = timeHand(wasm);
   const [two] = await Promise.all([onWorker(), onWorker()]);
-  const jaxjs = await timeJaxJs();
+  const jaxjs = await timeJaxJs(false);
+  const asStep = await timeJaxJs(true);
   const gf = (i: number, s: number) => ((2 * SHAPES[i][1] * SHAPES[i][2] * SHAPES[i][3]) / s / 1e9).toFixed(1).padStart(6);
-  console.log(`${"product".padEnd(24)} ${"M×K×N".padEnd(12)} GFLOP/s: hand 1 thread  hand, 2 at once  jax-js np.dot`);
-  SHAPES.forEach(([name, M, K, N], i) => console.log(`${name.padEnd(24)} ${`${M}×${K}×${N}`.padEnd(12)} ${gf(i, one[i]).padStart(21)} ${gf(i, two[i]).padStart(16)} ${gf(i, jaxjs[i]).padStart(14)}`));
+  console.log(`${"product".padEnd(24)} ${"M×K×N".padEnd(12)} GFLOP/s: hand 1 thread  hand, 2 at once  jax-js np.dot  as the step (form)`);
+  SHAPES.forEach(([name, M, K, N], i) => console.log(`${name.padEnd(24)} ${`${M}×${K}×${N}`.padEnd(12)} ${gf(i, one[i]).padStart(21)} ${gf(i, two[i]).padStart(16)} ${gf(i, jaxjs[i]).padStart(14)} ${gf(i, asStep[i]).padStart(12)} (${STEP_FORMS[i]})`));
   const flops = SHAPES.reduce((s, [, M, K, N]) => s + 2 * M * K * N, 0);
   const sum = (t: number[]) => t.reduce((a, b) => a + b, 0);
   const step = sum(two);
-  console.log(`one replica's products: ${(flops / 1e6).toFixed(1)} MFLOP; at the hand kernel's speed with both cores busy: ${(step * 1e3).toFixed(2)} ms (${(flops / step / 1e9).toFixed(1)} GFLOP/s); with jax-js's np.dot: ${(sum(jaxjs) * 1e3).toFixed(2)} ms`);
+  console.log(`one replica's products: ${(flops / 1e6).toFixed(1)} MFLOP; at the hand kernel's speed with both cores busy: ${(step * 1e3).toFixed(2)} ms (${(flops / step / 1e9).toFixed(1)} GFLOP/s); with jax-js's np.dot: ${(sum(jaxjs) * 1e3).toFixed(2)} ms (${(sum(asStep) * 1e3).toFixed(2)} ms as the step forms them)`);
   console.log(`ceiling: a teacher-mlp step (batch 128, two replicas of 64) with nothing but these products at the hand kernel's speed: ${(128 / step).toFixed(0)} samples/s`);
 }

@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import type { Device } from "./engine/index.js";
+import { relaxedSimd } from "./engine/relaxed-simd.js";
 import { buildModel, paramCount, type Model, type ModelSpec, type Params } from "./nn/models.js";
 import type { IntermediateSpec } from "./losses/intermediate/index.js";
 import { lossInfo } from "./losses/index.js";
@@ -93,13 +94,15 @@ export function configHash(x: unknown): string {
 }
 
 /**
- * A run's config with the number of replicas it trains on, when more than one: the gradients
- * are summed in another order, so the numbers (and the checkpoint's hash) depend on it.
+ * A run's config with the number of replicas it trains on, when more than one (the gradients
+ * are summed in another order), and `fma: true` when the Wasm engine's products use fused
+ * multiply-add (they round differently): the numbers, and so the checkpoint's hash, depend on both.
  */
-export function withWorkers<C extends Record<string, unknown>>(config: C, batchSize: number, opts: Pick<RunOptions, "workers">, where: string): C & { workers?: number } {
+export function withWorkers<C extends Record<string, unknown>>(config: C, batchSize: number, opts: Pick<RunOptions, "workers"> & { device?: string }, where: string): C & { workers?: number; fma?: true } {
   const n = resolveWorkers(opts.workers ?? 1, batchSize, where);
   const c = withoutRuntimeSettings(config);
-  return n > 1 ? { ...c, workers: n } : c;
+  const fma = relaxedSimd && (opts.device ?? "wasm") === "wasm";
+  return { ...c, ...(n > 1 ? { workers: n } : {}), ...(fma ? { fma: true as const } : {}) };
 }
 
 /**

@@ -1,7 +1,8 @@
 // The one place that starts jax-js. Everything else imports `np`, `jit`, ... from here, so the
 // Node 20 prelude has always run before jax-js touches iterators or Float16Array.
+import "./relaxed-simd.js";
 import { createdMemories, stopRecordingMemories } from "./prelude.js";
-import { readdirSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { createRequire } from "node:module";
@@ -26,6 +27,7 @@ export async function initDevice(device: Device = "wasm"): Promise<Device> {
   if (current !== null) throw new Error(`engine already initialised on ${current}; cannot switch to ${device}`);
   if (device === "webgpu") await installWebGPU();
   else if (device !== "wasm") throw new UserError(`unknown device "${device}" (expected wasm or webgpu)`);
+  else checkEnginePatches();
   const got = await jax.init(device);
   if (!got.includes(device)) {
     throw new UserError(
@@ -77,12 +79,40 @@ type BackendLike = {
   decRef(slot: number): void;
 };
 
-async function loadInternalGetBackend(): Promise<(d: string) => BackendLike> {
+function internalChunk(): string {
   const require = createRequire(import.meta.url);
   const dir = dirname(require.resolve("@jax-js/jax"));
   const chunk = readdirSync(dir).find((f) => /^backend-.*\.js$/.test(f));
   if (!chunk) throw new Error("jax-js internal backend chunk not found");
-  const mod = (await import(pathToFileURL(join(dir, chunk)).href)) as Record<string, unknown>;
+  return join(dir, chunk);
+}
+
+/**
+ * The changes patches/@jax-js+jax+0.1.25.patch makes to the engine's Wasm backend (npm install
+ * applies it through patch-package): each leaves a marker comment in the file. An engine
+ * installed without them (`--ignore-scripts`, another version) would run slower or, for a
+ * future version, differently, so distill refuses to start rather than run it silently.
+ */
+export const ENGINE_PATCHES = ["distill patch (tile)", "distill patch (instance)"] as const;
+
+/** The markers of ENGINE_PATCHES that the backend's source `text` lacks. */
+export function missingEnginePatches(text: string): string[] {
+  return ENGINE_PATCHES.filter((m) => !text.includes(m));
+}
+
+function checkEnginePatches(): void {
+  const file = internalChunk();
+  const missing = missingEnginePatches(readFileSync(file, "utf8"));
+  if (missing.length > 0) {
+    throw new UserError(
+      `@jax-js/jax is installed without distill's kernel patches (${missing.map((m) => m.replace("distill patch ", "")).join(", ")} missing in ${file}): run \`npx patch-package\` in distill's folder (npm install runs it), or reinstall @jax-js/jax 0.1.25`,
+    );
+  }
+}
+
+async function loadInternalGetBackend(): Promise<(d: string) => BackendLike> {
+  const chunk = internalChunk();
+  const mod = (await import(pathToFileURL(chunk).href)) as Record<string, unknown>;
   // The chunk exports getBackend under a minified name; find it by behaviour.
   for (const v of Object.values(mod)) {
     if (typeof v === "function" && v.name === "getBackend") return v as (d: string) => BackendLike;
@@ -178,3 +208,4 @@ export function splitKey(k: Arr, n = 2): Arr[] {
 }
 
 export { jax };
+export { relaxedSimd } from "./relaxed-simd.js";

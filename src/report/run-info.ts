@@ -4,6 +4,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
+import { relaxedSimd } from "../engine/relaxed-simd.js";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { LossSpec } from "../losses/index.js";
@@ -121,6 +122,8 @@ export interface Environment {
   workers: number | "auto";
   /** Logical CPUs of the machine. */
   cpus: number;
+  /** The Wasm engine's products used fused multiply-add (relaxed SIMD; DISTILL_RELAXED_SIMD=0 turns it off). */
+  fma?: boolean;
 }
 
 /** The package root: this file is src/report/run-info.ts or dist/report/run-info.js. */
@@ -178,5 +181,6 @@ export function collectEnvironment(device: string, workers: number | "auto" | un
     device,
     workers: workers ?? 1,
     cpus: availableParallelism(),
+    ...(device === "wasm" ? { fma: relaxedSimd } : {}),
   };
 }
