@@ -4,7 +4,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { z } from "zod";
-import { initDevice, type Device } from "../engine/index.js";
+import { initDevice, relaxedSimd, type Device } from "../engine/index.js";
 import { loadAnyRecipe } from "../recipe/recipe.js";
 import { runLMRecipe } from "../pipeline-lm.js";
 import { runTextRecipe } from "../pipeline-text.js";
@@ -332,7 +332,8 @@ export function buildCli(): Command {
         const names = all.filter((w) => !extra.includes(w));
         const device = await initDevice(flags.device);
         const workers = workersFor(device, flags.workers);
-        console.log(`distill bench on ${device}: ${machineLine()}`);
+        const fma = device === "wasm" ? (relaxedSimd ? ", fused multiply-add (relaxed SIMD)" : ", no fused multiply-add (DISTILL_RELAXED_SIMD=0 or no relaxed SIMD)") : "";
+        console.log(`distill bench on ${device}${fma}: ${machineLine()}`);
         const ours: BenchResult[] = [];
         for (const w of names) {
           const r = await runWorkload(w, { steps: flags.steps, workers, batch: flags.batch });
