@@ -9,7 +9,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stringify as toYaml } from "yaml";
-import { initDevice, tree } from "../src/engine/index.js";
+import { initDevice, relaxedSimd, tree } from "../src/engine/index.js";
 import { llama } from "../src/nn/llama.js";
 import { textSource } from "../src/data/text-source.js";
 import { train } from "../src/train/trainer.js";
@@ -135,8 +135,10 @@ describe("periodic checkpoints (checkpointEvery, and by time)", () => {
   test("checkpointEvery does not change a run's config hash (it names and reuses checkpoints)", () => {
     const base = { role: "teacher", train: { epochs: 2, batchSize: 32, loss: { name: "ce" } }, seed: 0 };
     const withEvery = { ...base, train: { ...base.train, checkpointEvery: 100 } };
-    assert.deepEqual(withWorkers(withEvery, 32, { workers: 1 }, "x"), base);
-    assert.deepEqual(withWorkers(withEvery, 32, { workers: 2 }, "x"), { ...base, workers: 2 });
+    // fma: the Wasm engine's fused multiply-add, on by default (test/matmul.test.ts).
+    const fma = relaxedSimd ? { fma: true } : {};
+    assert.deepEqual(withWorkers(withEvery, 32, { workers: 1 }, "x"), { ...base, ...fma });
+    assert.deepEqual(withWorkers(withEvery, 32, { workers: 2 }, "x"), { ...base, workers: 2, ...fma });
   });
 });
 
