@@ -219,24 +219,28 @@ test("relaxed SIMD: this process's setting reaches the checkpoint config (wasm o
   assert.equal(Object.hasOwn(g, "fma"), false, "the WebGPU device has no FMA setting");
 });
 
-test("engine patches: every marker is in the installed backend, none in the pristine 0.1.25 file", () => {
-  const require = createRequire(import.meta.url);
-  const pkgDir = dirname(dirname(require.resolve("@jax-js/jax")));
+/** The installed jax-js folder, the patch's text, the file it patches, and that file as installed and without the patch's added lines. */
+function patchedBackend() {
+  const pkgDir = dirname(dirname(createRequire(import.meta.url).resolve("@jax-js/jax")));
   const patch = readFileSync(join(ROOT, "patches/@jax-js+jax+0.1.25.patch"), "utf8");
   const file = patch.match(/^\+\+\+ b\/node_modules\/@jax-js\/jax\/(\S+)$/m)![1];
   const installed = readFileSync(join(pkgDir, file), "utf8");
-  assert.deepEqual(missingEnginePatches(installed), []);
-  // Undo the patch's added lines to get the pristine text back: every marker must then be gone,
-  // so the start-up check would refuse an unpatched engine.
   const added = patch.split("\n").filter((l) => l.startsWith("+") && !l.startsWith("+++")).map((l) => l.slice(1));
   const pristine = installed.split("\n").filter((l) => !added.includes(l)).join("\n");
+  return { pkgDir, patch, file, installed, pristine };
+}
+
+test("engine patches: every marker is in the installed backend, none in the pristine 0.1.25 file", () => {
+  const { patch, installed, pristine } = patchedBackend();
+  assert.deepEqual(missingEnginePatches(installed), []);
+  // Without the patch's added lines every marker must be gone, so the start-up check would
+  // refuse an unpatched engine.
   assert.deepEqual(missingEnginePatches(pristine), [...ENGINE_PATCHES]);
   for (const m of ENGINE_PATCHES) assert.ok(patch.includes(m), `the patch file carries "${m}"`);
 });
 
 test("engine patches: install fails with a message naming the package when the patch does not apply", () => {
-  const require = createRequire(import.meta.url);
-  const pkgDir = dirname(dirname(require.resolve("@jax-js/jax")));
+  const { pkgDir, file, pristine } = patchedBackend();
   const dir = tempDir("patch-fail");
   try {
     // A project like ours whose jax-js is another version with different code at the patched lines.
@@ -245,15 +249,10 @@ test("engine patches: install fails with a message naming the package when the p
     cpSync(join(pkgDir, "package.json"), join(jax, "package.json"));
     const pkg = JSON.parse(readFileSync(join(jax, "package.json"), "utf8"));
     writeFileSync(join(jax, "package.json"), JSON.stringify({ ...pkg, version: "0.1.26" }));
-    const patch = readFileSync(join(ROOT, "patches/@jax-js+jax+0.1.25.patch"), "utf8");
-    const file = patch.match(/^\+\+\+ b\/node_modules\/@jax-js\/jax\/(\S+)$/m)![1];
-    const text = readFileSync(join(pkgDir, file), "utf8");
-    const added = patch.split("\n").filter((l) => l.startsWith("+") && !l.startsWith("+++")).map((l) => l.slice(1));
-    const pristine = text.split("\n").filter((l) => !added.includes(l)).join("\n");
     writeFileSync(join(jax, file), pristine.replace("const TILED_SIMD_MICRO_ROWS = 4;", "const TILED_SIMD_MICRO_ROWS = 8;"));
     cpSync(join(ROOT, "patches"), join(dir, "patches"), { recursive: true });
     writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "p", version: "1.0.0", dependencies: { "@jax-js/jax": "0.1.26" } }));
-    const bin = join(dirname(require.resolve("patch-package/package.json")), "index.js");
+    const bin = join(dirname(createRequire(import.meta.url).resolve("patch-package/package.json")), "index.js");
     const r = spawnSync(process.execPath, [bin, "--error-on-fail"], { cwd: dir, encoding: "utf8", env: { ...process.env, CI: "" } });
     assert.notEqual(r.status, 0, "install must fail");
     const out = r.stdout + r.stderr;
