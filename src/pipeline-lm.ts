@@ -10,6 +10,7 @@ import { generate } from "./nn/generate.js";
 import { disposeParams, paramsFromHost } from "./checkpoint/params.js";
 import { loadCheckpoint } from "./checkpoint/checkpoint.js";
 import type { Params } from "./nn/models.js";
+import { inferenceWorkers } from "./parallel/pool.js";
 import { UserError } from "./util/errors.js";
 import { lossInfo } from "./losses/index.js";
 import { textSource } from "./data/text-source.js";
@@ -20,9 +21,10 @@ import { byteTokenizer, charTokenizer, checkSameVocab, loadTokenizerFile, tokeni
 import { lmLogits, lmMetrics } from "./eval/lm-metrics.js";
 import { argmaxRows, reliabilityBins } from "./eval/metrics.js";
 import { collectEnvironment, lmSettings, type RunSettings } from "./report/run-info.js";
-import { configHash, exportRun, finalResults, prepareOut, selectRuns, teacherOpts, trainOrReuse, withOpened, withWorkers, type RunOptions } from "./pipeline.js";
+import { configHash, exportRun, finalResults, inferenceKey, prepareOut, selectRuns, teacherOpts, trainOrReuse, withOpened, withWorkers, type RunOptions } from "./pipeline.js";
 import type { ExternalTeacher } from "./teachers/types.js";
-import { externalLMLogProbs, withSoftLabels } from "./teachers/teacher.js";
+import { externalLMLogProbs, TEACHER_THREADS, withSoftLabels } from "./teachers/teacher.js";
+import { onnxLMLogits, ownModelOnOnnx } from "./teachers/own-onnx.js";
 import { fileTeacherId } from "./teachers/files.js";
 import { openOnnxTeacher } from "./teachers/onnx.js";
 import { openGgufTeacher } from "./teachers/gguf.js";
@@ -291,7 +293,14 @@ async function runLM(recipe: LMRecipe, opts: RunOptions & { device: Device }, op
   const aligned = recipe.data.windows === "aligned" || "cache" in recipe.teacher;
   const studentData = aligned ? { ...data, windows: "aligned" } : data;
   prepareOut(opts, recipe.name);
-  const results: LMResults = { recipe: recipe.name, device: opts.device, runs: [], samples: [], environment: collectEnvironment(opts.device, opts.workers) };
+  const engine = opts.inference ?? "distill";
+  const threads = inferenceWorkers(opts.workers);
+  const results: LMResults = { recipe: recipe.name, device: opts.device, runs: [], samples: [], environment: collectEnvironment(opts.device, opts.workers, engine) };
+  // Held-out logits of distill's own model: in the engine, or (--inference onnxruntime) its ONNX export.
+  const heldOutLogits = async (model: LanguageModel, params: Params, x: Int32Array, context: number): Promise<Float32Array> => {
+    if (engine === "distill") return lmLogits(model, params, x, context);
+    return onnxLMLogits(model, params, x, context, threads);
+  };
   const { wanted, students, needTeacher } = selectRuns(recipe.students, opts.only);
   // A teacher from a file is the same for every seed: opened (and checked) once, before any training.
   const t0 = recipe.teacher;
@@ -310,7 +319,7 @@ async function runLM(recipe: LMRecipe, opts: RunOptions & { device: Device }, op
 
     const finish = async (name: string, role: RunRecord["role"], model: LanguageModel, params: Params, seconds: number, settings?: RunSettings, exportIt = true) => {
       const ev = evalSet(model.spec.context);
-      const logits = await lmLogits(model, params, ev.x, model.spec.context);
+      const logits = await heldOutLogits(model, params, ev.x, model.spec.context);
       if (role === "teacher") teacherTop = argmaxRows(logits, model.vocab);
       const sameWindows = teacher && teacher.context === model.spec.context;
       const m = lmMetrics(logits, ev.y, model.vocab, sameWindows || role === "teacher" ? teacherTop : null, charLevel);
@@ -393,16 +402,20 @@ async function runLM(recipe: LMRecipe, opts: RunOptions & { device: Device }, op
         await finish("teacher", "teacher", t.model, t.params, t.seconds, t.settings, "train" in recipe.teacher);
       } else {
         const ev = evalSet(t.context);
-        teacherTop = argmaxRows(await lmLogits(t.model, t.params, ev.x, t.context), t.model.vocab);
+        teacherTop = argmaxRows(await heldOutLogits(t.model, t.params, ev.x, t.context), t.model.vocab);
       }
     }
 
+    // With --inference onnxruntime, distill's own teacher gives its soft labels from its ONNX
+    // export, batch by batch on the host, as an ONNX file's would (opened once per seed).
+    let onOrt: ExternalTeacher | undefined;
     for (const s of students) {
       const model = llama(s.model, tokenizer.vocabSize);
       const info = lossInfo(s.train.loss);
       const usesTeacher = info.needsTeacher || (s.train.modes?.teacher ?? 0) > 0 || (s.train.modes?.student ?? 0) > 0;
       const config = withWorkers(
-        { role: s.role, model: s.model, train: s.train, data: studentData, tokenizer: tokJSON, seed, teacher: usesTeacher ? teacher!.hash : null },
+        // The teacher's soft labels come from onnxruntime when it is distill's own model and the option is on.
+        { role: s.role, model: s.model, train: s.train, data: studentData, tokenizer: tokJSON, seed, teacher: usesTeacher ? teacher!.hash : null, ...inferenceKey(opts, info.needsTeacher && !!teacher?.model) },
         s.train.batchSize,
         opts,
         `${s.name}.train`,
@@ -425,7 +438,10 @@ async function runLM(recipe: LMRecipe, opts: RunOptions & { device: Device }, op
       });
       // An external teacher's soft labels ride on each batch (corpus windows and the student's
       // own samples alike), a cache's by window id; distill's own teacher runs inside the training step.
-      const ext = info.needsTeacher ? teacher?.external : undefined;
+      if (engine === "onnxruntime" && info.needsTeacher && teacher?.model && !onOrt) {
+        opened.push((onOrt = await ownModelOnOnnx(teacher.model, teacher.params, TEACHER_THREADS)));
+      }
+      const ext = info.needsTeacher ? (teacher?.external ?? onOrt) : undefined;
       const cache = info.needsTeacher ? teacher?.cache : undefined;
       const source = ext ? withSoftLabels(generated, ext) : cache ? withCachedSoftLabels(generated, cache) : generated;
       const t = await trainOrReuse(
@@ -437,7 +453,7 @@ async function runLM(recipe: LMRecipe, opts: RunOptions & { device: Device }, op
         source,
         seed,
         opts,
-        info.needsTeacher ? native : undefined,
+        info.needsTeacher && !onOrt ? native : undefined,
       );
       const settings = lmSettings(s.train, model.spec.context, config.workers ?? 1);
       // A top-k teacher: the loss ran on its k classes plus the tail, whatever the recipe said.

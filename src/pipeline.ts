@@ -17,11 +17,12 @@ import { resolveWorkers } from "./train/replicas.js";
 import { inferenceWorkers } from "./parallel/pool.js";
 import { loadCheckpoint } from "./checkpoint/checkpoint.js";
 import { disposeParams, paramsFromHost } from "./checkpoint/params.js";
-import { cacheTeacherLogits, isExternal, teacherLogits, withSoftLabels, type Teacher } from "./teachers/teacher.js";
+import { cacheTeacherLogits, isExternal, TEACHER_THREADS, teacherLogits, withSoftLabels, type Teacher } from "./teachers/teacher.js";
 import type { ExternalTeacher } from "./teachers/types.js";
 import { openOnnxTeacher } from "./teachers/onnx.js";
 import { fileTeacherId } from "./teachers/files.js";
 import { predictLogits } from "./eval/predict.js";
+import { classifierLogits, ownModelOnOnnx, type InferenceEngine } from "./teachers/own-onnx.js";
 import { argmaxRows, classificationMetrics, confusionMatrix, meanCrossEntropy, reliabilityBins } from "./eval/metrics.js";
 import { FASHION_MNIST_CLASSES } from "./data/fashion-mnist.js";
 import { classifierSettings, collectEnvironment, type RunSettings } from "./report/run-info.js";
@@ -60,6 +61,8 @@ export interface RunOptions {
   stop: { requested: boolean };
   /** Data-parallel replicas per training run (see train/replicas.ts); default 1. */
   workers?: number | "auto";
+  /** Where passes that only read a model run (eval/onnx-inference.ts); default "distill". */
+  inference?: InferenceEngine;
 }
 
 export class Interrupted extends Error {
@@ -103,6 +106,16 @@ export function withWorkers<C extends Record<string, unknown>>(config: C, batchS
   const c = withoutRuntimeSettings(config);
   const fma = relaxedSimd && (opts.device ?? "wasm") === "wasm";
   return { ...c, ...(n > 1 ? { workers: n } : {}), ...(fma ? { fma: true as const } : {}) };
+}
+
+/**
+ * `{ inference: "onnxruntime" }` for the config of a run whose training reads a model-reading
+ * pass (`reads`: a teacher's soft labels, or the validation that picks the kept epoch) when that
+ * pass runs in onnxruntime: its logits differ from the engine's in the last bits. Other runs,
+ * and every run without the option, keep their hashes (a teacher is not retrained for it).
+ */
+export function inferenceKey(opts: Pick<RunOptions, "inference">, reads: boolean): { inference?: "onnxruntime" } {
+  return reads && opts.inference === "onnxruntime" ? { inference: "onnxruntime" } : {};
 }
 
 /**
@@ -274,10 +287,12 @@ export function validationSplit(recipe: Recipe, train: Examples): { train: Examp
 }
 
 /** Validation loss (mean cross-entropy against the true labels, nats) and accuracy. */
-function validator(model: Model, val: Examples): (params: Params) => Promise<ValidationMetrics> {
+function validator(model: Model, val: Examples, opts: Pick<RunOptions, "workers" | "inference">): (params: Params) => Promise<ValidationMetrics> {
   return async (params) => {
-    // One thread: with replicas the pool's threads are busy training.
-    const logits = await predictLogits(model, params, val.x, val.dim);
+    // The engine on one thread (with replicas the pool's threads are busy training), or
+    // onnxruntime on as many threads as inference gets (the replicas wait meanwhile).
+    const engine = opts.inference ?? "distill";
+    const logits = await classifierLogits(model, params, val.x, val.dim, engine === "onnxruntime" ? inferenceWorkers(opts.workers) : 1, engine);
     const top = argmaxRows(logits, model.input.classes);
     let right = 0;
     for (let i = 0; i < val.n; i++) if (top[i] === val.labels[i]) right++;
@@ -406,7 +421,8 @@ export interface StudentPlan {
 export async function runClassifiers(recipe: ClassifierPlan, data: ClassifierData, opts: RunOptions, opened: ExternalTeacher[], hooks: ClassifierHooks): Promise<Results> {
   const { train: trainSet, validation, dataset } = data;
   prepareOut(opts, recipe.name);
-  const results: Results = { recipe: recipe.name, device: opts.device, runs: [], classes: data.classes, ...(data.summary ? { data: data.summary } : {}), environment: collectEnvironment(opts.device, opts.workers) };
+  const engine = opts.inference ?? "distill";
+  const results: Results = { recipe: recipe.name, device: opts.device, runs: [], classes: data.classes, ...(data.summary ? { data: data.summary } : {}), environment: collectEnvironment(opts.device, opts.workers, engine) };
   const { wanted, students, needTeacher } = selectRuns(recipe.students, opts.only);
   // A teacher from a file is opened, and its input and output checked against the data, before
   // anything trains; its identity in the students' hashes is the digest of its bytes.
@@ -421,6 +437,11 @@ export async function runClassifiers(recipe: ClassifierPlan, data: ClassifierDat
     opts.progress.info(`teacher: ${f.label} (${ext ? ext.classes : data.input.classes} classes${params ? `, ${params} parameters` : ""})`);
   }
   const teacherSpec = "train" in recipe.teacher ? recipe.teacher.model : fileTeacher && !isExternal(fileTeacher.teacher) ? fileTeacher.teacher.model.spec : undefined;
+  if (engine === "onnxruntime") {
+    // Refused before anything trains (ownModelOnOnnx would refuse it at the first evaluation).
+    const bert = [teacherSpec, ...students.map((s) => s.model)].some((m) => m?.type === "bert");
+    if (bert) throw new UserError("--inference onnxruntime: text classifiers (model.type bert) are not run in onnxruntime here; use --inference distill");
+  }
   const extra = data.runConfig ?? {};
   let fixedTeacher: { teacher: { teacher: Teacher; hash: string; params: number }; top: Int32Array } | null = null;
   for (const seed of opts.seeds) {
@@ -453,7 +474,7 @@ export async function runClassifiers(recipe: ClassifierPlan, data: ClassifierDat
       mkdirSync(tDir, { recursive: true });
       const model = buildModel(recipe.teacher.model, data.input);
       const config = withWorkers(
-        { role: "teacher", model: recipe.teacher.model, input: data.input, train: recipe.teacher.train, data: dataset, seed: tSeed, ...extra },
+        { role: "teacher", model: recipe.teacher.model, input: data.input, train: recipe.teacher.train, data: dataset, seed: tSeed, ...extra, ...inferenceKey(opts, recipe.teacher.train.keep === "best-validation") },
         recipe.teacher.train.batchSize,
         opts,
         "teacher.train",
@@ -470,10 +491,10 @@ export async function runClassifiers(recipe: ClassifierPlan, data: ClassifierDat
         tSeed,
         teacherOpts(opts, wanted),
         undefined,
-        validation && validator(model, validation),
+        validation && validator(model, validation, opts),
       );
       teacher = { teacher: { model, params: t.params }, hash: h, params: paramCount(model) };
-      const logits = await predictLogits(model, t.params, data.test.x, data.test.dim, inferenceWorkers(opts.workers));
+      const logits = await classifierLogits(model, t.params, data.test.x, data.test.dim, inferenceWorkers(opts.workers), engine);
       teacherTop = argmaxRows(logits, classes);
       if (recipe.teacher.seed !== undefined) fixedTeacher = { teacher, top: teacherTop };
       if (wanted("teacher")) {
@@ -482,19 +503,26 @@ export async function runClassifiers(recipe: ClassifierPlan, data: ClassifierDat
       }
     } else if (needTeacher && fileTeacher) {
       // The file's test accuracy, from its own soft labels (its agreement with itself is 100 %).
-      const logits = await teacherLogits(fileTeacher.teacher, data.test.x, data.test.dim);
+      const logits = await teacherLogits(fileTeacher.teacher, data.test.x, data.test.dim, inferenceWorkers(opts.workers), engine);
       teacherTop = argmaxRows(logits, classes);
       const tm = fileTeacher.teacher;
       if (wanted("teacher")) record("teacher", "teacher", { model: isExternal(tm) ? `${tm.kind} ${basename(tm.source)}` : `${tm.model.name} (${fileTeacher.short})`, params: fileTeacher.params, seconds: 0 }, logits);
     }
 
     let cached: Float32Array | undefined;
+    // With --inference onnxruntime, distill's own teacher labels augmented views there, batch by
+    // batch, as an external teacher does (exported once per seed, closed with the others).
+    let onOrt: ExternalTeacher | undefined;
     for (const s of students) {
       const info = lossInfo(s.train.loss);
       const model = buildModel(s.model, data.input);
       const plan = hooks.prepareStudent && (s.train.intermediate || s.init) ? await hooks.prepareStudent(s, model, { teacher: teacher!.teacher, spec: teacherSpec }) : null;
       const config = withWorkers(
-        { role: s.role, model: s.model, input: data.input, train: s.train, data: dataset, seed, teacher: info.needsTeacher || plan ? teacher!.hash : null, ...extra, ...(plan?.config ?? {}) },
+        {
+          ...{ role: s.role, model: s.model, input: data.input, train: s.train, data: dataset, seed, teacher: info.needsTeacher || plan ? teacher!.hash : null, ...extra, ...(plan?.config ?? {}) },
+          // Its soft labels (unless the teacher runs live inside the step) or its kept epoch.
+          ...inferenceKey(opts, (info.needsTeacher && !plan?.live) || s.train.keep === "best-validation"),
+        },
         s.train.batchSize,
         opts,
         `${s.name}.train`,
@@ -510,18 +538,21 @@ export async function runClassifiers(recipe: ClassifierPlan, data: ClassifierDat
         } else if (!s.train.shift) {
           // Soft-label cache: one teacher pass over the training set serves every epoch and
           // every student of this seed.
-          cached ??= await cacheTeacherLogits(tt, trainSet, inferenceWorkers(opts.workers));
+          cached ??= await cacheTeacherLogits(tt, trainSet, inferenceWorkers(opts.workers), engine);
           teacherArg = isExternal(tt) ? { cached } : { ...tt, cached };
-        } else if (isExternal(tt)) {
+        } else if (isExternal(tt) || engine === "onnxruntime") {
           // Augmented views are new every step: the external teacher labels each batch's views
           // on the host (distill's own teacher runs inside the step instead).
-          source = withSoftLabels(exampleSource(view, { batchSize: s.train.batchSize, seed, shift: s.train.shift, labels: info.needsLabels, classes }), tt);
+          if (!isExternal(tt) && !onOrt) {
+            opened.push((onOrt = await ownModelOnOnnx(tt.model, tt.params, TEACHER_THREADS)));
+          }
+          source = withSoftLabels(exampleSource(view, { batchSize: s.train.batchSize, seed, shift: s.train.shift, labels: info.needsLabels, classes }), isExternal(tt) ? tt : onOrt!);
         } else teacherArg = tt;
       }
       const trained = plan?.trained ?? model;
-      const t = await trainOrReuse(`${s.name} seed ${seed}`, join(dir, `${s.name}-${hash(config)}.safetensors`), trained, config, s.train, source, seed, opts, teacherArg, validation && validator(trained, validation));
+      const t = await trainOrReuse(`${s.name} seed ${seed}`, join(dir, `${s.name}-${hash(config)}.safetensors`), trained, config, s.train, source, seed, opts, teacherArg, validation && validator(trained, validation, opts));
       const params = plan ? plan.studentParams(t.params) : t.params;
-      const logits = await predictLogits(model, params, data.test.x, data.test.dim, inferenceWorkers(opts.workers));
+      const logits = await classifierLogits(model, params, data.test.x, data.test.dim, inferenceWorkers(opts.workers), engine);
       const exported = await exportRun(recipe.export, s.name, dir, model, params, data.exportExtra, opts.progress);
       record(s.name, s.role, { ...t, model: model.name, params: paramCount(model) }, logits, classifierRunSettings(view, s.train, info.needsLabels, config.workers ?? 1), exported);
       disposeParams(params);

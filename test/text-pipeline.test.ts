@@ -155,3 +155,16 @@ test("bad text input: one line naming the file and what is wrong, exit code 2, n
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr.trim(), /data\.classes: class "weather" has no examples/);
 });
+
+test("--inference onnxruntime with text classifiers is refused with one line before anything trains", () => {
+  const dir = tempDir("distill-text-ort-");
+  const csv = writeCorpus(dir, 60);
+  const out = join(dir, "out");
+  const r = runCli(["run", writeRecipe(dir, recipe(csv)), "--out", out, "--seeds", "0", "--inference", "onnxruntime", "-q"]);
+  assert.equal(r.code, 2, r.stderr);
+  const lines = r.stderr.trim().split("\n");
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(lines[0], /--inference onnxruntime: text classifiers \(model\.type bert\)/);
+  const written = existsSync(out) ? [...snapshot(out).keys()].filter((f) => f.endsWith(".safetensors")) : [];
+  assert.deepEqual(written, []);
+});

@@ -4,7 +4,8 @@ import { random, tree } from "../engine/index.js";
 import { buildModel, type Model, type Params } from "../nn/models.js";
 import { llama, type LanguageModel } from "../nn/llama.js";
 import { train, type BatchSource, type HostBatch, type TrainSpec } from "../train/trainer.js";
-import { predictLogits } from "../eval/predict.js";
+import { classifierLogits, ownModelOnOnnx, type InferenceEngine } from "../teachers/own-onnx.js";
+import { TEACHER_THREADS, withSoftLabels } from "../teachers/teacher.js";
 import { Rng } from "../util/rng.js";
 import { stepsPerEpoch, type Examples } from "../data/batches.js";
 import { UserError } from "../util/errors.js";
@@ -29,6 +30,8 @@ export interface BenchResult {
   peakRssMB: number;
   /** Peak resident set size in each quarter of the timed steps (training workloads). */
   rssMB: number[];
+  /** The workload's model-reading part ran in onnxruntime (`--inference onnxruntime`). */
+  inference?: "onnxruntime";
 }
 
 export interface BenchOptions {
@@ -37,6 +40,8 @@ export interface BenchOptions {
   workers?: number | "auto";
   /** Batch size of the classifier training workloads (default 128, the article's). */
   batch?: number;
+  /** "onnxruntime": teacher-inference and lm-student-kd's frozen teacher run the ONNX export there. */
+  inference?: InferenceEngine;
 }
 
 const DEFAULT_STEPS: Record<string, number> = {
@@ -160,10 +165,12 @@ export async function runWorkload(name: string, opts: BenchOptions = {}): Promis
       const p = m.init(random.key(0));
       const rng = new Rng(3);
       const x = Float32Array.from({ length: 10000 * 784 }, () => rng.nextU32() / 4294967296);
-      await predictLogits(m, p, x, 784, workers); // compile
+      const engine = opts.inference ?? "distill";
+      await classifierLogits(m, p, x, 784, workers, engine); // compile
       const reps = Math.max(1, Math.round(steps / 40));
       const t0 = performance.now();
-      for (let i = 0; i < reps; i++) await predictLogits(m, p, x, 784, workers);
+      // With onnxruntime each pass also exports the model and opens a session, as evaluation does.
+      for (let i = 0; i < reps; i++) await classifierLogits(m, p, x, 784, workers, engine);
       ms = (performance.now() - t0) / reps;
       per = 10000;
       tree.dispose(p);
@@ -178,8 +185,19 @@ export async function runWorkload(name: string, opts: BenchOptions = {}): Promis
       const tp = teacher.init(random.key(1));
       const student = llama({ type: "llama", layers: 2, width: 64, heads: 2, context: 64 }, V);
       const spec: TrainSpec = { epochs: 1, batchSize: batch, optimizer: { name: "adamw", lr: 2e-3 }, loss: { name: "hinton", divergence: "forward-kl", lambda: 0.5 } };
-      const lmTeacher = { model: { ...teacher, apply: (p: Params, x: Arr) => teacher.apply(p, x) }, params: tp };
-      ms = await timeTraining(student, tokenSource(batch, 64, V), spec, steps, 3, rss, workers, { teacher: lmTeacher });
+      if (opts.inference === "onnxruntime") {
+        // The teacher's soft labels from its ONNX export, on the host, riding on each batch (as
+        // distill run --inference onnxruntime gives them).
+        const ext = await ownModelOnOnnx(teacher, tp, TEACHER_THREADS);
+        try {
+          ms = await timeTraining(student, withSoftLabels(tokenSource(batch, 64, V), ext), spec, steps, 3, rss, workers);
+        } finally {
+          await ext.close();
+        }
+      } else {
+        const lmTeacher = { model: { ...teacher, apply: (p: Params, x: Arr) => teacher.apply(p, x) }, params: tp };
+        ms = await timeTraining(student, tokenSource(batch, 64, V), spec, steps, 3, rss, workers, { teacher: lmTeacher });
+      }
       tree.dispose(tp);
       per = batch * 64;
       unit = "tokens/s";
@@ -198,6 +216,7 @@ export async function runWorkload(name: string, opts: BenchOptions = {}): Promis
     unit,
     peakRssMB: process.resourceUsage().maxRSS / 1024,
     rssMB: rss,
+    ...(opts.inference === "onnxruntime" && (name === "teacher-inference" || name === "lm-student-kd") ? { inference: "onnxruntime" as const } : {}),
   };
 }
 
@@ -213,7 +232,7 @@ export function rssFlat(rss: number[]): boolean | null {
 }
 
 export function formatBench(r: BenchResult): string {
-  const line = `${r.workload.padEnd(18)} ${r.msPerStep.toFixed(2).padStart(9)} ms/step  ${Math.round(r.throughput).toLocaleString("en-US").padStart(10)} ${r.unit}  peak RSS ${r.peakRssMB.toFixed(0)} MB  (batch ${r.batch}, ${r.workers} worker${r.workers > 1 ? "s" : ""})`;
+  const line = `${r.workload.padEnd(18)} ${r.msPerStep.toFixed(2).padStart(9)} ms/step  ${Math.round(r.throughput).toLocaleString("en-US").padStart(10)} ${r.unit}  peak RSS ${r.peakRssMB.toFixed(0)} MB  (batch ${r.batch}, ${r.workers} worker${r.workers > 1 ? "s" : ""}${r.inference ? `, ${r.workload === "lm-student-kd" ? "teacher" : "forward"} in onnxruntime` : ""})`;
   if (r.rssMB.length < 2) return line;
   const flat = rssFlat(r.rssMB);
   return `${line}\n${"".padEnd(18)} peak RSS per quarter of ${r.steps} steps: ${r.rssMB.map((x) => x.toFixed(0)).join(" → ")} MB (${flat ? "flat" : "GROWING"})`;

@@ -11,7 +11,9 @@ import { lmTeacher, loadLMCorpus } from "../pipeline-lm.js";
 import { lmLogits } from "../eval/lm-metrics.js";
 import { disposeParams } from "../checkpoint/params.js";
 import { cacheWindows } from "../teachers/cache.js";
-import type { SoftLabels } from "../teachers/types.js";
+import type { ExternalTeacher, SoftLabels } from "../teachers/types.js";
+import { inferenceWorkers } from "../parallel/pool.js";
+import { ownModelOnOnnx } from "../teachers/own-onnx.js";
 import { UserError } from "../util/errors.js";
 import { buildCache, mergeCache, type BuildCacheResult } from "./index.js";
 import type { CacheManifest } from "./types.js";
@@ -68,13 +70,21 @@ export async function cacheRecipe(recipe: LMRecipe, opts: CacheCommandOptions): 
     const t = await lmTeacher(recipe, c.tokenizer, c.tokJSON, c.data, c.trainIds, c.heldIds, 0, join(opts.out, "seed-0"), opts, opened);
     if (t.server && !t.server.scores) throw new UserError(`teacher.server: ${t.server.source} only generates (no prompt log-probabilities); a cache needs a teacher that scores text`);
     if (t.cache) throw new Error("unreachable: a cache teacher");
+    // --inference onnxruntime: distill's own Llama scores through its ONNX export. Its numbers
+    // differ from the engine's in the last bits, so the cache's teacher identity says so (shards
+    // scored one way do not merge with shards scored the other).
+    let own: ExternalTeacher | undefined;
+    if (opts.inference === "onnxruntime" && t.model) {
+      opened.push((own = await ownModelOnOnnx(t.model, t.params!, inferenceWorkers(opts.workers))));
+    }
+    const scorer = t.external ?? own;
     const score = async (x: Int32Array, shape: [number, number]): Promise<SoftLabels> => {
       // A turn of the event loop per batch: distill's own forward resolves without one, and signals
       // are delivered only there. Ctrl-C / SIGTERM then stops scoring; the chunks written so far
       // are whole files, and the same command continues.
       await new Promise((resolve) => setImmediate(resolve));
       if (opts.stop.requested) throw new CacheInterrupted(dir);
-      if (t.external) return t.external.softLabels(x, shape);
+      if (scorer) return scorer.softLabels(x, shape);
       // distill's own Llama: dense logits over the windows, cut to k by the store.
       const logits = await lmLogits(t.model!, t.params!, x, shape[1]);
       return { kind: "dense", rows: shape[0] * shape[1], classes: vocab, logits };
@@ -84,7 +94,7 @@ export async function cacheRecipe(recipe: LMRecipe, opts: CacheCommandOptions): 
     try {
       const r = await buildCache({
         dir,
-        identity: { teacher: t.hash, tokenizer: configHash(c.tokJSON), corpus: w.corpus },
+        identity: { teacher: own ? `${t.hash}+onnxruntime` : t.hash, tokenizer: configHash(c.tokJSON), corpus: w.corpus },
         k,
         vocab,
         context,

@@ -1,5 +1,6 @@
 // The `distill` command line. Every user-fixable problem is a UserError: one line on stderr,
 // exit code 2, and no output file is touched (files are written whole, by rename).
+import { INFERENCE_ENGINES, type InferenceEngine } from "../teachers/own-onnx.js";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
@@ -51,6 +52,7 @@ interface CommonFlags {
   set: string[];
   quiet?: boolean;
   workers: number | "auto";
+  inference: InferenceEngine;
 }
 
 function machineLine(): string {
@@ -82,7 +84,14 @@ function withCommon(cmd: Command): Command {
     .option("--fresh", "retrain even when a finished checkpoint with the same config exists")
     .option("--set <path=value>", "override a recipe field, e.g. --set teacher.train.epochs=2", collect, [])
     .option("--workers <n>", 'data-parallel training threads, or "auto" (one per core, up to 2)', parseWorkers, "auto")
+    .addOption(inferenceOption())
     .option("-q, --quiet", "no progress output");
+}
+
+function inferenceOption(): Option {
+  return new Option("--inference <engine>", "where passes that only read a model run (evaluation, soft labels): distill's engine, or its ONNX export in onnxruntime")
+    .choices([...INFERENCE_ENGINES])
+    .default("distill");
 }
 
 /** The signal that stopped the run, for the exit code (128 + its number, as a shell reports). */
@@ -121,6 +130,7 @@ async function runCommand(recipePath: string, flags: CommonFlags, only?: string[
     progress: makeProgress(flags.quiet),
     stop: stopOnSigint(),
     workers: workersFor(device, flags.workers),
+    inference: flags.inference,
   };
   if (recipe.kind === "lm") {
     const results = await runLMRecipe(recipe, opts);
@@ -275,8 +285,9 @@ export function buildCli(): Command {
     .option("--set <path=value>", "override a recipe field", collect, [])
     .addOption(new Option("--device <device>", "compute device").choices(["wasm", "webgpu"]).default("wasm"))
     .option("--workers <n>", 'data-parallel threads for a teacher trained here, or "auto"', parseWorkers, "auto")
+    .addOption(inferenceOption())
     .option("-q, --quiet", "no progress output")
-    .action(async (recipePath: string, flags: { out?: string; shard?: string; merge?: boolean; runs?: string; data?: string; set: string[]; device: Device; workers: number | "auto"; quiet?: boolean }) => {
+    .action(async (recipePath: string, flags: { out?: string; shard?: string; merge?: boolean; runs?: string; data?: string; set: string[]; device: Device; workers: number | "auto"; quiet?: boolean; inference: InferenceEngine }) => {
       const recipe = loadAnyRecipe(recipePath, flags.set);
       if (recipe.kind !== "lm") throw new UserError(`${recipePath}: distill cache takes a language-model recipe (kind: lm)`);
       const shard = flags.shard !== undefined ? parseShard(flags.shard) : undefined;
@@ -290,6 +301,7 @@ export function buildCli(): Command {
         progress: makeProgress(flags.quiet),
         stop: stopOnSigint(),
         workers: workersFor(device, flags.workers),
+        inference: flags.inference,
         cacheDir: flags.out,
         shard,
         merge: flags.merge,
@@ -321,8 +333,9 @@ export function buildCli(): Command {
     .option("--no-pytorch", "skip the PyTorch baseline")
     .option("--json <file>", "also write the results as JSON")
     .addOption(new Option("--device <device>", "compute device").choices(["wasm", "webgpu"]).default("wasm"))
+    .addOption(inferenceOption())
     .action(
-      async (flags: { workload: string; steps?: number; batch: number; workers: number | "auto"; pytorch: boolean; json?: string; device: Device; teacher?: string; student?: string }) => {
+      async (flags: { workload: string; steps?: number; batch: number; workers: number | "auto"; pytorch: boolean; json?: string; device: Device; teacher?: string; student?: string; inference: InferenceEngine }) => {
         if (flags.steps !== undefined && (!Number.isInteger(flags.steps) || flags.steps <= 0)) throw new UserError(`--steps: expected a positive integer, got ${flags.steps}`);
         if (!Number.isInteger(flags.batch) || flags.batch <= 0) throw new UserError(`--batch: expected a positive integer, got ${flags.batch}`);
         const all = flags.workload.split(",").map((w) => w.trim());
@@ -333,10 +346,11 @@ export function buildCli(): Command {
         const device = await initDevice(flags.device);
         const workers = workersFor(device, flags.workers);
         const fma = device === "wasm" ? (relaxedSimd ? ", fused multiply-add (relaxed SIMD)" : ", no fused multiply-add (DISTILL_RELAXED_SIMD=0 or no relaxed SIMD)") : "";
-        console.log(`distill bench on ${device}${fma}: ${machineLine()}`);
+        const ort = flags.inference === "onnxruntime" ? "; inference and the LM teacher in onnxruntime" : "";
+        console.log(`distill bench on ${device}${fma}${ort}: ${machineLine()}`);
         const ours: BenchResult[] = [];
         for (const w of names) {
-          const r = await runWorkload(w, { steps: flags.steps, workers, batch: flags.batch });
+          const r = await runWorkload(w, { steps: flags.steps, workers, batch: flags.batch, inference: flags.inference });
           console.log(formatBench(r));
           ours.push(r);
         }

@@ -38,30 +38,7 @@ export interface DeployRecord {
   skipped?: Record<string, string>;
 }
 
-/**
- * An Exportable from a model and its parameters on the device (not consumed): a classifier with
- * its input shape, a language model with its tokenizer, or a text classifier (bert) with its
- * input shape, class names and tokenizer. Only the model's own tensors are kept (params may hold
- * training-only ones, such as intermediate-layer projections).
- */
-export async function exportableFrom(
-  model: Model | LanguageModel | EncoderModel,
-  params: Params,
-  extra: { input: InputShape } | { tokenizer: TokenizerJSON } | { input: InputShape; classes: string[]; tokenizer: Extract<TokenizerJSON, { kind: "hf" }> },
-  source: string,
-): Promise<Exportable> {
-  const own = new Set(model.shapes.map(([name]) => name));
-  const host = await paramsToHost(Object.fromEntries(Object.entries(params).filter(([name]) => own.has(name))));
-  const p: Params32 = {};
-  for (const [name, t] of Object.entries(host)) p[name] = { shape: t.shape, data: t.data as Float32Array };
-  if ("classes" in extra) {
-    const text = extra.input.text;
-    if (!text || !isEncoder(model)) throw new Error(`exportableFrom: ${source} is not a text classifier`);
-    return { family: "text", model, params: p, input: { ...extra.input, text }, classes: extra.classes, tokenizer: extra.tokenizer, source };
-  }
-  if ("tokenizer" in extra) return { family: "lm", model: model as LanguageModel, params: p, tokenizer: extra.tokenizer, source };
-  return { family: "classifier", model: model as Model, params: p, input: extra.input, source };
-}
+export { exportableFrom } from "./exportable.js";
 
 /** Total bytes of a file, or of every file under a folder. */
 export function bytesOnDisk(path: string): number {

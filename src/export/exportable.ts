@@ -2,10 +2,11 @@
 // and its parameters as host tensors, plus what a client needs to feed it (the classifier's
 // input shape, the language model's tokenizer).
 import { loadCheckpoint } from "../checkpoint/checkpoint.js";
+import { paramsToHost } from "../checkpoint/params.js";
 import type { HostTensor } from "../checkpoint/safetensors.js";
-import { buildModel, type InputShape, type Model, type ModelSpec } from "../nn/models.js";
+import { buildModel, type InputShape, type Model, type ModelSpec, type Params } from "../nn/models.js";
 import { llama, type LanguageModel, type LlamaSpec } from "../nn/llama.js";
-import { bert, type BertSpec, type EncoderModel } from "../nn/bert.js";
+import { bert, isEncoder, type BertSpec, type EncoderModel } from "../nn/bert.js";
 import { validateStoredModel } from "../recipe/recipe.js";
 import { tokenizerFromJSON, type TokenizerJSON } from "../text/tokenizer.js";
 import { UserError } from "../util/errors.js";
@@ -108,4 +109,29 @@ function textExportable(cfg: { model?: unknown; input?: InputShape; tokenizer?: 
   if (!cfg.tokenizer || cfg.tokenizer.kind !== "hf") throw new UserError(`${path}: a text-classifier checkpoint without its tokenizer (config.tokenizer, a tokenizer.json)`);
   const model = bert(spec, input);
   return { family: "text", model, params: pickParams(tensors, model.shapes, path), input: { ...input, text }, classes: classes as string[], tokenizer: cfg.tokenizer, source: path };
+}
+
+/**
+ * An Exportable from a model and its parameters on the device (not consumed): a classifier with
+ * its input shape, a language model with its tokenizer, or a text classifier (bert) with its
+ * input shape, class names and tokenizer. Only the model's own tensors are kept (params may hold
+ * training-only ones, such as intermediate-layer projections).
+ */
+export async function exportableFrom(
+  model: Model | LanguageModel | EncoderModel,
+  params: Params,
+  extra: { input: InputShape } | { tokenizer: TokenizerJSON } | { input: InputShape; classes: string[]; tokenizer: Extract<TokenizerJSON, { kind: "hf" }> },
+  source: string,
+): Promise<Exportable> {
+  const own = new Set(model.shapes.map(([name]) => name));
+  const host = await paramsToHost(Object.fromEntries(Object.entries(params).filter(([name]) => own.has(name))));
+  const p: Params32 = {};
+  for (const [name, t] of Object.entries(host)) p[name] = { shape: t.shape, data: t.data as Float32Array };
+  if ("classes" in extra) {
+    const text = extra.input.text;
+    if (!text || !isEncoder(model)) throw new Error(`exportableFrom: ${source} is not a text classifier`);
+    return { family: "text", model, params: p, input: { ...extra.input, text }, classes: extra.classes, tokenizer: extra.tokenizer, source };
+  }
+  if ("tokenizer" in extra) return { family: "lm", model: model as LanguageModel, params: p, tokenizer: extra.tokenizer, source };
+  return { family: "classifier", model: model as Model, params: p, input: extra.input, source };
 }

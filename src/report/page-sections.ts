@@ -372,6 +372,7 @@ export function environmentSection(results: Results): string {
     ["device", "device", e.device],
     ["workers", "workers (--workers)", String(e.workers)],
     ["cpus", "logical CPUs", String(e.cpus)],
+    ["inference", "inference (--inference)", e.inference ?? "distill"],
   ];
   return `<dl class="env">${rows.map(([key, dt, dd]) => `<div><dt>${esc(dt)}</dt><dd data-key="${key}">${esc(dd)}</dd></div>`).join("")}</dl>`;
 }

@@ -124,6 +124,8 @@ export interface Environment {
   cpus: number;
   /** The Wasm engine's products used fused multiply-add (relaxed SIMD; DISTILL_RELAXED_SIMD=0 turns it off). */
   fma?: boolean;
+  /** Where passes that only read a model ran (`--inference`); absent: distill's engine. */
+  inference?: "onnxruntime";
 }
 
 /** The package root: this file is src/report/run-info.ts or dist/report/run-info.js. */
@@ -171,7 +173,7 @@ function gitCommit(): { commit?: string; dirty?: boolean } {
 
 let cachedGit: { commit?: string; dirty?: boolean } | undefined;
 
-export function collectEnvironment(device: string, workers: number | "auto" | undefined): Environment {
+export function collectEnvironment(device: string, workers: number | "auto" | undefined, inference: "distill" | "onnxruntime" = "distill"): Environment {
   cachedGit ??= gitCommit();
   return {
     distill: packageVersion(ROOT) ?? "unknown",
@@ -182,5 +184,6 @@ export function collectEnvironment(device: string, workers: number | "auto" | un
     workers: workers ?? 1,
     cpus: availableParallelism(),
     ...(device === "wasm" ? { fma: relaxedSimd } : {}),
+    ...(inference === "onnxruntime" ? { inference } : {}),
   };
 }

@@ -19,6 +19,7 @@ export type OnnxExpectation =
 
 /** Rows per onnxruntime call: bounds the input and output tensors a call allocates. */
 const CLASSIFIER_CHUNK = 256;
+const OWN_CHUNK = 1000;
 const LM_POSITIONS_PER_CALL = 4096;
 
 type Meta = { name: string; type: string; shape: (number | string)[] };
@@ -64,6 +65,27 @@ export async function openOnnxTeacher(path: string, expect: OnnxExpectation): Pr
     // onnxruntime's message repeats the path ("Load model from P failed:Protobuf parsing failed.").
     throw new UserError(`${where}: not a readable ONNX model (${firstLine(e).replace(/^Load model from .* failed:\s*/, "")})`);
   }
+  return teacherOnSession(session, where, path, parameters, expect, CLASSIFIER_CHUNK);
+}
+
+/**
+ * An ONNX model held in memory (distill's own model, exported by src/export/onnx.ts) as a
+ * teacher: `threads` intra-op threads, run sequentially, so its numbers are the same run to run.
+ */
+export async function openOnnxBytes(bytes: Uint8Array, source: string, expect: OnnxExpectation, threads: number): Promise<ExternalTeacher> {
+  const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: "sequential" });
+  // Larger calls than a file teacher's: the model is known, and bigger products run faster.
+  return teacherOnSession(session, `onnxruntime ${source}`, source, undefined, expect, OWN_CHUNK);
+}
+
+async function teacherOnSession(
+  session: ort.InferenceSession,
+  where: string,
+  source: string,
+  parameters: number | undefined,
+  expect: OnnxExpectation,
+  chunk: number,
+): Promise<ExternalTeacher> {
   try {
     const inputs = tensorMeta(session.inputMetadata);
     const outputs = tensorMeta(session.outputMetadata);
@@ -72,8 +94,8 @@ export async function openOnnxTeacher(path: string, expect: OnnxExpectation): Pr
         ? lmTeacher(session, where, expect, inputs, outputs)
         : expect.text
           ? await textTeacher(session, where, { classes: expect.classes, ...expect.text }, inputs, outputs)
-          : classifierTeacher(session, where, expect, inputs, outputs);
-    return { ...teacher, kind: "onnx", source: path, parameters, output: "dense", close: () => session.release() };
+          : classifierTeacher(session, where, expect, inputs, outputs, chunk);
+    return { ...teacher, kind: "onnx", source, parameters, output: "dense", close: () => session.release() };
   } catch (e) {
     await session.release();
     throw e;
@@ -102,7 +124,7 @@ async function run(session: ort.InferenceSession, where: string, feeds: Record<s
   }
 }
 
-function classifierTeacher(session: ort.InferenceSession, where: string, e: Extract<OnnxExpectation, { family: "classifier" }>, inputs: Meta[], outputs: Meta[]): Core {
+function classifierTeacher(session: ort.InferenceSession, where: string, e: Extract<OnnxExpectation, { family: "classifier" }>, inputs: Meta[], outputs: Meta[], chunk: number): Core {
   const { height: H, width: W, channels: C, classes } = e;
   const want: Dim[] = ["batch", C, H, W];
   const pixels = findOne(inputs, "pixel_values");
@@ -119,13 +141,17 @@ function classifierTeacher(session: ort.InferenceSession, where: string, e: Extr
         throw new Error(`ONNX classifier teacher: expected float rows [N, ${dim}], got [${shape.join(", ")}]`);
       }
       const out = new Float32Array(n * classes);
-      for (let start = 0; start < n; start += CLASSIFIER_CHUNK) {
-        const rows = Math.min(CLASSIFIER_CHUNK, n - start);
-        // distill's rows are channels-last (h, w, c); pixel_values is NCHW.
-        const nchw = new Float32Array(rows * dim);
-        for (let r = 0; r < rows; r++) {
-          const src = (start + r) * dim;
-          for (let p = 0; p < H * W; p++) for (let c = 0; c < C; c++) nchw[r * dim + c * H * W + p] = x[src + p * C + c];
+      for (let start = 0; start < n; start += chunk) {
+        const rows = Math.min(chunk, n - start);
+        // distill's rows are channels-last (h, w, c); pixel_values is NCHW (the same with one channel).
+        // (onnxruntime-node refuses views of shared memory, where the pipeline keeps data sets: copied.)
+        const rowsIn = x.buffer instanceof ArrayBuffer ? x.subarray(start * dim, (start + rows) * dim) : x.slice(start * dim, (start + rows) * dim);
+        const nchw = C === 1 ? rowsIn : new Float32Array(rows * dim);
+        if (C > 1) {
+          for (let r = 0; r < rows; r++) {
+            const src = (start + r) * dim;
+            for (let p = 0; p < H * W; p++) for (let c = 0; c < C; c++) nchw[r * dim + c * H * W + p] = x[src + p * C + c];
+          }
         }
         const logits = await run(session, where, { pixel_values: new ort.Tensor("float32", nchw, [rows, C, H, W]) });
         if (logits.dims.length !== 2 || logits.dims[0] !== rows || logits.dims[1] !== classes) {

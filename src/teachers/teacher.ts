@@ -9,7 +9,7 @@
 //   came from.
 // Either way a teacher is frozen: without augmentation its outputs are computed once per
 // training example and reused every epoch (the soft-label cache).
-import { predictLogits } from "../eval/predict.js";
+import { classifierLogits, type InferenceEngine } from "./own-onnx.js";
 import type { Model, Params } from "../nn/models.js";
 import type { Examples } from "../data/batches.js";
 import type { BatchSource, HostBatch } from "../train/trainer.js";
@@ -32,18 +32,25 @@ export function isExternal(t: Teacher | { softLabels?: unknown }): t is External
   return typeof (t as ExternalTeacher).softLabels === "function";
 }
 
+/**
+ * onnxruntime threads for distill's own teacher labelling batches during training: it labels the
+ * next batch while the replicas train on this one, so one thread, not one per core (char-LM
+ * distillation step, 2 replicas: 208–212 ms with one thread, 247–253 with two).
+ */
+export const TEACHER_THREADS = 1;
+
 /** Rows per call to an external teacher when it fills the cache (bounded host memory). */
 const EXTERNAL_BATCH = 256;
 
 /** Teacher logits [N, classes] for every training example, computed in one pass. */
-export async function cacheTeacherLogits(teacher: Teacher, data: Examples, workers = 1): Promise<Float32Array> {
+export async function cacheTeacherLogits(teacher: Teacher, data: Examples, workers = 1, engine: InferenceEngine = "distill"): Promise<Float32Array> {
   teacherCounter.examples += data.n;
-  return teacherLogits(teacher, data.x, data.dim, workers);
+  return teacherLogits(teacher, data.x, data.dim, workers, engine);
 }
 
 /** A classifier teacher's logits [N, classes] on N rows of `x` (`dim` floats each). */
-export async function teacherLogits(teacher: Teacher, x: Float32Array, dim: number, workers = 1): Promise<Float32Array> {
-  if (!isExternal(teacher)) return predictLogits(teacher.model, teacher.params, x, dim, workers);
+export async function teacherLogits(teacher: Teacher, x: Float32Array, dim: number, workers = 1, engine: InferenceEngine = "distill"): Promise<Float32Array> {
+  if (!isExternal(teacher)) return classifierLogits(teacher.model, teacher.params, x, dim, workers, engine);
   const n = x.length / dim;
   const out = new Float32Array(n * teacher.classes);
   for (let lo = 0; lo < n; lo += EXTERNAL_BATCH) {
