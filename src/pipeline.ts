@@ -21,7 +21,6 @@ import { cacheTeacherLogits, isExternal, TEACHER_THREADS, teacherLogits, withSof
 import type { ExternalTeacher } from "./teachers/types.js";
 import { openOnnxTeacher } from "./teachers/onnx.js";
 import { fileTeacherId } from "./teachers/files.js";
-import { predictLogits } from "./eval/predict.js";
 import { classifierLogits, ownModelOnOnnx, type InferenceEngine } from "./teachers/own-onnx.js";
 import { argmaxRows, classificationMetrics, confusionMatrix, meanCrossEntropy, reliabilityBins } from "./eval/metrics.js";
 import { FASHION_MNIST_CLASSES } from "./data/fashion-mnist.js";
@@ -61,7 +60,7 @@ export interface RunOptions {
   stop: { requested: boolean };
   /** Data-parallel replicas per training run (see train/replicas.ts); default 1. */
   workers?: number | "auto";
-  /** Where passes that only read a model run (eval/onnx-inference.ts); default "distill". */
+  /** Where passes that only read a model run (teachers/own-onnx.ts); default "distill". */
   inference?: InferenceEngine;
 }
 
