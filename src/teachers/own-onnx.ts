@@ -40,28 +40,26 @@ export async function ownModelOnOnnx(model: Model | LanguageModel, params: Param
   return openOnnxBytes(exportOnnx(m), source, { family: "classifier", ...model.input }, threads);
 }
 
-/** A language model's logits [windows·context, vocab] over windows `x` [windows, context], in onnxruntime. */
-export async function onnxLMLogits(model: LanguageModel, params: Params, x: Int32Array, context: number, threads: number): Promise<Float32Array> {
+/** Dense logits of our own model over `x` (shape as the ONNX teacher takes it), in onnxruntime. */
+async function onnxLogits(model: Model | LanguageModel, params: Params, x: Float32Array | Int32Array, shape: number[], threads: number): Promise<Float32Array> {
   const t = await ownModelOnOnnx(model, params, threads);
   try {
-    const s = await t.softLabels(x, [x.length / context, context]);
-    if (s.kind !== "dense") throw new Error("onnxruntime LM: expected dense logits");
+    const s = await t.softLabels(x, shape);
+    if (s.kind !== "dense") throw new Error(`onnxruntime ${model.name}: expected dense logits`);
     return s.logits;
   } finally {
     await t.close();
   }
 }
 
+/** A language model's logits [windows·context, vocab] over windows `x` [windows, context], in onnxruntime. */
+export function onnxLMLogits(model: LanguageModel, params: Params, x: Int32Array, context: number, threads: number): Promise<Float32Array> {
+  return onnxLogits(model, params, x, [x.length / context, context], threads);
+}
+
 /** A classifier's logits [N, classes] on N rows of `x`, computed in onnxruntime. */
-export async function onnxClassifierLogits(model: Model, params: Params, x: Float32Array, dim: number, threads: number): Promise<Float32Array> {
-  const t = await ownModelOnOnnx(model, params, threads);
-  try {
-    const s = await t.softLabels(x, [x.length / dim, dim]);
-    if (s.kind !== "dense") throw new Error("onnxruntime classifier: expected dense logits");
-    return s.logits;
-  } finally {
-    await t.close();
-  }
+export function onnxClassifierLogits(model: Model, params: Params, x: Float32Array, dim: number, threads: number): Promise<Float32Array> {
+  return onnxLogits(model, params, x, [x.length / dim, dim], threads);
 }
 
 /**

@@ -35,7 +35,8 @@ export function isExternal(t: Teacher | { softLabels?: unknown }): t is External
 /**
  * onnxruntime threads for distill's own teacher labelling batches during training: it labels the
  * next batch while the replicas train on this one, so one thread, not one per core (char-LM
- * distillation step, 2 replicas: 208–212 ms with one thread, 247–253 with two).
+ * distillation step, 2 replicas, the bench edited to each count: 208–212 ms with one thread,
+ * 247–253 with two).
  */
 export const TEACHER_THREADS = 1;
 
