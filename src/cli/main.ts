@@ -1,6 +1,5 @@
 // The `distill` command line. Every user-fixable problem is a UserError: one line on stderr,
 // exit code 2, and no output file is touched (files are written whole, by rename).
-import { INFERENCE_ENGINES, type InferenceEngine } from "../teachers/own-onnx.js";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
@@ -25,6 +24,7 @@ import { UserError, fsErrorLine } from "../util/errors.js";
 import { evalCheckpoint } from "./eval.js";
 import { cacheRecipe, parseShard } from "../cache/build.js";
 import { serveCommand } from "../serve/cli.js";
+import { INFERENCE_ENGINES, type InferenceEngine } from "../teachers/own-onnx.js";
 
 function parseSeeds(v: string): number[] {
   const seeds = v.split(",").map((s) => Number(s.trim()));
