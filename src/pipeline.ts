@@ -21,7 +21,7 @@ import { cacheTeacherLogits, isExternal, TEACHER_THREADS, teacherLogits, withSof
 import type { ExternalTeacher } from "./teachers/types.js";
 import { openOnnxTeacher } from "./teachers/onnx.js";
 import { fileTeacherId } from "./teachers/files.js";
-import { classifierLogits, ownModelOnOnnx, type InferenceEngine } from "./teachers/own-onnx.js";
+import { checkOnnxInference, classifierLogits, ownModelOnOnnx, type InferenceEngine } from "./teachers/own-onnx.js";
 import { argmaxRows, classificationMetrics, confusionMatrix, meanCrossEntropy, reliabilityBins } from "./eval/metrics.js";
 import { FASHION_MNIST_CLASSES } from "./data/fashion-mnist.js";
 import { classifierSettings, collectEnvironment, type RunSettings } from "./report/run-info.js";
@@ -436,11 +436,8 @@ export async function runClassifiers(recipe: ClassifierPlan, data: ClassifierDat
     opts.progress.info(`teacher: ${f.label} (${ext ? ext.classes : data.input.classes} classes${params ? `, ${params} parameters` : ""})`);
   }
   const teacherSpec = "train" in recipe.teacher ? recipe.teacher.model : fileTeacher && !isExternal(fileTeacher.teacher) ? fileTeacher.teacher.model.spec : undefined;
-  if (engine === "onnxruntime") {
-    // Refused before anything trains (ownModelOnOnnx would refuse it at the first evaluation).
-    const bert = [teacherSpec, ...students.map((s) => s.model)].some((m) => m?.type === "bert");
-    if (bert) throw new UserError("--inference onnxruntime: text classifiers (model.type bert) are not run in onnxruntime here; use --inference distill");
-  }
+  // Refused before anything trains, not at the first evaluation.
+  if (engine === "onnxruntime") for (const m of [teacherSpec, ...students.map((s) => s.model)]) checkOnnxInference(m?.type);
   const extra = data.runConfig ?? {};
   let fixedTeacher: { teacher: { teacher: Teacher; hash: string; params: number }; top: Int32Array } | null = null;
   for (const seed of opts.seeds) {
@@ -518,7 +515,7 @@ export async function runClassifiers(recipe: ClassifierPlan, data: ClassifierDat
       const plan = hooks.prepareStudent && (s.train.intermediate || s.init) ? await hooks.prepareStudent(s, model, { teacher: teacher!.teacher, spec: teacherSpec }) : null;
       const config = withWorkers(
         {
-          ...{ role: s.role, model: s.model, input: data.input, train: s.train, data: dataset, seed, teacher: info.needsTeacher || plan ? teacher!.hash : null, ...extra, ...(plan?.config ?? {}) },
+          role: s.role, model: s.model, input: data.input, train: s.train, data: dataset, seed, teacher: info.needsTeacher || plan ? teacher!.hash : null, ...extra, ...(plan?.config ?? {}),
           // Its soft labels (unless the teacher runs live inside the step) or its kept epoch.
           ...inferenceKey(opts, (info.needsTeacher && !plan?.live) || s.train.keep === "best-validation"),
         },

@@ -143,10 +143,11 @@ function classifierTeacher(session: ort.InferenceSession, where: string, e: Extr
       const out = new Float32Array(n * classes);
       for (let start = 0; start < n; start += chunk) {
         const rows = Math.min(chunk, n - start);
-        // distill's rows are channels-last (h, w, c); pixel_values is NCHW (the same with one channel).
-        // (onnxruntime-node refuses views of shared memory, where the pipeline keeps data sets: copied.)
-        const rowsIn = x.buffer instanceof ArrayBuffer ? x.subarray(start * dim, (start + rows) * dim) : x.slice(start * dim, (start + rows) * dim);
-        const nchw = C === 1 ? rowsIn : new Float32Array(rows * dim);
+        // distill's rows are channels-last (h, w, c); pixel_values is NCHW, the same order with one
+        // channel. (onnxruntime-node refuses views of shared memory, where the pipeline keeps data
+        // sets: those rows are copied.)
+        const [lo, hi] = [start * dim, (start + rows) * dim];
+        const nchw = C === 1 ? (x.buffer instanceof ArrayBuffer ? x.subarray(lo, hi) : x.slice(lo, hi)) : new Float32Array(rows * dim);
         if (C > 1) {
           for (let r = 0; r < rows; r++) {
             const src = (start + r) * dim;

@@ -21,6 +21,11 @@ export type InferenceEngine = (typeof INFERENCE_ENGINES)[number];
 
 const isLM = (m: Model | LanguageModel): m is LanguageModel => m.spec.type === "llama";
 
+/** Refuses a model type this path does not run (text classifiers), in one line. */
+export function checkOnnxInference(type: string | undefined): void {
+  if (type === "bert") throw new UserError("--inference onnxruntime: text classifiers (model.type bert) are not run in onnxruntime here; use --inference distill");
+}
+
 /**
  * distill's own classifier (MLP, CNN) or Llama as an ONNX teacher in onnxruntime, with
  * `threads` intra-op threads. Its parameters are copied to the host and exported now: later
@@ -33,9 +38,7 @@ export async function ownModelOnOnnx(model: Model | LanguageModel, params: Param
     const m = await exportableFrom(model, params, { tokenizer: { kind: "byte" } }, source);
     return openOnnxBytes(exportOnnx(m), source, { family: "lm", vocab: model.vocab, context: model.spec.context }, threads);
   }
-  if (model.spec.type === "bert") {
-    throw new UserError(`--inference onnxruntime: ${model.name} (model.type bert) is not run in onnxruntime here; use --inference distill`);
-  }
+  checkOnnxInference(model.spec.type);
   const m = await exportableFrom(model, params, { input: model.input }, source);
   return openOnnxBytes(exportOnnx(m), source, { family: "classifier", ...model.input }, threads);
 }
